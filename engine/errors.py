@@ -1,0 +1,46 @@
+"""Errors of the engine.
+
+EngineError
+├── ConfigurationError      terminal: fix the app or the settings (unknown agent, tool, ...)
+├── NonDeterminismError     replay diverged from the recorded history; the run is parked
+├── AgentProtocolError      agent code awaited something outside its run context
+└── LogError                the event log failed
+    ├── Fenced              terminal for this writer: another worker owns the partition now
+    └── TransientLogError   retry: the log was unreachable or the outcome is unknown
+"""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class for engine errors."""
+
+
+class ConfigurationError(EngineError):
+    """The app or the settings are wrong; nothing to retry."""
+
+
+class NonDeterminismError(EngineError):
+    """Replayed agent code made a call that does not match the recorded one."""
+
+    def __init__(self, call: int, expected: str, actual: str) -> None:
+        super().__init__(f"call {call}: history has {expected}, code made {actual}")
+        self.call = call
+        self.expected = expected
+        self.actual = actual
+
+
+class AgentProtocolError(EngineError):
+    """Agent code awaited something that is not a run-context call (asyncio.sleep, a future...)."""
+
+
+class LogError(EngineError):
+    """The event log failed."""
+
+
+class Fenced(LogError):
+    """A newer writer owns this partition; this writer must stop touching its runs."""
+
+
+class TransientLogError(LogError):
+    """The log could not be reached or the outcome is unknown; the step can be retried."""

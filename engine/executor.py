@@ -1,0 +1,442 @@
+"""The replay executor: recorded history in, new events and effects out. Pure (no I/O).
+
+A `Replayer` drives one run's agent coroutine. Calls whose results are recorded resolve at
+once, without suspending, so rebuilding a run is just running its code. A call with no
+recorded result emits the event that starts it (an interrupt, a scheduled tool call, a
+recorded value) and suspends; the worker performs the effects, appends their results and
+advances again. The clock, ids and randomness are passed in as `Services`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from engine.app import AgentSpec, App, ToolSpec
+from engine.context import AllCalls, Call, Decision, InterruptCall, RunContext, ToolCall, ToolResult
+from engine.errors import AgentProtocolError, ConfigurationError, NonDeterminismError
+from engine.history import CallRecord, HistoryIndex
+from events.approval import ApprovalRequest
+from events.json import Json, JsonObject, canonical_json, digest
+from events.run_events import (
+    DecisionAccepted,
+    InterruptExpired,
+    InterruptRaised,
+    RunCompleted,
+    RunEventPayload,
+    RunFailed,
+    RunParked,
+    RunStarted,
+    ToolCallCompleted,
+    ToolCallFailed,
+    ToolCallScheduled,
+    ValueRecorded,
+)
+
+_NAMESPACE = uuid.UUID("6f1d2c1e-9c55-4c3e-9f0e-2b1f5d0c7a11")
+
+
+def interrupt_id_for(run_id: str, call: int, purpose: str) -> str:
+    """Deterministic, so replay and any worker derive the same id."""
+    return str(uuid.uuid5(_NAMESPACE, f"{run_id}/{call}/{purpose}"))
+
+
+def idempotency_key_for(run_id: str, call: int) -> str:
+    return f"{run_id}:{call}"
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Where live values come from; replay never calls them for recorded calls."""
+
+    clock_us: Callable[[], int]
+    new_uuid: Callable[[], str]
+    random: Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecuteTool:
+    """An effect for the worker: run this tool and append its result."""
+
+    call: int
+    tool: str
+    args: JsonObject
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Advance:
+    events: list[RunEventPayload]
+    effects: list[ExecuteTool]
+    finished: bool
+
+
+_PENDING: tuple[bool, Any] = (False, None)
+
+
+class Replayer:
+    """Rebuilds and continues one run. Feed it recorded events, then `advance()`."""
+
+    def __init__(
+        self,
+        app: App,
+        agent: AgentSpec,
+        run_id: str,
+        started: RunStarted,
+        services: Services,
+    ) -> None:
+        self._app = app
+        self._agent = agent
+        self._run_id = run_id
+        self._started = started
+        self._services = services
+        self._index = HistoryIndex()
+        self._next = 0
+        self._in_flight: set[int] = set()
+        self._emitted: list[RunEventPayload] = []
+        self._effects: list[ExecuteTool] = []
+        self._coro: Coroutine[Any, Any, Json] | None = None
+        self._stop: RunEventPayload | None = None
+        self.finished = False
+        self.context = RunContext(
+            self,
+            run_id=run_id,
+            agent=agent.name,
+            agent_version=agent.version,
+            requested_by=started.requested_by,
+        )
+
+    # -- the worker's side --------------------------------------------------------------------
+
+    def feed(self, events: Iterable[RunEventPayload]) -> None:
+        for event in events:
+            self._index.add(event)
+            if isinstance(event, ToolCallCompleted | ToolCallFailed):
+                self._in_flight.discard(event.call)
+
+    def advance(self) -> Advance:
+        """Run the agent until it waits; return what it appended and asked for."""
+        if self.finished:
+            return Advance([], [], True)
+        self._emitted, self._effects = [], []
+        try:
+            if self._coro is None:
+                self._coro = self._agent.fn(self.context, self._started.input)
+            coro = self._coro
+            yielded = coro.send(None)
+            if self._stop is None and not isinstance(yielded, Call | AllCalls):
+                raise AgentProtocolError(
+                    f"agent awaited {type(yielded).__name__}; only run-context calls may be "
+                    "awaited (use ctx.tool / ctx.interrupt / ctx.all)"
+                )
+        except StopIteration as stop:
+            if self._stop is None:
+                self._complete(stop.value)
+        except NonDeterminismError as exc:
+            self._park(exc.call, exc.expected, exc.actual, "non-determinism")
+        except (AgentProtocolError, ConfigurationError) as exc:
+            self._park(self._next, "", str(exc), type(exc).__name__)
+        except Exception as exc:  # the agent's own error ends the run; it is recorded, not lost
+            self._finish(RunFailed(error_type=type(exc).__name__, error=str(exc)))
+        if self._stop is not None and not self.finished:
+            self._finish(self._stop)
+        return Advance(self._emitted, self._effects, self.finished)
+
+    def close(self) -> None:
+        if self._coro is not None:
+            self._coro.close()
+        self.finished = True
+
+    # -- the agent's side (called from RunContext / Call.__await__) ---------------------------
+
+    @property
+    def replaying(self) -> bool:
+        return self._next <= self._index.max_position
+
+    def next_position(self) -> int:
+        position = self._next
+        self._next += 1
+        return position
+
+    def record_value(self, kind: Literal["now", "uuid", "random"]) -> Json:
+        position = self.next_position()
+        rec = self._index.calls.get(position)
+        if rec is not None:
+            self._expect(rec, position, "value", kind, "")
+            assert rec.value is not None
+            return rec.value.value
+        value: Json
+        if kind == "now":
+            value = self._services.clock_us()
+        elif kind == "uuid":
+            value = self._services.new_uuid()
+        else:
+            value = self._services.random()
+        self._emit(ValueRecorded(call=position, kind=kind, value=value))
+        return value
+
+    def resolve(self, call: Call) -> tuple[bool, Any]:
+        if self._stop is not None:
+            raise _Stopped()
+        if isinstance(call, ToolCall):
+            return self._resolve_tool(call)
+        if isinstance(call, InterruptCall):
+            return self._resolve_interrupt(call)
+        raise AgentProtocolError(f"unknown call type {type(call).__name__}")  # pragma: no cover
+
+    # -- resolution ---------------------------------------------------------------------------
+
+    def _resolve_interrupt(self, call: InterruptCall) -> tuple[bool, Any]:
+        rec = self._index.calls.get(call.position)
+        if rec is None:
+            interrupt_id = interrupt_id_for(self._run_id, call.position, "question")
+            request = ApprovalRequest(
+                kind="question",
+                title=call.title,
+                context=call.context,
+                risk=call.risk,
+                allowed=call.allowed,
+                approvers=call.approvers,
+                deadline_us=self._deadline(call.deadline_s),
+                answer_schema=call.answer_schema,
+                digest=digest({"title": call.title, "interrupt_id": interrupt_id}),
+            )
+            self._emit(
+                InterruptRaised(call=call.position, interrupt_id=interrupt_id, request=request)
+            )
+            return _PENDING
+        self._expect(rec, call.position, "interrupt", "", digest(call.title))
+        assert rec.question is not None
+        outcome = self._index.outcomes.get(rec.question.interrupt_id)
+        if outcome is None:
+            return _PENDING
+        return True, _decision_of(outcome)
+
+    def _resolve_tool(self, call: ToolCall) -> tuple[bool, Any]:
+        tool = self._app.get_tool(call.tool)
+        if tool is None:
+            raise ConfigurationError(
+                f"agent called tool {call.tool!r}, which the app does not have"
+            )
+        position = call.position
+        rec = self._index.calls.get(position)
+        if rec is not None:
+            self._expect(rec, position, "tool", call.tool, digest(call.args))
+        run_args: JsonObject = call.args
+        decided_by = ""
+        if rec is None or (rec.gate is None and rec.scheduled is None):
+            gate = tool.policy.evaluate(call.tool, call.args)
+            if gate.needs_decision:
+                self._raise_gate(call, tool, gate)
+                return _PENDING
+        elif rec.gate is not None:
+            outcome = self._index.outcomes.get(rec.gate.interrupt_id)
+            if outcome is None:
+                return _PENDING
+            decision = _decision_of(outcome)
+            decided_by = decision.decided_by
+            if decision.kind == "reject":
+                return True, ToolResult(
+                    status="rejected", args=call.args, reason=decision.reason, decided_by=decided_by
+                )
+            if decision.kind == "edit" and decision.edited_args is not None:
+                run_args = decision.edited_args
+        return self._run_phase(call, tool, rec, run_args, decided_by)
+
+    def _run_phase(
+        self,
+        call: ToolCall,
+        tool: ToolSpec,
+        rec: CallRecord | None,
+        run_args: JsonObject,
+        decided_by: str,
+    ) -> tuple[bool, Any]:
+        position = call.position
+        if rec is not None and rec.completed is not None:
+            args = rec.scheduled.args if rec.scheduled else run_args
+            return True, ToolResult(
+                status="ok", value=rec.completed.result, args=args, decided_by=decided_by
+            )
+        if rec is not None and rec.failed is not None:
+            return True, ToolResult(
+                status="failed",
+                args=run_args,
+                reason=f"{rec.failed.error_type}: {rec.failed.error}",
+            )
+        if rec is None or rec.scheduled is None:
+            self._emit(
+                ToolCallScheduled(
+                    call=position,
+                    tool=tool.name,
+                    args=run_args,
+                    args_digest=digest(call.args),
+                    idempotency_key=idempotency_key_for(self._run_id, position),
+                    idempotent=tool.idempotent,
+                )
+            )
+            self._start(position, tool, run_args)
+            return _PENDING
+        if position in self._in_flight:
+            return _PENDING
+        # Scheduled before a crash and never finished: it may or may not have run.
+        if tool.idempotent:
+            self._start(position, tool, rec.scheduled.args)
+            return _PENDING
+        return self._resolve_in_doubt(call, tool, rec)
+
+    def _resolve_in_doubt(
+        self, call: ToolCall, tool: ToolSpec, rec: CallRecord
+    ) -> tuple[bool, Any]:
+        assert rec.scheduled is not None
+        if rec.in_doubt is None:
+            interrupt_id = interrupt_id_for(self._run_id, call.position, "in-doubt")
+            request = ApprovalRequest(
+                kind="in_doubt",
+                title=f"{tool.name} may have run before a worker stopped: did it?",
+                tool=tool.name,
+                args=rec.scheduled.args,
+                reasoning=(
+                    "The tool is not declared idempotent, so it is not re-run silently. "
+                    "approve = run it again; respond = it ran, here is its result; "
+                    "reject = do not run it."
+                ),
+                risk="high",
+                allowed=("approve", "respond", "reject"),
+                digest=digest(
+                    {"tool": tool.name, "args": rec.scheduled.args, "interrupt_id": interrupt_id}
+                ),
+                deadline_us=None,
+            )
+            self._emit(
+                InterruptRaised(call=call.position, interrupt_id=interrupt_id, request=request)
+            )
+            return _PENDING
+        outcome = self._index.outcomes.get(rec.in_doubt.interrupt_id)
+        if outcome is None:
+            return _PENDING
+        decision = _decision_of(outcome)
+        if decision.kind == "respond":
+            self._emit(ToolCallCompleted(call=call.position, result=decision.response))
+            return True, ToolResult(
+                status="ok",
+                value=decision.response,
+                args=rec.scheduled.args,
+                decided_by=decision.decided_by,
+            )
+        if decision.kind == "approve":
+            self._start(call.position, tool, rec.scheduled.args)
+            return _PENDING
+        return True, ToolResult(
+            status="rejected",
+            args=rec.scheduled.args,
+            reason=decision.reason,
+            decided_by=decision.decided_by,
+        )
+
+    def _raise_gate(self, call: ToolCall, tool: ToolSpec, gate: Any) -> None:
+        interrupt_id = interrupt_id_for(self._run_id, call.position, "approval")
+        request = ApprovalRequest(
+            kind="tool",
+            title=f"{tool.name}({_short(call.args)})",
+            tool=tool.name,
+            args=call.args,
+            digest=digest(
+                {
+                    "tool": tool.name,
+                    "args": call.args,
+                    "agent": self._agent.name,
+                    "version": self._agent.version,
+                    "interrupt_id": interrupt_id,
+                }
+            ),
+            reasoning=call.reasoning or gate.reason,
+            context=call.context,
+            impact=call.impact,
+            risk=gate.risk,
+            amount=gate.amount,
+            deadline_us=self._deadline(gate.deadline_s),
+            on_timeout=gate.on_timeout,
+            allowed=gate.allowed,
+            approvers=gate.approvers,
+            policy=gate.policy,
+        )
+        self._emit(InterruptRaised(call=call.position, interrupt_id=interrupt_id, request=request))
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _start(self, position: int, tool: ToolSpec, args: JsonObject) -> None:
+        self._in_flight.add(position)
+        self._effects.append(
+            ExecuteTool(position, tool.name, args, idempotency_key_for(self._run_id, position))
+        )
+
+    def _expect(
+        self, rec: CallRecord, position: int, kind: str, name: str, call_digest: str
+    ) -> None:
+        actual = f"{kind} {name} {call_digest[:12]}"
+        if rec.kind != kind or rec.name != name or (rec.digest and rec.digest != call_digest):
+            raise NonDeterminismError(position, rec.signature(), actual)
+
+    def _deadline(self, seconds: float | None) -> int | None:
+        if seconds is None:
+            return None
+        return self._services.clock_us() + int(seconds * 1_000_000)
+
+    def _emit(self, event: RunEventPayload) -> None:
+        self._index.add(event)
+        self._emitted.append(event)
+
+    def _complete(self, output: Any) -> None:
+        if self._index.max_position >= self._next:
+            self._park(
+                self._next,
+                self._index.calls[self._index.max_position].signature(),
+                "agent returned",
+                "non-determinism",
+            )
+            return
+        try:
+            canonical_json(output)
+        except (TypeError, ValueError) as exc:
+            self._finish(RunFailed(error_type="OutputNotJson", error=str(exc)))
+            return
+        self._finish(RunCompleted(output=output))
+
+    def _park(self, call: int, expected: str, actual: str, reason: str) -> None:
+        self._stop = RunParked(reason=reason, call=call, expected=expected, actual=actual)
+        self._finish(self._stop)
+
+    def _finish(self, event: RunEventPayload) -> None:
+        if self.finished:
+            return
+        self._emit(event)
+        self.finished = True
+        self._effects.clear()
+        if self._coro is not None:
+            self._coro.close()
+
+
+class _Stopped(Exception):
+    """Raised into agent code after the run was parked, so that it cannot go on."""
+
+
+def _decision_of(outcome: DecisionAccepted | InterruptExpired) -> Decision:
+    if isinstance(outcome, InterruptExpired):
+        kind: Any = "approve" if outcome.action == "approve" else "reject"
+        return Decision(
+            kind=kind, decided_by="system:timeout", reason="deadline passed", expired=True
+        )
+    return Decision(
+        kind=outcome.kind,
+        decided_by=outcome.decided_by,
+        reason=outcome.reason,
+        response=outcome.response,
+        edited_args=outcome.edited_args,
+    )
+
+
+def _short(args: JsonObject, limit: int = 60) -> str:
+    text = ", ".join(f"{k}={canonical_json(v)}" for k, v in args.items())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

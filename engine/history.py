@@ -1,0 +1,88 @@
+"""An index of a run's recorded events by call position, which replay reads from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from events.json import digest
+from events.run_events import (
+    DecisionAccepted,
+    InterruptExpired,
+    InterruptRaised,
+    ModelCalled,
+    RunEventPayload,
+    ToolCallCompleted,
+    ToolCallFailed,
+    ToolCallScheduled,
+    ValueRecorded,
+)
+
+
+@dataclass
+class CallRecord:
+    """What the history says about one call position."""
+
+    kind: str
+    name: str
+    digest: str
+    gate: InterruptRaised | None = None
+    in_doubt: InterruptRaised | None = None
+    question: InterruptRaised | None = None
+    scheduled: ToolCallScheduled | None = None
+    completed: ToolCallCompleted | None = None
+    failed: ToolCallFailed | None = None
+    value: ValueRecorded | None = None
+    model: ModelCalled | None = None
+
+    def signature(self) -> str:
+        return f"{self.kind} {self.name} {self.digest[:12]}"
+
+
+class HistoryIndex:
+    """Mutable index owned by one replayer; adding the same event twice is harmless."""
+
+    def __init__(self) -> None:
+        self.calls: dict[int, CallRecord] = {}
+        self.outcomes: dict[str, DecisionAccepted | InterruptExpired] = {}
+
+    @property
+    def max_position(self) -> int:
+        return max(self.calls, default=-1)
+
+    def add(self, event: RunEventPayload) -> None:
+        match event:
+            case InterruptRaised(call=call, request=request):
+                if request.kind == "tool":
+                    rec = self._record(call, "tool", request.tool or "", digest(request.args))
+                    rec.gate = event
+                elif request.kind == "in_doubt":
+                    rec = self._record(call, "tool", request.tool or "", "")
+                    rec.in_doubt = event
+                else:
+                    rec = self._record(call, "interrupt", "", digest(request.title))
+                    rec.question = event
+            case ToolCallScheduled(call=call):
+                self._record(call, "tool", event.tool, event.args_digest).scheduled = event
+            case ToolCallCompleted(call=call):
+                self.calls[call].completed = event
+            case ToolCallFailed(call=call):
+                self.calls[call].failed = event
+            case ValueRecorded(call=call, kind=kind):
+                self._record(call, "value", kind, "").value = event
+            case ModelCalled(call=call):
+                self._record(call, "model", "", event.request_digest).model = event
+            case (
+                DecisionAccepted(interrupt_id=interrupt_id)
+                | InterruptExpired(interrupt_id=interrupt_id)
+            ):
+                self.outcomes.setdefault(interrupt_id, event)
+            case _:
+                pass
+
+    def _record(self, call: int, kind: str, name: str, call_digest: str) -> CallRecord:
+        rec = self.calls.get(call)
+        if rec is None:
+            rec = self.calls[call] = CallRecord(kind=kind, name=name, digest=call_digest)
+        elif not rec.digest and call_digest:
+            rec.digest = call_digest
+        return rec

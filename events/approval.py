@@ -1,0 +1,42 @@
+"""What a person (or another system) sees when an agent asks for a decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+from events.fields import json_field
+from events.json import Json, JsonObject
+
+DecisionKind: TypeAlias = Literal["approve", "edit", "reject", "respond"]
+DECISION_KINDS: tuple[DecisionKind, ...] = ("approve", "edit", "reject", "respond")
+RiskLevel: TypeAlias = Literal["low", "medium", "high", "critical"]
+TimeoutAction: TypeAlias = Literal["reject", "escalate", "approve"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ApprovalRequest:
+    """Everything needed to decide, and the decisions that are allowed.
+
+    `kind` is "tool" for a gate in front of a tool call (args and digest say exactly what
+    will run), "question" for an interrupt that asks for information (`respond`), or
+    "in_doubt" when a non-idempotent tool may have run before a crash: approve re-runs it,
+    respond supplies its result, reject gives up on it.
+    """
+
+    kind: Literal["tool", "question", "in_doubt"]
+    title: str
+    tool: str | None = None
+    args: JsonObject | None = json_field(default=None)
+    digest: str = ""
+    reasoning: str = ""
+    context: Json = json_field(default=None)
+    impact: str = ""
+    risk: RiskLevel = "medium"
+    amount: float | None = None
+    deadline_us: int | None = None
+    on_timeout: TimeoutAction = "reject"
+    allowed: tuple[DecisionKind, ...] = ("approve", "reject")
+    approvers: tuple[str, ...] = ()
+    answer_schema: Json = json_field(default=None)
+    policy: str = ""

@@ -1,0 +1,56 @@
+"""Commands: what other systems ask of the engine, on the commands topic (key = run_id)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from events.fields import json_field
+from events.json import Json, JsonObject
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StartRun:
+    command_id: str
+    run_id: str
+    agent: str
+    input: JsonObject = json_field()
+    requested_by: str
+    issued_at_us: int
+    agent_version: str = ""
+    """Empty means the newest version the worker has."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SubmitDecision:
+    decision_id: str
+    run_id: str
+    interrupt_id: str
+    kind: str
+    """approve | edit | reject | respond; anything else is refused with a reason."""
+    decided_by: str
+    issued_at_us: int
+    reason: str = ""
+    edited_args: JsonObject | None = json_field(default=None)
+    response: Json = json_field(default=None)
+    digest: str = ""
+    """The request digest the decision was made on; empty skips the check."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CancelRun:
+    command_id: str
+    run_id: str
+    cancelled_by: str
+    issued_at_us: int
+    reason: str = ""
+
+
+Command: TypeAlias = StartRun | SubmitDecision | CancelRun
+COMMAND_TYPES: tuple[type[Command], ...] = (StartRun, SubmitDecision, CancelRun)
+
+
+def command_id_of(command: Command) -> str:
+    if isinstance(command, SubmitDecision):
+        return command.decision_id
+    return command.command_id
