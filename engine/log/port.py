@@ -1,0 +1,186 @@
+"""The event-log port: a partitioned, ordered, durable log with consumer groups and atomic writes.
+
+Three adapters implement it and pass one contract suite (`tests/contracts/`): the in-memory
+twin (`memory.py`), Kafka (`kafka.py`) and PostgreSQL (`postgres.py`). Everything above this
+port speaks bytes and positions; the codec is not the log's business.
+
+Semantics every adapter keeps:
+- Records of one (topic, partition) have contiguous offsets from 0 in append order; readers
+  see only committed records (Kafka: read_committed), in offset order.
+- `publish` is durable when it returns (acks=all, idempotent) and not transactional.
+- A `GroupMember` is one member of a consumer group over one topic. Partitions are assigned
+  to exactly one member at a time; the listener hears of every assignment and revocation.
+- `GroupMember.commit(partition, records, consumed)` appends `records` and marks the group's
+  position on `partition` as `consumed` atomically: all or nothing. Once another member owns
+  the partition, a commit by the old owner raises `Fenced` and nothing of it is visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Topics:
+    """The four topics of one deployment, named `<prefix>.commands` and so on."""
+
+    prefix: str = "countersign"
+
+    @property
+    def commands(self) -> str:
+        return f"{self.prefix}.commands"
+
+    @property
+    def runs(self) -> str:
+        return f"{self.prefix}.runs"
+
+    @property
+    def approvals(self) -> str:
+        return f"{self.prefix}.approvals"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}.dlq"
+
+    @property
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.commands, self.runs, self.approvals, self.dlq)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record as read from the log."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes
+    timestamp_ms: int
+    headers: Headers = ()
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A record to append. `partition=None` lets the log pick it from the key (murmur2 on Kafka)."""
+
+    topic: str
+    key: str
+    value: bytes
+    partition: int | None = None
+    headers: Headers = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    topic: str
+    partition: int
+    offset: int
+
+
+class AssignmentListener(Protocol):
+    """Hears partition moves. `on_assigned` returns where to start reading each partition
+    (an offset), or nothing for a partition to start at the group's committed position."""
+
+    async def on_assigned(self, partitions: frozenset[int]) -> Mapping[int, int]: ...
+
+    async def on_revoked(self, partitions: frozenset[int]) -> None: ...
+
+
+class GroupMember(Protocol):
+    """One member of a consumer group over one topic."""
+
+    @property
+    def assigned(self) -> frozenset[int]: ...
+
+    async def start(self) -> None: ...
+
+    async def poll(self, timeout_s: float, max_records: int = 500) -> list[Record]:
+        """Committed records of assigned partitions, in offset order per partition."""
+        ...
+
+    async def commit(
+        self, partition: int, records: Sequence[Outgoing], consumed: int | None
+    ) -> list[Position]:
+        """Append `records` and set the group position of `partition` to `consumed` (the next
+        offset to read), atomically. Raises `Fenced` if this member no longer owns it."""
+        ...
+
+    async def seek(self, partition: int, offset: int) -> None:
+        """Read `partition` from `offset` next (after a failed commit, to re-read)."""
+        ...
+
+    async def stop(self) -> None: ...
+
+
+class EventLog(Protocol):
+    """A connection to the log, shared by everything in one process."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ensure_topics(self, topics: Topics, partitions: int) -> None:
+        """Create missing topics; fail clearly if commands and runs are not co-partitioned."""
+        ...
+
+    async def partition_count(self, topic: str) -> int: ...
+
+    async def publish(self, records: Sequence[Outgoing]) -> list[Position]:
+        """Append durably (not transactionally), in order per partition."""
+        ...
+
+    async def end_offset(self, topic: str, partition: int) -> int:
+        """The offset the next committed record of the partition will get."""
+        ...
+
+    def read(
+        self, topic: str, partition: int, start: int, *, follow: bool = False
+    ) -> AsyncIterator[Record]:
+        """Committed records from `start`. Without `follow` it ends at the end offset as of
+        the call; with `follow` it waits for new records (and never ends by itself)."""
+        ...
+
+    def member(self, group: str, topic: str, listener: AssignmentListener) -> GroupMember:
+        """A new member of `group` over `topic`; call `start()` to join."""
+        ...
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """Kafka's default partitioner (murmur2 of the UTF-8 key), so every adapter agrees."""
+    data = key.encode()
+    length = len(data)
+    seed = 0x9747B28C
+    m = 0x5BD1E995
+    h = (seed ^ length) & 0xFFFFFFFF
+    i = 0
+    while length - i >= 4:
+        k = data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)
+        k = (k * m) & 0xFFFFFFFF
+        k ^= k >> 24
+        k = (k * m) & 0xFFFFFFFF
+        h = (h * m) & 0xFFFFFFFF
+        h ^= k
+        i += 4
+    rest = length - i
+    if rest == 3:
+        h ^= data[i + 2] << 16
+    if rest >= 2:
+        h ^= data[i + 1] << 8
+    if rest >= 1:
+        h ^= data[i]
+        h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * m) & 0xFFFFFFFF
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions
