@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from engine.app import AgentSpec, App, ToolSpec
@@ -139,7 +139,8 @@ class Replayer:
         except (AgentProtocolError, ConfigurationError) as exc:
             self._park(self._next, "", str(exc), type(exc).__name__)
         except Exception as exc:  # the agent's own error ends the run; it is recorded, not lost
-            self._finish(RunFailed(error_type=type(exc).__name__, error=str(exc)))
+            if self._stop is None:
+                self._finish(RunFailed(error_type=type(exc).__name__, error=str(exc)))
         if self._stop is not None and not self.finished:
             self._finish(self._stop)
         return Advance(self._emitted, self._effects, self.finished)
@@ -161,6 +162,8 @@ class Replayer:
         return position
 
     def record_value(self, kind: Literal["now", "uuid", "random"]) -> Json:
+        if self._stop is not None:
+            raise _Stopped()
         position = self.next_position()
         rec = self._index.calls.get(position)
         if rec is not None:
@@ -217,9 +220,11 @@ class Replayer:
     def _resolve_tool(self, call: ToolCall) -> tuple[bool, Any]:
         tool = self._app.get_tool(call.tool)
         if tool is None:
-            raise ConfigurationError(
-                f"agent called tool {call.tool!r}, which the app does not have"
+            message = f"agent called tool {call.tool!r}, which the app does not have"
+            self._stop = RunParked(
+                reason="ConfigurationError", call=call.position, expected="", actual=message
             )
+            raise ConfigurationError(message)
         position = call.position
         rec = self._index.calls.get(position)
         if rec is not None:
@@ -256,6 +261,10 @@ class Replayer:
         position = call.position
         if rec is not None and rec.completed is not None:
             args = rec.scheduled.args if rec.scheduled else run_args
+            if rec.in_doubt:
+                doubt = self._index.outcomes.get(rec.in_doubt[-1].interrupt_id)
+                if doubt is not None and _decision_of(doubt).kind == "respond":
+                    decided_by = _decision_of(doubt).decided_by
             return True, ToolResult(
                 status="ok", value=rec.completed.result, args=args, decided_by=decided_by
             )
@@ -289,9 +298,11 @@ class Replayer:
     def _resolve_in_doubt(
         self, call: ToolCall, tool: ToolSpec, rec: CallRecord
     ) -> tuple[bool, Any]:
+        """A non-idempotent call was scheduled and never finished: ask, once per attempt."""
         assert rec.scheduled is not None
-        if rec.in_doubt is None:
-            interrupt_id = interrupt_id_for(self._run_id, call.position, "in-doubt")
+        if len(rec.in_doubt) < rec.schedules:
+            attempt = rec.schedules
+            interrupt_id = interrupt_id_for(self._run_id, call.position, f"in-doubt-{attempt}")
             request = ApprovalRequest(
                 kind="in_doubt",
                 title=f"{tool.name} may have run before a worker stopped: did it?",
@@ -313,7 +324,7 @@ class Replayer:
                 InterruptRaised(call=call.position, interrupt_id=interrupt_id, request=request)
             )
             return _PENDING
-        outcome = self._index.outcomes.get(rec.in_doubt.interrupt_id)
+        outcome = self._index.outcomes.get(rec.in_doubt[-1].interrupt_id)
         if outcome is None:
             return _PENDING
         decision = _decision_of(outcome)
@@ -326,6 +337,8 @@ class Replayer:
                 decided_by=decision.decided_by,
             )
         if decision.kind == "approve":
+            # A new schedule, so that a crash during this re-run asks again.
+            self._emit(replace(rec.scheduled))
             self._start(call.position, tool, rec.scheduled.args)
             return _PENDING
         return True, ToolResult(
@@ -377,6 +390,11 @@ class Replayer:
     ) -> None:
         actual = f"{kind} {name} {call_digest[:12]}"
         if rec.kind != kind or rec.name != name or (rec.digest and rec.digest != call_digest):
+            # Decided here, not by whoever catches the exception: agent code that swallows
+            # it still cannot go on past the divergence.
+            self._stop = RunParked(
+                reason="non-determinism", call=position, expected=rec.signature(), actual=actual
+            )
             raise NonDeterminismError(position, rec.signature(), actual)
 
     def _deadline(self, seconds: float | None) -> int | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from events.json import digest
 from events.run_events import (
@@ -26,7 +26,9 @@ class CallRecord:
     name: str
     digest: str
     gate: InterruptRaised | None = None
-    in_doubt: InterruptRaised | None = None
+    in_doubt: list[InterruptRaised] = field(default_factory=list)
+    """One per crash mid-call, in order: the k-th asks about the k-th schedule."""
+    schedules: int = 0
     question: InterruptRaised | None = None
     scheduled: ToolCallScheduled | None = None
     completed: ToolCallCompleted | None = None
@@ -57,16 +59,20 @@ class HistoryIndex:
                     rec.gate = event
                 elif request.kind == "in_doubt":
                     rec = self._record(call, "tool", request.tool or "", "")
-                    rec.in_doubt = event
+                    if all(e.interrupt_id != event.interrupt_id for e in rec.in_doubt):
+                        rec.in_doubt.append(event)
                 else:
                     rec = self._record(call, "interrupt", "", digest(request.title))
                     rec.question = event
             case ToolCallScheduled(call=call):
-                self._record(call, "tool", event.tool, event.args_digest).scheduled = event
+                rec = self._record(call, "tool", event.tool, event.args_digest)
+                if rec.scheduled is not event:
+                    rec.schedules += 1
+                rec.scheduled = event
             case ToolCallCompleted(call=call):
-                self.calls[call].completed = event
+                self._record(call, "tool", "", "").completed = event
             case ToolCallFailed(call=call):
-                self.calls[call].failed = event
+                self._record(call, "tool", "", "").failed = event
             case ValueRecorded(call=call, kind=kind):
                 self._record(call, "value", kind, "").value = event
             case ModelCalled(call=call):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import json
 import types
 import typing
 from collections.abc import Callable
@@ -26,9 +25,10 @@ from events.approval import ApprovalRequest
 from events.catalog import load_schema_files, rabin_fingerprint
 from events.commands import COMMAND_TYPES, Command
 from events.envelope import EventEnvelope
-from events.errors import DecodeError, MessageTooLarge, UnknownSchema
+from events.errors import DecodeError, EncodeError, MessageTooLarge, UnknownSchema
 from events.fields import is_json_field
 from events.json import Json, canonical_json
+from events.json import loads as json_loads
 from events.notices import NOTICE_TYPES, Notice
 from events.run_events import RUN_EVENT_TYPES, RunEventPayload
 
@@ -54,7 +54,7 @@ def _json_dump(value: Json) -> str:
 
 def _json_load(text: str) -> Json:
     try:
-        value: Json = json.loads(text)
+        value: Json = json_loads(text)
     except ValueError as exc:
         raise DecodeError(f"a JSON field does not hold JSON: {exc}") from exc
     return value
@@ -127,6 +127,7 @@ class _Entry:
     cls: type[Any]
     parsed: Any
     fingerprint: bytes
+    expanded: Any
     has_arrays: bool
 
 
@@ -145,9 +146,16 @@ class Codec:
                 continue
             raw = files[f"{namespace}.{cls.__name__}"].raw
             parsed = fastavro.parse_schema(raw, named_schemas=dict(named))
-            canonical = fastavro.schema.to_parsing_canonical_form(parsed)
+            # Named types (ApprovalRequest) written out in full, as the spec's canonical form
+            # wants: a change to a referenced type must change the fingerprint too.
+            expanded = fastavro.schema.expand_schema(parsed)
+            canonical = fastavro.schema.to_parsing_canonical_form(expanded)
             entry = _Entry(
-                cls, parsed, rabin_fingerprint(canonical.encode()), '"array"' in canonical
+                cls,
+                parsed,
+                rabin_fingerprint(canonical.encode()),
+                expanded,
+                '"array"' in canonical,
             )
             self._by_class[cls] = entry
             self._by_fingerprint[entry.fingerprint] = entry
@@ -158,18 +166,28 @@ class Codec:
     # -- encoding -----------------------------------------------------------------------------
 
     def encode(self, message: Message) -> bytes:
-        if isinstance(message, EventEnvelope):
-            record = {name: getattr(message, name) for name in _ENVELOPE_FIELDS}
-            record.update(_record_to_avro(message.payload))
-            entry = self._by_class[type(message.payload)]
-        else:
-            record = _record_to_avro(message)
-            entry = self._by_class[type(message)]
-        buffer = io.BytesIO()
-        buffer.write(MAGIC)
-        buffer.write(entry.fingerprint)
-        fastavro.schemaless_writer(buffer, entry.parsed, record)
-        return buffer.getvalue()
+        """Encode; raises `EncodeError` for values the schema cannot carry (NaN, bad text)."""
+        try:
+            if isinstance(message, EventEnvelope):
+                record = {name: getattr(message, name) for name in _ENVELOPE_FIELDS}
+                record.update(_record_to_avro(message.payload))
+                entry = self._by_class[type(message.payload)]
+            else:
+                record = _record_to_avro(message)
+                entry = self._by_class[type(message)]
+            buffer = io.BytesIO()
+            buffer.write(MAGIC)
+            buffer.write(entry.fingerprint)
+            fastavro.schemaless_writer(buffer, entry.parsed, record)
+        except (ValueError, TypeError, UnicodeEncodeError) as exc:
+            raise EncodeError(f"cannot encode {type(message).__name__}: {exc}") from exc
+        encoded = buffer.getvalue()
+        if len(encoded) > self.max_message_bytes:
+            raise MessageTooLarge(
+                f"{type(message).__name__} of {len(encoded)} bytes is over the "
+                f"{self.max_message_bytes}-byte limit its readers enforce"
+            )
+        return encoded
 
     # -- decoding -----------------------------------------------------------------------------
 
@@ -215,7 +233,7 @@ class Codec:
         body = io.BytesIO(data)
         body.seek(HEADER_LEN)
         if entry.has_arrays:
-            _check_array_counts(entry.parsed, data, HEADER_LEN)
+            _check_array_counts(entry.expanded, data, HEADER_LEN)
         try:
             record = fastavro.schemaless_reader(body, entry.parsed, None)
         except Exception as exc:  # fastavro raises many types for bad bytes; all mean poison

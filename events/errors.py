@@ -13,6 +13,10 @@ class EventsError(Exception):
     """Base class for errors raised by the events package."""
 
 
+class EncodeError(EventsError):
+    """A message cannot be encoded: a field holds something its schema cannot carry."""
+
+
 class DecodeError(EventsError):
     """The bytes are not a message we can read. Terminal for that message: dead-letter it."""
 

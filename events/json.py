@@ -16,7 +16,9 @@ JsonObject: TypeAlias = "dict[str, Json]"
 
 def canonical_json(value: Json) -> str:
     """One spelling per value: sorted keys, no spaces, UTF-8 kept as is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def digest(value: Json) -> str:
@@ -24,6 +26,11 @@ def digest(value: Json) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
+def _refuse_constant(name: str) -> Json:
+    raise ValueError(f"{name} is not JSON")
+
+
 def loads(text: str) -> Json:
-    value: Json = json.loads(text)
+    """Strict JSON: NaN and Infinity are refused (PostgreSQL's jsonb refuses them too)."""
+    value: Json = json.loads(text, parse_constant=_refuse_constant)
     return value

@@ -55,17 +55,20 @@ class MemoryLog:
             found = self._topics[topic] = [[] for _ in range(self._default_partitions)]
         return found
 
+    def _target(self, out: Outgoing) -> int:
+        count = len(self._partitions(out.topic))
+        if out.partition is None:
+            return partition_for(out.key, count)
+        if not 0 <= out.partition < count:
+            raise ConfigurationError(f"topic {out.topic} has no partition {out.partition}")
+        return out.partition
+
     def _append(self, records: Sequence[Outgoing]) -> list[Position]:
+        targets = [self._target(out) for out in records]  # all checked first: all or nothing
         positions = []
         now_ms = int(time.time() * 1000)
-        for out in records:
-            partitions = self._partitions(out.topic)
-            partition = (
-                out.partition
-                if out.partition is not None
-                else partition_for(out.key, len(partitions))
-            )
-            log = partitions[partition]
+        for out, partition in zip(records, targets, strict=True):
+            log = self._partitions(out.topic)[partition]
             offset = len(log)
             log.append(
                 Record(out.topic, partition, offset, out.key, out.value, now_ms, out.headers)

@@ -1,0 +1,297 @@
+"""Golden fixtures: readable JSON for messages and histories, and the generator that wrote them.
+
+The files under `tests/golden/` are frozen records of what this code wrote once; tests check
+that today's code still reads and replays them. Regenerate only on purpose, and say why:
+
+    .venv/bin/python -m tests.unit.golden
+
+JSON shape: a message is `{"type": <class name>, <field>: <value>, ...}`; a run event wrapped
+in its envelope is `{"type": "EventEnvelope", <envelope fields>..., "payload": {...}}`; an
+`ApprovalRequest` inside an event is a plain object of its fields; tuples are lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from engine.app import AgentSpec
+from engine.context import RunContext
+from engine.executor import Replayer, Services
+from events.approval import ApprovalRequest
+from events.codec import Codec, Message
+from events.commands import COMMAND_TYPES, StartRun, SubmitDecision
+from events.envelope import EventEnvelope
+from events.json import Json, JsonObject
+from events.notices import NOTICE_TYPES, ApprovalRequested, DecisionOutcome
+from events.run_events import (
+    RUN_EVENT_TYPES,
+    DecisionAccepted,
+    InterruptRaised,
+    RunEventPayload,
+    RunStarted,
+    ToolCallCompleted,
+    ToolCallScheduled,
+)
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+HISTORIES = GOLDEN / "histories"
+PAYLOADS = GOLDEN / "payloads"
+SCHEMAS = GOLDEN / "schemas"
+
+_TYPES: dict[str, type[Any]] = {
+    cls.__name__: cls for cls in (*RUN_EVENT_TYPES, *COMMAND_TYPES, *NOTICE_TYPES)
+}
+
+# -- JSON <-> messages ------------------------------------------------------------------------
+
+
+def _field_to_json(value: Any) -> Any:
+    if isinstance(value, ApprovalRequest):
+        return {f.name: _field_to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def to_json(message: Message | RunEventPayload) -> dict[str, Any]:
+    if isinstance(message, EventEnvelope):
+        meta = {
+            f.name: getattr(message, f.name)
+            for f in dataclasses.fields(message)
+            if f.name != "payload"
+        }
+        return {"type": "EventEnvelope", **meta, "payload": to_json(message.payload)}
+    fields = {f.name: _field_to_json(getattr(message, f.name)) for f in dataclasses.fields(message)}
+    return {"type": type(message).__name__, **fields}
+
+
+def _build(cls: type[Any], data: dict[str, Any]) -> Any:
+    kwargs: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in data:
+            continue  # a field added after the fixture was written: its default applies
+        value = data[field.name]
+        annotation = str(field.type)
+        if annotation == "ApprovalRequest":
+            value = _build(ApprovalRequest, value)
+        elif annotation.startswith("tuple[") and value is not None:
+            value = tuple(value)
+        kwargs[field.name] = value
+    unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no fields {sorted(unknown)}")
+    return cls(**kwargs)
+
+
+def from_json(data: dict[str, Any]) -> Any:
+    data = dict(data)
+    kind = data.pop("type")
+    if kind == "EventEnvelope":
+        payload = from_json(data.pop("payload"))
+        return EventEnvelope(payload=payload, **data)
+    return _build(_TYPES[kind], data)
+
+
+def load_history(path: Path) -> list[RunEventPayload]:
+    events: list[RunEventPayload] = [from_json(item) for item in json.loads(path.read_text())]
+    return events
+
+
+def dump_history(events: Iterable[RunEventPayload], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    items = [to_json(event) for event in events]
+    path.write_text(json.dumps(items, indent=2, ensure_ascii=False) + "\n")
+
+
+# -- deterministic services -------------------------------------------------------------------
+
+CLOCK_US = 1_700_000_000_000_000
+
+
+def fixed_services(*, clock_us: int = CLOCK_US, random_values: Iterable[float] = ()) -> Services:
+    """A fixed clock, counter uuids and a scripted random sequence (then 0.5 forever)."""
+    counter = itertools.count()
+    randoms = itertools.chain(random_values, itertools.repeat(0.5))
+    return Services(
+        clock_us=lambda: clock_us,
+        new_uuid=lambda: f"00000000-0000-4000-8000-{next(counter):012d}",
+        random=lambda: next(randoms),
+    )
+
+
+# -- generators ---------------------------------------------------------------------------------
+
+REFUND_RUN_ID = "run-golden-refund"
+REFUND_STARTED = RunStarted(
+    input={"order_id": "A-17", "amount": 2400}, requested_by="alice", command_id="cmd-golden-1"
+)
+
+
+async def _record_refund_approved() -> list[RunEventPayload]:
+    from examples.refund import app
+
+    spec = app.find_agent("refund", "1")
+    assert spec is not None
+    replayer = Replayer(app, spec, REFUND_RUN_ID, REFUND_STARTED, fixed_services())
+    history: list[RunEventPayload] = [REFUND_STARTED]
+    while True:
+        step = replayer.advance()
+        history.extend(step.events)
+        if step.finished:
+            return history
+        fed: list[RunEventPayload] = []
+        for effect in step.effects:
+            tool = app.get_tool(effect.tool)
+            assert tool is not None
+            result = await tool.invoke(effect.args, effect.idempotency_key)
+            fed.append(ToolCallCompleted(call=effect.call, result=result))
+        fed.extend(
+            DecisionAccepted(
+                interrupt_id=event.interrupt_id,
+                decision_id="dec-golden-1",
+                kind="approve",
+                decided_by="bob",
+                reason="checked the order",
+            )
+            for event in step.events
+            if isinstance(event, InterruptRaised)
+        )
+        replayer.feed(fed)
+        history.extend(fed)
+
+
+def _record_refund_old_lookup() -> list[RunEventPayload]:
+    """A run recorded by an older refund agent that called `lookup_order(order=...)`.
+
+    Today's agent calls `lookup_order(order_id=...)`: replaying must park, not diverge.
+    """
+    from examples.refund import app
+
+    async def old_refund_agent(ctx: RunContext, input: JsonObject) -> Json:
+        order = await ctx.tool("lookup_order", {"order": input["order_id"]})
+        return {"status": "looked up", "order": order.value}
+
+    spec = AgentSpec(name="refund", version="0", fn=old_refund_agent)
+    replayer = Replayer(app, spec, REFUND_RUN_ID, REFUND_STARTED, fixed_services())
+    step = replayer.advance()
+    scheduled = step.events[0]
+    assert isinstance(scheduled, ToolCallScheduled)
+    completed = ToolCallCompleted(
+        call=scheduled.call, result={"order_id": "A-17", "customer": "c-42", "paid": 2400.0}
+    )
+    return [REFUND_STARTED, *step.events, completed]
+
+
+def _envelope(seq: int, payload: RunEventPayload, prev_hash: str) -> EventEnvelope:
+    return EventEnvelope(
+        event_id=f"evt-{seq}",
+        run_id="run-golden-1",
+        seq=seq,
+        occurred_at_us=CLOCK_US + seq,
+        agent="refund",
+        agent_version="1",
+        causation_id="cmd-golden-1",
+        correlation_id="run-golden-1",
+        prev_hash=prev_hash,
+        payload=payload,
+    )
+
+
+def payload_fixtures() -> dict[str, Message]:
+    """Messages written once as `tests/golden/payloads/<name>.bin` with `<name>.json` beside."""
+    request = ApprovalRequest(
+        kind="tool",
+        title='refund(order_id="A-17", amount=2400)',
+        tool="refund",
+        args={"order_id": "A-17", "amount": 2400},
+        digest="d" * 64,
+        reasoning="customer asked for a refund of 2400",
+        context={"ticket": "T-9", "tags": ["vip", "eu"]},
+        impact="2400 leaves the company account",
+        risk="high",
+        amount=2400.0,
+        deadline_us=CLOCK_US + 86_400_000_000,
+        on_timeout="reject",
+        allowed=("approve", "edit", "reject"),
+        approvers=("role:support-lead",),
+        answer_schema=None,
+        policy="refund-limit@1",
+    )
+    return {
+        "run_started": _envelope(0, REFUND_STARTED, ""),
+        "interrupt_raised": _envelope(
+            3, InterruptRaised(call=1, interrupt_id="int-1", request=request), "a" * 64
+        ),
+        "decision_accepted_edit": _envelope(
+            4,
+            DecisionAccepted(
+                interrupt_id="int-1",
+                decision_id="dec-1",
+                kind="edit",
+                decided_by="bob",
+                reason="only half",
+                edited_args={"order_id": "A-17", "amount": 1200},
+            ),
+            "b" * 64,
+        ),
+        "start_run": StartRun(
+            command_id="cmd-golden-1",
+            run_id="run-golden-1",
+            agent="refund",
+            input={"order_id": "A-17", "amount": 2400, "note": "naïve café ✓"},
+            requested_by="alice",
+            issued_at_us=CLOCK_US,
+            agent_version="1",
+        ),
+        "submit_decision": SubmitDecision(
+            decision_id="dec-1",
+            run_id="run-golden-1",
+            interrupt_id="int-1",
+            kind="respond",
+            decided_by="bob",
+            issued_at_us=CLOCK_US + 5,
+            response={"answer": 42, "ok": True, "items": [1.5, None, "x"]},
+            digest="d" * 64,
+        ),
+        "approval_requested": ApprovalRequested(
+            run_id="run-golden-1",
+            interrupt_id="int-1",
+            agent="refund",
+            agent_version="1",
+            requested_by="alice",
+            requested_at_us=CLOCK_US + 3,
+            request=request,
+        ),
+        "decision_outcome": DecisionOutcome(
+            run_id="run-golden-1",
+            interrupt_id="int-1",
+            decision_id="dec-1",
+            accepted=False,
+            kind="approve",
+            decided_by="alice",
+            reason="the requester may not approve",
+            decided_at_us=CLOCK_US + 6,
+        ),
+    }
+
+
+def write_all() -> None:
+    dump_history(asyncio.run(_record_refund_approved()), HISTORIES / "refund_approved.json")
+    dump_history(_record_refund_old_lookup(), HISTORIES / "refund_nondeterministic.json")
+    PAYLOADS.mkdir(parents=True, exist_ok=True)
+    codec = Codec()
+    for name, message in payload_fixtures().items():
+        (PAYLOADS / f"{name}.bin").write_bytes(codec.encode(message))
+        (PAYLOADS / f"{name}.json").write_text(
+            json.dumps(to_json(message), indent=2, ensure_ascii=False) + "\n"
+        )
+
+
+if __name__ == "__main__":
+    write_all()
