@@ -1,0 +1,3 @@
+"""The composition root: settings, logging, wiring and the `countersign` command line."""
+
+__all__: list[str] = []
