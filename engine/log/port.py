@@ -5,8 +5,11 @@ twin (`memory.py`), Kafka (`kafka.py`) and PostgreSQL (`postgres.py`). Everythin
 port speaks bytes and positions; the codec is not the log's business.
 
 Semantics every adapter keeps:
-- Records of one (topic, partition) have contiguous offsets from 0 in append order; readers
-  see only committed records (Kafka: read_committed), in offset order.
+- Records of one (topic, partition) have increasing offsets in append order; readers see
+  only committed records (Kafka: read_committed), in offset order. Offsets are contiguous
+  from 0 only for non-transactional appends: on Kafka, transaction markers and aborted
+  records take offsets too, so code never infers "the end" from the last offset it saw.
+- A run's own order is `seq` in the events, contiguous from 0; offsets are positions only.
 - `publish` is durable when it returns (acks=all, idempotent) and not transactional.
 - A `GroupMember` is one member of a consumer group over one topic. Partitions are assigned
   to exactly one member at a time; the listener hears of every assignment and revocation.

@@ -1,0 +1,59 @@
+"""Fixtures of the event-log contract suite: every test runs once per adapter.
+
+`connect` returns a factory of *unstarted* connections to one log (a second connection is a
+second process on the same log); `log` is a started connection with fresh `topics` ensured.
+To add an adapter, write a factory like `_kafka` below and add one line to `ADAPTERS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from engine.log.kafka import KafkaLog
+from engine.log.memory import MemoryLog
+from engine.log.port import EventLog, Topics
+
+PARTITIONS = 4
+
+Connect = Callable[[], EventLog]
+
+
+def _memory(request: pytest.FixtureRequest) -> Connect:
+    shared = MemoryLog(default_partitions=PARTITIONS)  # in memory, every "process" shares one log
+    return lambda: shared
+
+
+def _kafka(request: pytest.FixtureRequest) -> Connect:
+    bootstrap: str = request.getfixturevalue("kafka_bootstrap")
+    # A short heartbeat lets members notice a rebalance fast; the rest are the defaults.
+    return lambda: KafkaLog(bootstrap, heartbeat_interval_ms=250)
+
+
+ADAPTERS = [
+    pytest.param(_memory, id="memory"),
+    pytest.param(_kafka, id="kafka", marks=pytest.mark.kafka),
+]
+
+
+@pytest.fixture(params=ADAPTERS)
+def connect(request: pytest.FixtureRequest) -> Connect:
+    factory: Callable[[pytest.FixtureRequest], Connect] = request.param
+    return factory(request)
+
+
+@pytest.fixture
+def topics(fresh_prefix: str) -> Topics:
+    return Topics(fresh_prefix)
+
+
+@pytest.fixture
+async def log(connect: Connect, topics: Topics) -> AsyncIterator[EventLog]:
+    log = connect()
+    await log.start()
+    try:
+        await log.ensure_topics(topics, PARTITIONS)
+        yield log
+    finally:
+        await log.close()

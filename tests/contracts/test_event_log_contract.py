@@ -1,0 +1,390 @@
+"""The event-log contract: every adapter of `engine.log.port` passes these tests.
+
+Group tests poll every member while they wait: the in-memory twin moves partitions at
+`poll`, Kafka moves them in the background; both settle the same way. Offsets are only
+compared for non-transactional appends: on Kafka, transaction markers and aborted records
+occupy offsets too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+
+import pytest
+
+from engine.errors import ConfigurationError, Fenced
+from engine.log.kafka import KafkaLog
+from engine.log.port import EventLog, GroupMember, Outgoing, Position, Record, Topics, partition_for
+from tests.helpers import eventually
+
+PARTITIONS = 4  # as the `log` fixture ensures them
+ALL = frozenset(range(PARTITIONS))
+SETTLE_S = 20.0
+
+
+class Listener:
+    """Records what it hears and checks the port's promise: no partition assigned twice,
+    none revoked that was not held."""
+
+    def __init__(self, starts: Mapping[int, int] | None = None) -> None:
+        self.starts = dict(starts or {})
+        self.held: set[int] = set()
+        self.assigned: list[frozenset[int]] = []
+        self.revoked: list[frozenset[int]] = []
+
+    async def on_assigned(self, partitions: frozenset[int]) -> Mapping[int, int]:
+        assert not self.held & partitions, f"assigned again: {self.held & partitions}"
+        self.held |= partitions
+        self.assigned.append(partitions)
+        return {p: self.starts[p] for p in partitions if p in self.starts}
+
+    async def on_revoked(self, partitions: frozenset[int]) -> None:
+        assert partitions <= self.held, f"revoked but not held: {partitions - self.held}"
+        self.held -= partitions
+        self.revoked.append(partitions)
+
+
+class Worker:
+    """A group member, its listener and every record it polled."""
+
+    def __init__(
+        self, log: EventLog, group: str, topic: str, starts: Mapping[int, int] | None = None
+    ) -> None:
+        self.listener = Listener(starts)
+        self.member: GroupMember = log.member(group, topic, self.listener)
+        self.polled: list[Record] = []
+
+    async def start(self) -> Worker:
+        await self.member.start()
+        return self
+
+    async def step(self) -> None:
+        self.polled += await self.member.poll(0.05)
+
+    def offsets(self, partition: int) -> list[int]:
+        return [r.offset for r in self.polled if r.partition == partition]
+
+
+async def settled(*workers: Worker) -> None:
+    """Poll all workers until they split every partition, each holding some, and each
+    listener agrees with its member."""
+
+    async def split() -> bool:
+        for worker in workers:
+            await worker.step()
+        owned = [worker.member.assigned for worker in workers]
+        return (
+            all(owned)
+            and sum(len(o) for o in owned) == PARTITIONS
+            and frozenset().union(*owned) == ALL
+            and all(w.listener.held == w.member.assigned for w in workers)
+        )
+
+    await eventually(split, timeout=SETTLE_S, message="partitions split among the members")
+
+
+async def polled(worker: Worker, count: int) -> None:
+    async def enough() -> bool:
+        await worker.step()
+        return len(worker.polled) >= count
+
+    await eventually(enough, timeout=SETTLE_S, message=f"{count} records polled")
+
+
+async def read_all(log: EventLog, topic: str, partition: int, start: int = 0) -> list[Record]:
+    return [record async for record in log.read(topic, partition, start)]
+
+
+def keys_of(keys: list[str], partition: int) -> list[str]:
+    return [key for key in keys if partition_for(key, PARTITIONS) == partition]
+
+
+def values(records: list[Record]) -> list[bytes]:
+    return [record.value for record in records]
+
+
+def command(topics: Topics, key: str, value: bytes, partition: int | None = None) -> Outgoing:
+    return Outgoing(topics.commands, key, value, partition=partition)
+
+
+def event(topics: Topics, partition: int, value: bytes) -> Outgoing:
+    return Outgoing(topics.runs, f"run-{partition}", value, partition=partition)
+
+
+# Appending and reading.
+
+
+async def test_offsets_are_contiguous_from_zero_in_append_order(
+    log: EventLog, topics: Topics
+) -> None:
+    first = await log.publish([command(topics, "k", b"%d" % i, partition=2) for i in range(5)])
+    second = await log.publish([command(topics, "k", b"%d" % i, partition=2) for i in (5, 6, 7)])
+
+    assert first + second == [Position(topics.commands, 2, offset) for offset in range(8)]
+    records = await read_all(log, topics.commands, 2)
+    assert [r.offset for r in records] == list(range(8))
+    assert values(records) == [b"%d" % i for i in range(8)]
+    assert await log.end_offset(topics.commands, 2) == 8
+    assert await log.end_offset(topics.commands, 3) == 0
+
+
+async def test_key_picks_the_partition_with_murmur2(log: EventLog, topics: Topics) -> None:
+    keys = [f"run-{i}" for i in range(40)]
+
+    positions = await log.publish([command(topics, key, key.encode()) for key in keys])
+
+    assert [p.partition for p in positions] == [partition_for(k, PARTITIONS) for k in keys]
+    for partition in range(PARTITIONS):  # contiguous per partition, in append order
+        mine = [p.offset for p in positions if p.partition == partition]
+        assert mine == list(range(len(mine)))
+        records = await read_all(log, topics.commands, partition)
+        assert [r.key for r in records] == keys_of(keys, partition)
+
+
+async def test_records_keep_key_value_and_headers(log: EventLog, topics: Topics) -> None:
+    sent = Outgoing(topics.dlq, "run-7", b"\x00payload", partition=1, headers=(("why", b"bad"),))
+
+    await log.publish([sent])
+
+    [record] = await read_all(log, topics.dlq, 1)
+    assert (record.topic, record.partition, record.offset) == (topics.dlq, 1, 0)
+    assert (record.key, record.value, record.headers) == ("run-7", b"\x00payload", sent.headers)
+    assert record.header("why") == b"bad"
+    assert record.timestamp_ms > 0
+
+
+async def test_read_without_follow_ends_at_the_end_offset_of_the_call(
+    log: EventLog, topics: Topics
+) -> None:
+    await log.publish([command(topics, "k", b"old-%d" % i, partition=0) for i in range(3)])
+
+    seen: list[Record] = []
+    async for record in log.read(topics.commands, 0, 0):
+        if not seen:  # appended while reading: after the end as of the call
+            await log.publish([command(topics, "k", b"new", partition=0)])
+        seen.append(record)
+
+    assert values(seen) == [b"old-0", b"old-1", b"old-2"]
+    assert [r.offset for r in await read_all(log, topics.commands, 0, start=2)] == [2, 3]
+    assert await read_all(log, topics.commands, 0, start=4) == []
+
+
+async def test_read_with_follow_receives_records_appended_later(
+    log: EventLog, topics: Topics
+) -> None:
+    await log.publish([command(topics, "k", b"before", partition=3)])
+
+    async with contextlib.aclosing(log.read(topics.commands, 3, 0, follow=True)) as stream:
+        async with asyncio.timeout(SETTLE_S):
+            first = await anext(stream)
+        later = asyncio.create_task(anext(stream))
+        await log.publish([command(topics, "k", b"after", partition=3)])
+        async with asyncio.timeout(SETTLE_S):
+            second = await later
+
+    assert (first.offset, first.value) == (0, b"before")
+    assert (second.offset, second.value) == (1, b"after")
+
+
+# Topics.
+
+
+async def test_ensure_topics_refuses_commands_and_runs_not_co_partitioned(
+    log: EventLog, topics: Topics
+) -> None:
+    await log.ensure_topics(topics, PARTITIONS)  # again, same count: nothing to do
+
+    with pytest.raises(ConfigurationError, match="partitions"):
+        await log.ensure_topics(topics, PARTITIONS * 2)
+    for topic in topics.all:
+        assert await log.partition_count(topic) == PARTITIONS
+
+
+# Groups.
+
+
+async def test_a_lone_member_gets_every_partition(log: EventLog, topics: Topics) -> None:
+    worker = await Worker(log, f"{topics.prefix}.g", topics.commands).start()
+    try:
+        await settled(worker)
+        assert worker.listener.held == ALL
+    finally:
+        await worker.member.stop()
+    assert worker.listener.held == set()  # stopping revokes
+
+
+async def test_two_members_split_the_partitions_and_the_listeners_hear_it(
+    log: EventLog, topics: Topics
+) -> None:
+    group = f"{topics.prefix}.g"
+    a = await Worker(log, group, topics.commands).start()
+    await settled(a)
+    b = await Worker(log, group, topics.commands).start()
+    try:
+        await settled(a, b)
+        assert a.member.assigned.isdisjoint(b.member.assigned)
+        assert b.member.assigned <= frozenset().union(*a.listener.revoked)
+    finally:
+        await b.member.stop()
+    await settled(a)  # b's partitions come back
+    await a.member.stop()
+
+
+async def test_a_member_polls_committed_records_in_offset_order(
+    log: EventLog, topics: Topics
+) -> None:
+    keys = [f"run-{i}" for i in range(20)]
+    await log.publish([command(topics, key, key.encode()) for key in keys])
+    worker = await Worker(log, f"{topics.prefix}.g", topics.commands).start()
+    try:
+        await polled(worker, len(keys))
+    finally:
+        await worker.member.stop()
+
+    for partition in range(PARTITIONS):
+        mine = [r for r in worker.polled if r.partition == partition]
+        assert [r.offset for r in mine] == list(range(len(mine)))
+        assert [r.key for r in mine] == keys_of(keys, partition)
+
+
+async def test_commit_appends_and_moves_the_group_position_together(
+    log: EventLog, topics: Topics
+) -> None:
+    group = f"{topics.prefix}.g"
+    await log.publish([command(topics, "k", b"c%d" % i, partition=1) for i in range(3)])
+    a = await Worker(log, group, topics.commands).start()
+    await settled(a)
+    await polled(a, 3)
+
+    positions = await a.member.commit(1, [event(topics, 1, b"e0"), event(topics, 1, b"e1")], 2)
+
+    assert [(p.topic, p.partition) for p in positions] == [(topics.runs, 1)] * 2
+    assert values(await read_all(log, topics.runs, 1)) == [b"e0", b"e1"]
+    await a.member.stop()
+
+    b = await Worker(log, group, topics.commands).start()  # resumes after the commit
+    try:
+        await polled(b, 1)
+        assert b.offsets(1) == [2]
+    finally:
+        await b.member.stop()
+
+
+async def test_the_listener_chooses_where_a_partition_starts(log: EventLog, topics: Topics) -> None:
+    group = f"{topics.prefix}.g"
+    await log.publish([command(topics, "k", b"c%d" % i, partition=1) for i in range(3)])
+    a = await Worker(log, group, topics.commands).start()
+    await settled(a)
+    await polled(a, 3)
+    await a.member.commit(1, [], 3)
+    await a.member.stop()
+
+    b = await Worker(log, group, topics.commands, starts={1: 1}).start()
+    try:
+        await polled(b, 2)
+        assert b.offsets(1) == [1, 2]
+    finally:
+        await b.member.stop()
+
+
+async def test_seek_rereads_a_partition(log: EventLog, topics: Topics) -> None:
+    await log.publish([command(topics, "k", b"c%d" % i, partition=0) for i in range(2)])
+    worker = await Worker(log, f"{topics.prefix}.g", topics.commands).start()
+    try:
+        await settled(worker)
+        await polled(worker, 2)
+        await worker.member.seek(0, 0)
+        await polled(worker, 4)
+        assert worker.offsets(0) == [0, 1, 0, 1]
+    finally:
+        await worker.member.stop()
+
+
+async def test_a_commit_for_a_lost_partition_is_fenced_and_invisible(
+    log: EventLog, topics: Topics
+) -> None:
+    group = f"{topics.prefix}.g"
+    a = await Worker(log, group, topics.commands).start()
+    await settled(a)
+    b = await Worker(log, group, topics.commands).start()
+    try:
+        await settled(a, b)
+        lost = min(b.member.assigned)
+
+        with pytest.raises(Fenced):
+            await a.member.commit(lost, [event(topics, lost, b"stale")], 1)
+
+        await b.member.commit(lost, [event(topics, lost, b"owner")], 1)
+        assert values(await read_all(log, topics.runs, lost)) == [b"owner"]
+    finally:
+        await a.member.stop()
+        await b.member.stop()
+
+
+async def test_a_failed_commit_leaves_nothing_visible(log: EventLog, topics: Topics) -> None:
+    group = f"{topics.prefix}.g"
+    await log.publish([command(topics, "k", b"c%d" % i, partition=0) for i in range(3)])
+    a = await Worker(log, group, topics.commands).start()
+    await settled(a)
+    bad = Outgoing(topics.runs, "run-0", b"bad", partition=PARTITIONS + 5)
+
+    with pytest.raises(ConfigurationError, match="partition"):
+        await a.member.commit(0, [event(topics, 0, b"aborted"), bad], 3)
+
+    assert await read_all(log, topics.runs, 0) == []
+    await a.member.commit(0, [event(topics, 0, b"kept")], 1)  # the member goes on
+    assert values(await read_all(log, topics.runs, 0)) == [b"kept"]
+    await a.member.stop()
+
+    b = await Worker(log, group, topics.commands).start()  # position 1, not the aborted 3
+    try:
+        await polled(b, 2)
+        assert b.offsets(0) == [1, 2]
+    finally:
+        await b.member.stop()
+
+
+# Kafka only.
+
+
+@pytest.mark.kafka
+async def test_kafka_clients_are_configured_for_safety(kafka_bootstrap: str) -> None:
+    configs = KafkaLog(kafka_bootstrap).effective_configs()
+
+    for producer in ("publisher", "transactional_producer"):
+        assert configs[producer]["acks"] == "all"
+        assert configs[producer]["enable_idempotence"] is True
+    for consumer in ("group_consumer", "reader"):
+        assert configs[consumer]["isolation_level"] == "read_committed"
+        assert configs[consumer]["enable_auto_commit"] is False
+    assert configs["group_consumer"]["auto_offset_reset"] == "earliest"
+
+
+@pytest.mark.kafka
+async def test_kafka_zombie_with_a_live_producer_is_fenced_by_the_broker(
+    kafka_bootstrap: str, fresh_prefix: str
+) -> None:
+    topics = Topics(fresh_prefix)
+    group = f"{fresh_prefix}.g"
+    log = KafkaLog(kafka_bootstrap, heartbeat_interval_ms=250)
+    await log.start()
+    try:
+        await log.ensure_topics(topics, PARTITIONS)
+        zombie = await Worker(log, group, topics.commands).start()
+        await settled(zombie)
+        # Its group session ends (as when a process stalls past session.timeout.ms) while
+        # its transactional producers live on and it still believes it owns everything.
+        await zombie.member._consumer.stop()  # type: ignore[attr-defined]
+        owner = await Worker(log, group, topics.commands).start()
+        await settled(owner)
+        assert zombie.member.assigned == ALL
+
+        with pytest.raises(Fenced):
+            await zombie.member.commit(0, [event(topics, 0, b"zombie")], 1)
+
+        await owner.member.commit(0, [event(topics, 0, b"owner")], 1)
+        assert values(await read_all(log, topics.runs, 0)) == [b"owner"]
+    finally:
+        await log.close()
