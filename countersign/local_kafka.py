@@ -308,6 +308,8 @@ def _write_config(state_dir: Path, *, port: int, controller_port: int, partition
         "transaction.state.log.min.isr": "1",
         "transaction.state.log.num.partitions": "4",
         "group.initial.rebalance.delay.ms": "0",
+        # Lets tests notice a killed worker within seconds (the broker's default floor is 6s).
+        "group.min.session.timeout.ms": "1000",
         "auto.create.topics.enable": "false",
     }
     (state_dir / "server.properties").write_text(

@@ -8,18 +8,29 @@
     @app.agent("refund", version="1")
     async def refund_agent(ctx: RunContext, input: dict) -> dict: ...
 
+Approval settings live on the App too: a central guard list (`app.guard`), a principal→roles
+directory, approval ladders by risk, and run-level escalation rules:
+
+    app = App("shop", directory={"bob": ["support-lead"]},
+              ladders={"high": (Level(("role:support-lead",)), Level(("role:finance",)))})
+    app.guard("refund*", Limit("amount", 10_000), hard=True)
+
 Nothing connects or registers globally at import time: the App object is the registry.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from engine.argspec import schema_of_function
+from engine.authorization import EMPTY_DIRECTORY, Directory, Level
 from engine.errors import ConfigurationError
-from engine.policies import Never, Policy
+from engine.guards import Escalation, Guard
+from engine.policies import Policy
+from events.approval import RiskLevel
 from events.json import Json, JsonObject
 
 if TYPE_CHECKING:
@@ -32,14 +43,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True, kw_only=True)
 class ToolSpec:
-    """A tool: the function, its approval policy, and whether running it twice is harmless."""
+    """A tool: the function, its approval policy (None: only guards apply), whether running
+    it twice is harmless, and the schema its arguments (and edits of them) must satisfy."""
 
     name: str
     fn: ToolFn
-    policy: Policy = field(default_factory=Never)
+    policy: Policy | None = None
     idempotent: bool = False
     description: str = ""
     wants_idempotency_key: bool = False
+    args_schema: JsonObject = field(default_factory=dict)
 
     async def invoke(self, args: JsonObject, idempotency_key: str) -> Json:
         if self.wants_idempotency_key:
@@ -58,10 +71,32 @@ class AgentSpec:
 class App:
     """Agents and tools served by a worker; pass it as `--app module:attribute`."""
 
-    def __init__(self, name: str = "app") -> None:
+    def __init__(
+        self,
+        name: str = "app",
+        *,
+        directory: Directory | None = None,
+        ladders: Mapping[RiskLevel, tuple[Level, ...]] | None = None,
+        escalation: Escalation | None = None,
+    ) -> None:
         self.name = name
+        self.directory: Directory = directory if directory is not None else EMPTY_DIRECTORY
+        self.ladders: Mapping[RiskLevel, tuple[Level, ...]] = dict(ladders or {})
+        self.escalation = escalation
         self._agents: dict[str, dict[str, AgentSpec]] = {}
         self._tools: dict[str, ToolSpec] = {}
+        self._guards: list[Guard] = []
+
+    def guard(
+        self, pattern: str, policy: Policy, *, hard: bool = False, agent: str | None = None
+    ) -> None:
+        """Attach `policy` to every tool whose name matches `pattern` (fnmatch), for one agent
+        or all. Hard guards (limits) are evaluated first and cannot be lowered by soft ones."""
+        self._guards.append(Guard(pattern, policy, hard=hard, agent=agent))
+
+    @property
+    def guards(self) -> tuple[Guard, ...]:
+        return tuple(self._guards)
 
     def tool(
         self,
@@ -70,7 +105,10 @@ class App:
         policy: Policy | None = None,
         idempotent: bool = False,
         description: str = "",
+        args_schema: JsonObject | None = None,
     ) -> Callable[[F], F]:
+        """Register a tool. `args_schema` defaults to one derived from the signature."""
+
         def register(fn: F) -> F:
             tool_name = name or fn.__name__
             if not inspect.iscoroutinefunction(fn):
@@ -81,10 +119,11 @@ class App:
             self._tools[tool_name] = ToolSpec(
                 name=tool_name,
                 fn=fn,
-                policy=policy or Never(),
+                policy=policy,
                 idempotent=idempotent,
                 description=description or (fn.__doc__ or "").strip(),
                 wants_idempotency_key="idempotency_key" in params,
+                args_schema=args_schema if args_schema is not None else schema_of_function(fn),
             )
             return fn
 

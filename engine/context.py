@@ -13,7 +13,8 @@ from typing import Any, Literal, Protocol
 
 import structlog
 
-from events.approval import DecisionKind, RiskLevel
+from engine.errors import ConfigurationError
+from events.approval import DecisionKind, RiskLevel, TimeoutAction
 from events.json import Json, JsonObject
 
 
@@ -73,7 +74,7 @@ class Call:
 
 
 class ToolCall(Call):
-    __slots__ = ("args", "context", "impact", "reasoning", "tool")
+    __slots__ = ("args", "confidence", "context", "impact", "reasoning", "tool")
 
     def __init__(
         self,
@@ -84,6 +85,7 @@ class ToolCall(Call):
         reasoning: str,
         impact: str,
         context: Json,
+        confidence: float | None = None,
     ) -> None:
         super().__init__(resolver)
         self.tool = tool
@@ -91,6 +93,7 @@ class ToolCall(Call):
         self.reasoning = reasoning
         self.impact = impact
         self.context = context
+        self.confidence = confidence
 
     def __await__(self) -> Generator[Call, None, ToolResult]:
         result: ToolResult = yield from super().__await__()
@@ -98,7 +101,17 @@ class ToolCall(Call):
 
 
 class InterruptCall(Call):
-    __slots__ = ("allowed", "answer_schema", "approvers", "context", "deadline_s", "risk", "title")
+    __slots__ = (
+        "allowed",
+        "answer_schema",
+        "approvers",
+        "context",
+        "deadline_s",
+        "escalate_to",
+        "on_timeout",
+        "risk",
+        "title",
+    )
 
     def __init__(
         self,
@@ -111,6 +124,8 @@ class InterruptCall(Call):
         approvers: tuple[str, ...],
         deadline_s: float | None,
         answer_schema: Json,
+        on_timeout: TimeoutAction = "reject",
+        escalate_to: tuple[str, ...] = (),
     ) -> None:
         super().__init__(resolver)
         self.title = title
@@ -120,6 +135,8 @@ class InterruptCall(Call):
         self.approvers = approvers
         self.deadline_s = deadline_s
         self.answer_schema = answer_schema
+        self.on_timeout = on_timeout
+        self.escalate_to = escalate_to
 
     def __await__(self) -> Generator[Call, None, Decision]:
         decision: Decision = yield from super().__await__()
@@ -192,8 +209,13 @@ class RunContext:
         reasoning: str = "",
         impact: str = "",
         context: Json = None,
+        confidence: float | None = None,
     ) -> ToolCall:
-        """Call a registered tool (through its approval policy). Await it for a `ToolResult`."""
+        """Call a registered tool (through its approval policies). Await it for a `ToolResult`.
+
+        `confidence` (0..1) is the agent's own score for this step; confidence policies map
+        it to AUTO / NOTIFY / APPROVE / ESCALATE.
+        """
         return ToolCall(
             self._resolver,
             name,
@@ -201,6 +223,7 @@ class RunContext:
             reasoning=reasoning,
             impact=impact,
             context=context,
+            confidence=confidence,
         )
 
     def interrupt(
@@ -213,8 +236,17 @@ class RunContext:
         approvers: tuple[str, ...] = (),
         deadline_s: float | None = 24 * 3600.0,
         answer_schema: Json = None,
+        on_timeout: TimeoutAction = "reject",
+        escalate_to: tuple[str, ...] = (),
     ) -> InterruptCall:
-        """Ask a person. Await it for the `Decision`."""
+        """Ask a person. Await it for the `Decision`.
+
+        A `respond` is validated against `answer_schema` (basic JSON schema) before it is
+        accepted. On timeout the decision is a reject (`expired=True`), an approve (low risk
+        only), or, with "escalate", the question goes to `escalate_to` for another period.
+        """
+        if on_timeout == "approve" and risk != "low":
+            raise ConfigurationError("approving on timeout is allowed only for low risk")
         return InterruptCall(
             self._resolver,
             title,
@@ -224,6 +256,8 @@ class RunContext:
             approvers=approvers,
             deadline_s=deadline_s,
             answer_schema=answer_schema,
+            on_timeout=on_timeout,
+            escalate_to=escalate_to,
         )
 
     @staticmethod

@@ -17,11 +17,28 @@ from typing import Any, Literal
 from engine.app import AgentSpec, App, ToolSpec
 from engine.context import AllCalls, Call, Decision, InterruptCall, RunContext, ToolCall, ToolResult
 from engine.errors import AgentProtocolError, ConfigurationError, NonDeterminismError
+from engine.gating import (
+    Cleared,
+    GateContext,
+    GateWalk,
+    evaluation_event,
+    gate_purpose,
+    gate_request,
+    legacy_evaluation,
+    needs_decision,
+    needs_reapproval,
+    question_purpose,
+    signals_before,
+)
+from engine.guards import RunSignals, evaluate_call
 from engine.history import CallRecord, HistoryIndex
+from engine.policies import Gate, Proposal
 from events.approval import ApprovalRequest
 from events.json import Json, JsonObject, canonical_json, digest
 from events.run_events import (
     DecisionAccepted,
+    GateEvaluated,
+    InterruptEscalated,
     InterruptExpired,
     InterruptRaised,
     RunCompleted,
@@ -194,28 +211,48 @@ class Replayer:
     def _resolve_interrupt(self, call: InterruptCall) -> tuple[bool, Any]:
         rec = self._index.calls.get(call.position)
         if rec is None:
-            interrupt_id = interrupt_id_for(self._run_id, call.position, "question")
-            request = ApprovalRequest(
-                kind="question",
-                title=call.title,
-                context=call.context,
-                risk=call.risk,
-                allowed=call.allowed,
-                approvers=call.approvers,
-                deadline_us=self._deadline(call.deadline_s),
-                answer_schema=call.answer_schema,
-                digest=digest({"title": call.title, "interrupt_id": interrupt_id}),
-            )
-            self._emit(
-                InterruptRaised(call=call.position, interrupt_id=interrupt_id, request=request)
-            )
+            self._raise_question(call, 0, None)
             return _PENDING
         self._expect(rec, call.position, "interrupt", "", digest(call.title))
-        assert rec.question is not None
-        outcome = self._index.outcomes.get(rec.question.interrupt_id)
-        if outcome is None:
-            return _PENDING
-        return True, _decision_of(outcome)
+        for asked, raised in enumerate(rec.questions):
+            outcome = self._index.outcomes.get(raised.interrupt_id)
+            if outcome is None:
+                return _PENDING
+            escalation = self._escalation_after(outcome, raised)
+            if escalation is None:
+                return True, _decision_of(outcome)
+            if asked + 1 == len(rec.questions):
+                self._raise_question(call, asked + 1, escalation)
+                return _PENDING
+        return _PENDING  # pragma: no cover - a question record always has a question
+
+    def _raise_question(
+        self, call: InterruptCall, asked: int, escalation: InterruptEscalated | None
+    ) -> None:
+        interrupt_id = interrupt_id_for(self._run_id, call.position, question_purpose(asked))
+        request = ApprovalRequest(
+            kind="question",
+            title=call.title,
+            context=call.context,
+            risk=call.risk,
+            allowed=call.allowed,
+            approvers=escalation.approvers if escalation else call.approvers,
+            deadline_us=escalation.deadline_us if escalation else self._deadline(call.deadline_s),
+            on_timeout="reject" if escalation else call.on_timeout,
+            escalate_to=() if escalation else call.escalate_to,
+            escalation=escalation.level if escalation else 0,
+            timeout_s=call.deadline_s,
+            answer_schema=call.answer_schema,
+            digest=digest({"title": call.title, "interrupt_id": interrupt_id}),
+        )
+        self._emit(InterruptRaised(call=call.position, interrupt_id=interrupt_id, request=request))
+
+    def _escalation_after(
+        self, outcome: DecisionAccepted | InterruptExpired, raised: InterruptRaised
+    ) -> InterruptEscalated | None:
+        if isinstance(outcome, InterruptExpired) and outcome.action == "escalate":
+            return self._index.escalations.get(raised.interrupt_id)
+        return None
 
     def _resolve_tool(self, call: ToolCall) -> tuple[bool, Any]:
         tool = self._app.get_tool(call.tool)
@@ -225,30 +262,151 @@ class Replayer:
                 reason="ConfigurationError", call=call.position, expected="", actual=message
             )
             raise ConfigurationError(message)
-        position = call.position
-        rec = self._index.calls.get(position)
+        rec = self._index.calls.get(call.position)
         if rec is not None:
-            self._expect(rec, position, "tool", call.tool, digest(call.args))
-        run_args: JsonObject = call.args
-        decided_by = ""
-        if rec is None or (rec.gate is None and rec.scheduled is None):
-            gate = tool.policy.evaluate(call.tool, call.args)
-            if gate.needs_decision:
-                self._raise_gate(call, tool, gate)
+            self._expect(rec, call.position, "tool", call.tool, digest(call.args))
+        verdict = self._gate_walk(call, tool, rec)
+        if not isinstance(verdict, Cleared):
+            return verdict
+        rec = self._index.calls.get(call.position)
+        return self._run_phase(call, tool, rec, verdict.args, verdict.decided_by)
+
+    def _first_evaluation(self, call: ToolCall, rec: CallRecord | None) -> GateEvaluated | Cleared:
+        if rec is not None and rec.evaluations:
+            return rec.evaluations[0]
+        if rec is not None and rec.gates:
+            return legacy_evaluation(rec.gates[0])
+        if rec is not None and rec.scheduled is not None:
+            return Cleared(call.args, "")  # ungated, or recorded before gates were recorded
+        gate = self._evaluate(call, call.args)
+        if gate is None:
+            return Cleared(call.args, "")
+        return self._record_evaluation(call, gate, call.args, 1)
+
+    def _evaluate(self, call: ToolCall, args: JsonObject) -> Gate | None:
+        tool = self._app.get_tool(call.tool)
+        assert tool is not None
+        proposal = Proposal(
+            tool=call.tool, args=args, confidence=call.confidence, agent=self._agent.name
+        )
+        return evaluate_call(
+            proposal,
+            own=tool.policy,
+            guards=self._app.guards,
+            escalation=self._app.escalation,
+            signals=(
+                signals_before(self._index, call.position)
+                if self._app.escalation is not None
+                else RunSignals()
+            ),
+        )
+
+    def _record_evaluation(
+        self, call: ToolCall, gate: Gate, args: JsonObject, round: int
+    ) -> GateEvaluated:
+        event = evaluation_event(
+            gate,
+            call=call.position,
+            tool=call.tool,
+            args=args,
+            confidence=call.confidence,
+            round=round,
+            ladders=self._app.ladders,
+        )
+        self._emit(event)
+        return event
+
+    def _gate_walk(
+        self, call: ToolCall, tool: ToolSpec, rec: CallRecord | None
+    ) -> tuple[bool, Any] | Cleared:
+        """Follow the call's approval plan through its recorded interrupts and outcomes;
+        raise the next interrupt when the plan needs one that is not recorded yet."""
+        first = self._first_evaluation(call, rec)
+        if isinstance(first, Cleared):
+            return first
+        walk = GateWalk(evaluation=first, args=call.args)
+        gates = rec.gates if rec is not None else []
+        asked = 0
+        while needs_decision(walk.evaluation):
+            if asked == len(gates):
+                self._raise_gate(call, tool, walk, asked)
                 return _PENDING
-        elif rec.gate is not None:
-            outcome = self._index.outcomes.get(rec.gate.interrupt_id)
+            raised = gates[asked]
+            asked += 1
+            outcome = self._index.outcomes.get(raised.interrupt_id)
             if outcome is None:
                 return _PENDING
+            walk.escalation = self._escalation_after(outcome, raised)
+            if walk.escalation is not None:
+                continue
             decision = _decision_of(outcome)
-            decided_by = decision.decided_by
-            if decision.kind == "reject":
+            if decision.kind == "respond":  # the person supplies the result; nothing runs
                 return True, ToolResult(
-                    status="rejected", args=call.args, reason=decision.reason, decided_by=decided_by
+                    status="ok",
+                    value=decision.response,
+                    args=walk.args,
+                    decided_by=decision.decided_by,
                 )
+            if decision.kind not in ("approve", "edit"):
+                return True, ToolResult(
+                    status="rejected",
+                    args=walk.args,
+                    reason=decision.reason,
+                    decided_by=decision.decided_by,
+                )
+            approvers = outcome.approved_by if isinstance(outcome, DecisionAccepted) else ()
+            walk.approved(approvers or (decision.decided_by,), decision.decided_by)
             if decision.kind == "edit" and decision.edited_args is not None:
-                run_args = decision.edited_args
-        return self._run_phase(call, tool, rec, run_args, decided_by)
+                done = self._edited(call, rec, walk, decision.edited_args)
+            else:
+                done = not walk.next_level()
+            if done:
+                break
+        return Cleared(walk.args, walk.decided_by)
+
+    def _edited(
+        self, call: ToolCall, rec: CallRecord | None, walk: GateWalk, edited: JsonObject
+    ) -> bool:
+        """Re-evaluate the edited call; True when nothing more needs approving."""
+        walk.round += 1
+        recorded = rec.evaluations if rec is not None else []
+        if walk.round <= len(recorded):
+            new = recorded[walk.round - 1]
+        else:
+            gate = self._evaluate(call, edited) or Gate(action="auto", policy="none")
+            new = self._record_evaluation(call, gate, edited, walk.round)
+        old_args, walk.args = walk.args, edited
+        if not needs_decision(new):
+            return True
+        if needs_reapproval(walk.evaluation, new, old_args, edited):
+            walk.restart(new)
+            return False
+        if walk.quorum > 1:
+            walk.quorum -= 1  # the editor's approval counts; the others approve the edit
+            return False
+        return not walk.next_level()
+
+    def _raise_gate(self, call: ToolCall, tool: ToolSpec, walk: GateWalk, asked: int) -> None:
+        interrupt_id = interrupt_id_for(self._run_id, call.position, gate_purpose(asked))
+        escalation = walk.escalation
+        request = gate_request(
+            walk,
+            GateContext(
+                tool=tool.name,
+                args_schema=tool.args_schema or None,
+                agent=self._agent.name,
+                version=self._agent.version,
+                reasoning=call.reasoning,
+                impact=call.impact,
+                context=call.context,
+                confidence=call.confidence,
+            ),
+            interrupt_id=interrupt_id,
+            deadline_us=(
+                escalation.deadline_us if escalation else self._deadline(walk.evaluation.deadline_s)
+            ),
+        )
+        self._emit(InterruptRaised(call=call.position, interrupt_id=interrupt_id, request=request))
 
     def _run_phase(
         self,
@@ -348,35 +506,6 @@ class Replayer:
             decided_by=decision.decided_by,
         )
 
-    def _raise_gate(self, call: ToolCall, tool: ToolSpec, gate: Any) -> None:
-        interrupt_id = interrupt_id_for(self._run_id, call.position, "approval")
-        request = ApprovalRequest(
-            kind="tool",
-            title=f"{tool.name}({_short(call.args)})",
-            tool=tool.name,
-            args=call.args,
-            digest=digest(
-                {
-                    "tool": tool.name,
-                    "args": call.args,
-                    "agent": self._agent.name,
-                    "version": self._agent.version,
-                    "interrupt_id": interrupt_id,
-                }
-            ),
-            reasoning=call.reasoning or gate.reason,
-            context=call.context,
-            impact=call.impact,
-            risk=gate.risk,
-            amount=gate.amount,
-            deadline_us=self._deadline(gate.deadline_s),
-            on_timeout=gate.on_timeout,
-            allowed=gate.allowed,
-            approvers=gate.approvers,
-            policy=gate.policy,
-        )
-        self._emit(InterruptRaised(call=call.position, interrupt_id=interrupt_id, request=request))
-
     # -- helpers ------------------------------------------------------------------------------
 
     def _start(self, position: int, tool: ToolSpec, args: JsonObject) -> None:
@@ -453,8 +582,3 @@ def _decision_of(outcome: DecisionAccepted | InterruptExpired) -> Decision:
         response=outcome.response,
         edited_args=outcome.edited_args,
     )
-
-
-def _short(args: JsonObject, limit: int = 60) -> str:
-    text = ", ".join(f"{k}={canonical_json(v)}" for k, v in args.items())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,82 +1,284 @@
-"""Pure command handling: a command and the run's state in, the events to append out.
+"""Pure command handling: a decision and the run's state in, the event to append out.
 
-Nothing here touches a log; the worker turns the verdicts into records.
+Nothing here touches a log; the worker turns the verdicts into records. The checks, in order:
+a repeated decision id gets its first outcome again; a decided, expired or finished interrupt
+refuses; an interrupt not raised yet holds the decision (`DecisionHeld`) while the run can
+still raise it; then kind, digest, deadline, who decides (separation of duties, earlier
+levels, approvers and roles, one vote per person) and the edit or answer against its schema.
+An approval short of a k-of-n quorum is a `VoteRecorded`; the one that meets it closes the
+interrupt with a `DecisionAccepted` naming every approver.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.state import RunState
-from events.approval import DECISION_KINDS
+from engine.argspec import validate
+from engine.authorization import EMPTY_DIRECTORY, Directory, refusal_for_principal
+from engine.state import EXPIRED, WITHDRAWN, RunState
+from events.approval import DECISION_KINDS, ApprovalRequest
 from events.commands import SubmitDecision
-from events.run_events import DecisionAccepted, DecisionRejected
+from events.run_events import (
+    DecisionAccepted,
+    DecisionHeld,
+    DecisionRejected,
+    InterruptRaised,
+    VoteRecorded,
+)
+
+MAX_HELD_PER_RUN = 100
+TIMEOUT_PRINCIPAL = "system:timeout"
+
+Verdict = DecisionAccepted | DecisionRejected | VoteRecorded | DecisionHeld
 
 
 @dataclass(frozen=True, slots=True)
 class DecisionVerdict:
-    """`event` is None when nothing is appended (unknown run, or a repeated decision id)."""
+    """`event` is None when nothing is appended (unknown run, or a repeated decision id).
+
+    `status` is what the sender is told: accepted, refused, counted (one vote of a quorum)
+    or held (judged when its interrupt is raised)."""
 
     accepted: bool
     reason: str
-    event: DecisionAccepted | DecisionRejected | None
+    event: Verdict | None
     repeat: bool = False
+    status: str = ""
 
 
-def judge_decision(state: RunState | None, command: SubmitDecision) -> DecisionVerdict:
+def judge_decision(
+    state: RunState | None,
+    command: SubmitDecision,
+    *,
+    directory: Directory = EMPTY_DIRECTORY,
+    now_us: int | None = None,
+) -> DecisionVerdict:
     """Validate a decision before it touches a run. The first accepted decision wins."""
     if state is None:
-        return DecisionVerdict(False, f"unknown run {command.run_id}", None)
+        return DecisionVerdict(False, f"unknown run {command.run_id}", None, status="refused")
     earlier = state.decisions.get(command.decision_id)
     if earlier is not None:
-        return DecisionVerdict(earlier.accepted, earlier.reason, None, repeat=True)
-    reason = _refusal(state, command)
-    if reason:
-        return DecisionVerdict(False, reason, _refused(command, reason))
-    accepted = DecisionAccepted(
-        interrupt_id=command.interrupt_id,
-        decision_id=command.decision_id,
-        kind=command.kind,  # type: ignore[arg-type]  # checked by _refusal
-        decided_by=command.decided_by,
-        reason=command.reason,
-        edited_args=command.edited_args if command.kind == "edit" else None,
-        response=command.response if command.kind == "respond" else None,
+        status = "accepted" if earlier.accepted else "refused"
+        return DecisionVerdict(earlier.accepted, earlier.reason, None, repeat=True, status=status)
+    if any(
+        held.decision_id == command.decision_id
+        for waiting in state.held.values()
+        for held in waiting
+    ):
+        return DecisionVerdict(False, _held_reason(command), None, repeat=True, status="held")
+    return _judge(state, command, directory, now_us)
+
+
+def judge_held(
+    state: RunState,
+    held: DecisionHeld,
+    *,
+    directory: Directory = EMPTY_DIRECTORY,
+    now_us: int | None = None,
+) -> DecisionVerdict:
+    """Judge a held decision now that its interrupt is raised (or the run has ended)."""
+    return _judge(state, command_of(held, state.run_id), directory, now_us)
+
+
+def held_ready(state: RunState) -> list[DecisionHeld]:
+    """Held decisions that can be judged now: their interrupt is raised or decided, or the
+    run has ended (so it never will be), in arrival order."""
+    ready: list[DecisionHeld] = []
+    for interrupt_id, waiting in state.held.items():
+        if (
+            state.terminal
+            or interrupt_id in state.open_interrupts
+            or interrupt_id in state.closed_interrupts
+        ):
+            ready.extend(waiting)
+    return ready
+
+
+def command_of(held: DecisionHeld, run_id: str) -> SubmitDecision:
+    return SubmitDecision(
+        decision_id=held.decision_id,
+        run_id=run_id,
+        interrupt_id=held.interrupt_id,
+        kind=held.kind,
+        decided_by=held.decided_by,
+        issued_at_us=held.issued_at_us,
+        reason=held.reason,
+        edited_args=held.edited_args,
+        response=held.response,
+        digest=held.digest,
     )
-    return DecisionVerdict(True, command.reason, accepted)
 
 
-def _refusal(state: RunState, command: SubmitDecision) -> str:
-    closed_by = state.closed_interrupts.get(command.interrupt_id)
-    if closed_by is not None:
-        if closed_by == "expired":
-            return f"interrupt {command.interrupt_id} expired before this decision"
-        return f"interrupt {command.interrupt_id} was already decided by decision {closed_by}"
-    if state.terminal:
-        return f"run {state.run_id} is {state.status}"
+def _judge(
+    state: RunState, command: SubmitDecision, directory: Directory, now_us: int | None
+) -> DecisionVerdict:
+    reason = _closed(state, command)
+    if reason:
+        return _refuse(command, reason)
     interrupt = state.open_interrupts.get(command.interrupt_id)
     if interrupt is None:
-        return f"unknown interrupt {command.interrupt_id} for run {state.run_id}"
-    request = interrupt.request
+        return _hold(state, command)
+    reason = (
+        _malformed(command, interrupt.request)
+        or _late(interrupt.request, now_us)
+        or _unauthorized(state, command, interrupt.request, directory)
+        or _invalid_content(command, interrupt.request)
+    )
+    if reason:
+        return _refuse(command, reason)
+    return _accept(state, command, interrupt)
+
+
+def _closed(state: RunState, command: SubmitDecision) -> str:
+    closed_by = state.closed_interrupts.get(command.interrupt_id)
+    if closed_by == EXPIRED:
+        return f"interrupt {command.interrupt_id} expired before this decision"
+    if closed_by == WITHDRAWN:
+        return (
+            f"interrupt {command.interrupt_id} was withdrawn: run {state.run_id} is {state.status}"
+        )
+    if closed_by is not None:
+        return f"interrupt {command.interrupt_id} was already decided by decision {closed_by}"
+    if state.terminal:
+        return (
+            f"interrupt {command.interrupt_id} was never raised and never will be: "
+            f"run {state.run_id} is {state.status}"
+        )
+    return ""
+
+
+def _hold(state: RunState, command: SubmitDecision) -> DecisionVerdict:
+    if not command.decided_by:
+        return _refuse(command, "a decision must say who made it (decided_by)")
     if command.kind not in DECISION_KINDS:
-        return f"unknown decision kind {command.kind!r}; one of {', '.join(DECISION_KINDS)}"
+        return _refuse(command, _unknown_kind(command.kind))
+    if sum(len(waiting) for waiting in state.held.values()) >= MAX_HELD_PER_RUN:
+        return _refuse(
+            command,
+            f"unknown interrupt {command.interrupt_id} for run {state.run_id} "
+            f"(and {MAX_HELD_PER_RUN} decisions are already held for it)",
+        )
+    held = DecisionHeld(
+        interrupt_id=command.interrupt_id,
+        decision_id=command.decision_id,
+        kind=command.kind,
+        decided_by=command.decided_by,
+        issued_at_us=command.issued_at_us,
+        reason=command.reason,
+        edited_args=command.edited_args,
+        response=command.response,
+        digest=command.digest,
+    )
+    return DecisionVerdict(False, _held_reason(command), held, status="held")
+
+
+def _held_reason(command: SubmitDecision) -> str:
+    return (
+        f"interrupt {command.interrupt_id} is not raised yet; the decision is held and "
+        "will be judged when it is (or refused if the run ends first)"
+    )
+
+
+def _unknown_kind(kind: str) -> str:
+    return f"unknown decision kind {kind!r}; one of {', '.join(DECISION_KINDS)}"
+
+
+def _malformed(command: SubmitDecision, request: ApprovalRequest) -> str:
+    if command.kind not in DECISION_KINDS:
+        return _unknown_kind(command.kind)
     if command.kind not in request.allowed:
         return f"{command.kind!r} is not allowed here; allowed: {', '.join(request.allowed)}"
     if command.digest and command.digest != request.digest:
         return "digest does not match the request (it changed, or the decision is for another)"
     if not command.decided_by:
         return "a decision must say who made it (decided_by)"
-    if command.kind in ("approve", "edit") and command.decided_by == state.requested_by:
-        return f"{command.decided_by} started this run and may not approve its requests"
-    if command.kind == "edit" and not isinstance(command.edited_args, dict):
-        return "an edit must carry the new arguments as a JSON object"
     return ""
 
 
-def _refused(command: SubmitDecision, reason: str) -> DecisionRejected:
-    return DecisionRejected(
+def _late(request: ApprovalRequest, now_us: int | None) -> str:
+    if now_us is not None and request.deadline_us is not None and now_us >= request.deadline_us:
+        return "the deadline of this request has passed"
+    return ""
+
+
+def _unauthorized(
+    state: RunState, command: SubmitDecision, request: ApprovalRequest, directory: Directory
+) -> str:
+    """Separation of duties covers every decision that lets a tool run or supplies its result
+    (approve, edit, and respond to an in-doubt call); anyone listed may reject or answer a
+    question. Listed means: among `approvers` (by name or role), and not `excluded`."""
+    gives_effect = command.kind in ("approve", "edit") or (
+        command.kind == "respond" and request.kind != "question"
+    )
+    reason = refusal_for_principal(
+        command.decided_by,
+        approvers=request.approvers,
+        excluded=request.excluded if gives_effect else (),
+        requester=state.requested_by,
+        separation_of_duties=gives_effect,
+        directory=directory,
+    )
+    if reason:
+        return reason
+    voters = state.votes.get(command.interrupt_id, ())
+    if command.decided_by in voters:
+        return (
+            f"{command.decided_by} already approved this request; "
+            "each approval needs a different person"
+        )
+    return ""
+
+
+def _invalid_content(command: SubmitDecision, request: ApprovalRequest) -> str:
+    if command.kind == "edit":
+        if not isinstance(command.edited_args, dict):
+            return "an edit must carry the new arguments as a JSON object"
+        errors = validate(command.edited_args, request.args_schema)
+        if errors:
+            return "the edited arguments are invalid: " + "; ".join(errors)
+    if command.kind == "respond" and request.answer_schema is not None:
+        errors = validate(command.response, request.answer_schema, "the answer")
+        if errors:
+            return "the answer does not fit the request's answer schema: " + "; ".join(errors)
+    return ""
+
+
+def _accept(
+    state: RunState, command: SubmitDecision, interrupt: InterruptRaised
+) -> DecisionVerdict:
+    quorum = interrupt.request.quorum
+    voters = state.votes.get(command.interrupt_id, ())
+    if command.kind == "approve" and len(voters) + 1 < quorum:
+        vote = VoteRecorded(
+            interrupt_id=command.interrupt_id,
+            decision_id=command.decision_id,
+            decided_by=command.decided_by,
+            votes=len(voters) + 1,
+            quorum=quorum,
+            reason=command.reason,
+        )
+        reason = f"approval {vote.votes} of {quorum} counted"
+        return DecisionVerdict(True, reason, vote, status="counted")
+    approved_by = (*voters, command.decided_by) if command.kind in ("approve", "edit") else ()
+    accepted = DecisionAccepted(
+        interrupt_id=command.interrupt_id,
+        decision_id=command.decision_id,
+        kind=command.kind,  # type: ignore[arg-type]  # checked by _malformed
+        decided_by=command.decided_by,
+        reason=command.reason,
+        edited_args=command.edited_args if command.kind == "edit" else None,
+        response=command.response if command.kind == "respond" else None,
+        approved_by=approved_by if len(approved_by) > 1 else (),
+    )
+    return DecisionVerdict(True, command.reason, accepted, status="accepted")
+
+
+def _refuse(command: SubmitDecision, reason: str) -> DecisionVerdict:
+    refused = DecisionRejected(
         interrupt_id=command.interrupt_id,
         decision_id=command.decision_id,
         kind=command.kind,
         decided_by=command.decided_by,
         reason=reason,
     )
+    return DecisionVerdict(False, reason, refused, status="refused")

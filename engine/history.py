@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from events.json import digest
 from events.run_events import (
     DecisionAccepted,
+    GateEvaluated,
+    InterruptEscalated,
     InterruptExpired,
     InterruptRaised,
     ModelCalled,
@@ -25,11 +27,15 @@ class CallRecord:
     kind: str
     name: str
     digest: str
-    gate: InterruptRaised | None = None
+    evaluations: list[GateEvaluated] = field(default_factory=list)
+    """The policy's verdicts on this call, by round (1: as called; then one per edit)."""
+    gates: list[InterruptRaised] = field(default_factory=list)
+    """Approval interrupts for this call, in order (levels, re-approvals, escalations)."""
     in_doubt: list[InterruptRaised] = field(default_factory=list)
     """One per crash mid-call, in order: the k-th asks about the k-th schedule."""
     schedules: int = 0
-    question: InterruptRaised | None = None
+    questions: list[InterruptRaised] = field(default_factory=list)
+    """A question, then one re-asked question per escalation."""
     scheduled: ToolCallScheduled | None = None
     completed: ToolCallCompleted | None = None
     failed: ToolCallFailed | None = None
@@ -39,6 +45,15 @@ class CallRecord:
     def signature(self) -> str:
         return f"{self.kind} {self.name} {self.digest[:12]}"
 
+    @property
+    def question(self) -> InterruptRaised | None:
+        return self.questions[0] if self.questions else None
+
+
+def _add_once(events: list[InterruptRaised], event: InterruptRaised) -> None:
+    if all(known.interrupt_id != event.interrupt_id for known in events):
+        events.append(event)
+
 
 class HistoryIndex:
     """Mutable index owned by one replayer; adding the same event twice is harmless."""
@@ -46,6 +61,7 @@ class HistoryIndex:
     def __init__(self) -> None:
         self.calls: dict[int, CallRecord] = {}
         self.outcomes: dict[str, DecisionAccepted | InterruptExpired] = {}
+        self.escalations: dict[str, InterruptEscalated] = {}
 
     @property
     def max_position(self) -> int:
@@ -56,14 +72,17 @@ class HistoryIndex:
             case InterruptRaised(call=call, request=request):
                 if request.kind == "tool":
                     rec = self._record(call, "tool", request.tool or "", digest(request.args))
-                    rec.gate = event
+                    _add_once(rec.gates, event)
                 elif request.kind == "in_doubt":
                     rec = self._record(call, "tool", request.tool or "", "")
-                    if all(e.interrupt_id != event.interrupt_id for e in rec.in_doubt):
-                        rec.in_doubt.append(event)
+                    _add_once(rec.in_doubt, event)
                 else:
                     rec = self._record(call, "interrupt", "", digest(request.title))
-                    rec.question = event
+                    _add_once(rec.questions, event)
+            case GateEvaluated(call=call):
+                rec = self._record(call, "tool", event.tool, event.args_digest)
+                if all(known.round != event.round for known in rec.evaluations):
+                    rec.evaluations.append(event)
             case ToolCallScheduled(call=call):
                 rec = self._record(call, "tool", event.tool, event.args_digest)
                 if rec.scheduled is not event:
@@ -82,6 +101,8 @@ class HistoryIndex:
                 | InterruptExpired(interrupt_id=interrupt_id)
             ):
                 self.outcomes.setdefault(interrupt_id, event)
+            case InterruptEscalated(interrupt_id=interrupt_id):
+                self.escalations.setdefault(interrupt_id, event)
             case _:
                 pass
 

@@ -5,25 +5,48 @@ For each poll batch of one partition it decodes the commands, turns them into ru
 they ask for, and commits the new events together with the consumed command offsets in one
 atomic log commit. A tool that is not idempotent runs only after its `ToolCallScheduled`
 is committed, so a crash mid-call is visible to the next owner.
+
+Exactly-once on the log (docs/exactly-once.md has the whole argument):
+- A transaction covers one step, never a wait: `_commit` is one call of the log's atomic
+  commit (begin, append, commit), with nothing awaited in between but the log itself. Tools
+  run outside any transaction (a non-idempotent one after the commit of its schedule), and
+  a run waiting for a person has no transaction open at all: the wait is a state in the log.
+- Each commit of partition N also writes a checkpoint (`engine.checkpoint`) to partition N
+  of the checkpoints topic: where a restore must start reading, and the commands position
+  committed with it. On assignment `_restore` reads from there, not from offset 0.
+- A worker that loses a partition stops touching its runs at once. A revocation (a
+  rebalance: the partition is still ours until `on_revoked` returns) lets the step in
+  flight commit, for at most `revoke_grace_s`, then drops the runs; a step still running
+  after that discards its tools' results (`_still_owned` is checked after every await).
+  A worker that lost a partition without hearing it (a stall past its session) is fenced:
+  its commit raises `Fenced`, nothing of it is visible, and it drops the partition.
+- A commit whose outcome is unknown (a timeout) abandons the step: the partition is rebuilt
+  from the log and the batch re-read unless the checkpoint shows the commit went through;
+  handling commands again is idempotent by command and decision id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 import structlog
 
+from engine.announcements import action_notice, progress_notice
 from engine.app import App
+from engine.checkpoint import Checkpoint, Horizon, encode_checkpoint
+from engine.deadlines import expire_due, next_due_us
 from engine.errors import Fenced, LogError
 from engine.executor import Advance, ExecuteTool, Replayer, Services
-from engine.handling import judge_decision
+from engine.handling import held_ready, judge_decision, judge_held
 from engine.live_run import LiveRun
-from engine.log.port import EventLog, GroupMember, Outgoing, Record, Topics
+from engine.log.port import EventLog, GroupMember, Outgoing, Position, Record, Topics
+from engine.restore import Restored, restore_partition
 from engine.state import RunState
 from events.codec import Codec
 from events.commands import CancelRun, StartRun, SubmitDecision
@@ -58,6 +81,11 @@ class WorkerSettings:
     group: str = "countersign.workers"
     poll_timeout_s: float = 0.1
     max_batch: int = 500
+    revoke_grace_s: float = 10.0
+    """How long a revocation waits for the step in flight to commit before dropping it."""
+    keep_finished_runs: int = 1_000
+    """Finished runs per partition whose states are kept (in memory and across restores)
+    to answer repeated commands; older ones are forgotten (docs/exactly-once.md)."""
 
 
 @dataclass
@@ -69,6 +97,16 @@ class _Step:
     first_offset: int | None = None
     out: list[Outgoing] = field(default_factory=list)
     touched: dict[str, LiveRun] = field(default_factory=dict)
+
+
+@dataclass
+class _Owned:
+    """What the worker knows of a partition it owns, besides its runs."""
+
+    epoch: int
+    horizon: Horizon
+    written: Checkpoint | None
+    """The last checkpoint in the log (restored, or written by this worker)."""
 
 
 class Worker:
@@ -91,6 +129,10 @@ class Worker:
         self._runs: dict[int, dict[str, LiveRun]] = {}
         self._finished: dict[int, dict[str, RunState]] = {}
         self._to_resume: set[int] = set()
+        self._owned: dict[int, _Owned] = {}
+        self._epochs = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._member: GroupMember | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -109,14 +151,17 @@ class Worker:
 
     async def _poll_once(self, member: GroupMember) -> None:
         try:
-            await self._resume_restored()
+            async with self._stepping():
+                await self._resume_restored()
+                await self._fire_deadlines()
             records = await member.poll(self._settings.poll_timeout_s, self._settings.max_batch)
             by_partition: dict[int, list[Record]] = {}
             for record in records:
                 by_partition.setdefault(record.partition, []).append(record)
-            for partition, batch in by_partition.items():
-                if partition in self._runs:
-                    await self._process(partition, batch)
+            async with self._stepping():
+                for partition, batch in by_partition.items():
+                    if partition in self._runs:
+                        await self._process(partition, batch)
         except _StepAbandoned as abandoned:
             log.warning("step_abandoned", partition=abandoned.args[0])
 
@@ -135,58 +180,70 @@ class Worker:
         return {}
 
     async def on_revoked(self, partitions: frozenset[int]) -> None:
+        """Let a step in flight finish (the partitions are still ours until this returns; Kafka
+        calls it from the background), for at most `revoke_grace_s`; then drop their runs."""
+        if not self._idle.is_set():
+            try:
+                async with asyncio.timeout(self._settings.revoke_grace_s):
+                    await self._idle.wait()
+            except TimeoutError:
+                log.warning("step_outlived_revocation", partitions=sorted(partitions))
         for partition in partitions:
             self._drop(partition)
         log.info("partitions_revoked", partitions=sorted(partitions))
+
+    @contextlib.asynccontextmanager
+    async def _stepping(self) -> AsyncIterator[None]:
+        """Marks steps in progress, for `on_revoked` (never around a poll: a rebalance
+        waits for `on_revoked`, which would wait for the poll)."""
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._idle.set()
 
     def _drop(self, partition: int) -> None:
         for run in self._runs.pop(partition, {}).values():
             if run.replayer is not None:
                 run.replayer.close()
         self._finished.pop(partition, None)
+        self._owned.pop(partition, None)
         self._to_resume.discard(partition)
 
-    async def _restore(self, partition: int) -> None:
-        started = time.perf_counter()
-        runs: dict[str, LiveRun] = {}
-        events = 0
-        async for record in self._log.read(self._topics.runs, partition, 0):
-            try:
-                envelope = self._codec.decode_event(record.value)
-            except DecodeError as exc:
-                log.error(
-                    "undecodable_run_event",
-                    partition=partition,
-                    offset=record.offset,
-                    reason=str(exc),
-                )
-                continue
-            run = runs.get(envelope.run_id)
-            if run is None:
-                run = runs[envelope.run_id] = LiveRun(envelope.run_id, partition)
-            try:
-                run.record(envelope, record.value)
-            except ValueError as exc:
-                log.error(
-                    "broken_run_history",
-                    run_id=envelope.run_id,
-                    offset=record.offset,
-                    reason=str(exc),
-                )
-            events += 1
-        live = {run_id: run for run_id, run in runs.items() if run.state and not run.state.terminal}
-        self._runs[partition] = live
-        self._finished[partition] = {
-            run_id: run.state for run_id, run in runs.items() if run.state and run.state.terminal
-        }
+    async def _restore(self, partition: int) -> Restored:
+        """Rebuild the partition's runs from its checkpoint on (see `engine.restore`)."""
+        restored = await restore_partition(
+            self._log,
+            self._topics,
+            self._codec,
+            partition,
+            keep_finished=self._settings.keep_finished_runs,
+        )
+        self._runs[partition] = restored.live
+        self._finished[partition] = restored.finished
+        self._epochs += 1
+        self._owned[partition] = _Owned(self._epochs, restored.horizon, restored.checkpoint)
         self._to_resume.add(partition)
         log.info(
             "partition_restored",
             partition=partition,
-            events=events,
-            live_runs=len(live),
-            seconds=round(time.perf_counter() - started, 4),
+            restore_from=restored.checkpoint.restore_from if restored.checkpoint else 0,
+            events=restored.read,
+            skipped=restored.skipped,
+            live_runs=len(restored.live),
+            finished_runs=len(restored.finished),
+            seconds=round(restored.seconds, 4),
         )
+        return restored
+
+    def _owns(self, partition: int, epoch: int | None) -> bool:
+        """Whether this worker still owns `partition` since the epoch a step began in."""
+        owned = self._owned.get(partition)
+        return owned is not None and owned.epoch == epoch
+
+    def _epoch(self, partition: int) -> int | None:
+        owned = self._owned.get(partition)
+        return owned.epoch if owned is not None else None
 
     async def _resume_restored(self) -> None:
         """Continue runs that were mid-way when their previous owner stopped."""
@@ -262,13 +319,18 @@ class Worker:
         )
         run = self._runs[step.partition].get(command.run_id)
         state = run.state if run else self._finished[step.partition].get(command.run_id)
-        verdict = judge_decision(state, command)
+        if run is not None:
+            self._expire_due(step, run)  # a decision after its deadline loses to the expiry
+            state = run.state
+        verdict = judge_decision(
+            state, command, directory=self._app.directory, now_us=self._services.clock_us()
+        )
         if verdict.event is not None and run is not None:
             self._append(step, run, verdict.event, command.decision_id)
             if verdict.accepted:
                 step.touched[run.run_id] = run
         elif verdict.event is None:
-            self._outcome(step, command, verdict.accepted, verdict.reason)
+            self._outcome(step, command, verdict.accepted, verdict.reason, verdict.status)
         bound.info(
             "decision_accepted" if verdict.accepted else "decision_refused",
             reason=verdict.reason,
@@ -285,15 +347,18 @@ class Worker:
             run.replayer.close()
         cancelled = RunCancelled(cancelled_by=command.cancelled_by, reason=command.reason)
         self._append(step, run, cancelled, command.command_id)
+        self._judge_held(step, [run])  # decisions held for interrupts it will never raise
         step.touched.pop(run.run_id, None)
         log.info("run_cancelled", run_id=run.run_id, by=command.cancelled_by)
 
     # -- driving runs forward -----------------------------------------------------------------
 
     async def _drive(self, step: _Step) -> None:
+        epoch = self._epoch(step.partition)
         while step.touched:
             effects: list[tuple[LiveRun, ExecuteTool]] = []
-            for run in list(step.touched.values()):
+            ran = list(step.touched.values())
+            for run in ran:
                 advance = self._advance(run)
                 if advance is None:
                     continue
@@ -301,14 +366,26 @@ class Worker:
                     self._append(step, run, event, run.history[-1].event_id)
                 effects.extend((run, effect) for effect in advance.effects)
             step.touched = {}
+            self._judge_held(step, ran)
             if not effects:
+                if step.touched:
+                    continue
                 return
             if any(not self._idempotent(effect) for _, effect in effects):
                 await self._commit(step)  # the schedule must be durable before the tool runs
+                self._still_owned(step, epoch, "tools_not_started")
             results = await asyncio.gather(*(self._execute(run, fx) for run, fx in effects))
+            self._still_owned(step, epoch, "tool_results_discarded")
             for (run, _), result in zip(effects, results, strict=True):
                 self._append(step, run, result, run.history[-1].event_id)
                 step.touched[run.run_id] = run
+
+    def _still_owned(self, step: _Step, epoch: int | None, what: str) -> None:
+        """Stop a step whose partition was lost while it awaited: its runs are another
+        worker's now (whatever this one did since is its to find in the log, or not)."""
+        if not self._owns(step.partition, epoch):
+            log.warning("partition_lost_mid_step", partition=step.partition, action=what)
+            raise _StepAbandoned(step.partition)
 
     def _advance(self, run: LiveRun) -> Advance | None:
         if run.state is None or run.state.terminal:
@@ -370,6 +447,8 @@ class Worker:
         )
         encoded = self._codec.encode(envelope)
         run.record(envelope, encoded)
+        if isinstance(payload, RunStarted) and step.partition in self._owned:
+            self._owned[step.partition].horizon.started(run.run_id)
         if run.replayer is not None:
             run.replayer.feed([payload])  # harmless for events the replayer emitted itself
         step.out.append(Outgoing(self._topics.runs, run.run_id, encoded, step.partition))
@@ -403,14 +482,74 @@ class Worker:
                 decided_by=payload.decided_by,
                 reason=payload.reason,
                 decided_at_us=envelope.occurred_at_us,
+                status="accepted" if accepted else "refused",
             )
             step.out.append(
                 Outgoing(self._topics.approvals, run.run_id, self._codec.encode(outcome))
             )
+        self._announce(step, run, payload, envelope.occurred_at_us)
         if run.state is not None and run.state.terminal:
             self._retire(step.partition, run)
 
-    def _outcome(self, step: _Step, command: SubmitDecision, accepted: bool, reason: str) -> None:
+    # -- approvals: deadlines, held decisions, notices (issue 3) -------------------------------
+
+    async def _fire_deadlines(self) -> None:
+        """Expire due interrupts of the runs this worker owns, through the normal commit.
+
+        Deadlines are read from each run's folded state, so any owner fires them."""
+        now = self._services.clock_us()
+        for partition, runs in list(self._runs.items()):
+            due = [run for run in runs.values() if _is_due(run, now)]
+            if not due:
+                continue
+            step = _Step(partition)
+            for run in due:
+                self._expire_due(step, run, now)
+            await self._drive(step)
+            await self._commit(step)
+
+    def _expire_due(self, step: _Step, run: LiveRun, now: int | None = None) -> None:
+        if run.state is None:
+            return
+        now = self._services.clock_us() if now is None else now
+        for event in expire_due(run.state, now):
+            self._append(step, run, event, f"deadline:{event.interrupt_id}")
+            step.touched[run.run_id] = run
+            log.info("interrupt_expired", run_id=run.run_id, interrupt_id=event.interrupt_id)
+
+    def _judge_held(self, step: _Step, runs: list[LiveRun]) -> None:
+        """Decisions that arrived before their interrupt: judge them once it is raised (or
+        refuse them once the run has ended without raising it)."""
+        for run in runs:
+            if run.state is None or not run.state.held:
+                continue
+            for held in held_ready(run.state):
+                verdict = judge_held(
+                    run.state,
+                    held,
+                    directory=self._app.directory,
+                    now_us=self._services.clock_us(),
+                )
+                assert verdict.event is not None
+                self._append(step, run, verdict.event, held.decision_id)
+                if verdict.accepted and not run.state.terminal:
+                    step.touched[run.run_id] = run
+
+    def _announce(self, step: _Step, run: LiveRun, payload: RunEventPayload, at_us: int) -> None:
+        """Approvals-topic notices for votes, held decisions and NOTIFY-gated tool runs."""
+        if run.state is None:
+            return
+        notice = progress_notice(run.run_id, payload, at_us) or action_notice(
+            run.state, run.history, payload, at_us
+        )
+        if notice is not None:
+            step.out.append(
+                Outgoing(self._topics.approvals, run.run_id, self._codec.encode(notice))
+            )
+
+    def _outcome(
+        self, step: _Step, command: SubmitDecision, accepted: bool, reason: str, status: str = ""
+    ) -> None:
         outcome = DecisionOutcome(
             run_id=command.run_id,
             interrupt_id=command.interrupt_id,
@@ -420,6 +559,7 @@ class Worker:
             decided_by=command.decided_by,
             reason=reason,
             decided_at_us=self._services.clock_us(),
+            status=status,
         )
         step.out.append(
             Outgoing(self._topics.approvals, command.run_id, self._codec.encode(outcome))
@@ -445,7 +585,11 @@ class Worker:
         """A finished run leaves memory; its small state stays to answer late decisions."""
         assert run.state is not None
         self._runs.get(partition, {}).pop(run.run_id, None)
-        self._finished.setdefault(partition, {})[run.run_id] = run.state
+        finished = self._finished.setdefault(partition, {})
+        finished[run.run_id] = run.state
+        owned = self._owned.get(partition)
+        for forgotten in owned.horizon.finished(run.run_id) if owned else ():
+            finished.pop(forgotten, None)
 
     def _state_of(self, partition: int, run_id: str) -> RunState | None:
         run = self._runs[partition].get(run_id)
@@ -457,25 +601,76 @@ class Worker:
         if not step.out and step.consumed is None:
             return
         assert self._member is not None
+        checkpoint = self._next_checkpoint(step)
+        records = step.out if checkpoint is None else [*step.out, checkpoint[1]]
         try:
-            await self._member.commit(step.partition, step.out, step.consumed)
+            positions = await self._member.commit(step.partition, records, step.consumed)
         except Fenced:
             log.warning("fenced", partition=step.partition)
             self._drop(step.partition)
         except LogError as exc:
-            # Memory is ahead of the log now: rebuild the partition from the log and re-read
-            # this batch's commands; handling them again is idempotent by command/decision id.
             log.error("commit_failed", partition=step.partition, error=str(exc))
-            if step.partition in self._runs:
-                await self._restore(step.partition)
-                if step.first_offset is not None:
-                    await self._member.seek(step.partition, step.first_offset)
+            await self._recover(step)
         else:
-            step.out = []
-            step.consumed = None
+            self._committed(step, positions, checkpoint[0] if checkpoint else None)
             return
         step.out, step.consumed, step.touched = [], None, {}
         raise _StepAbandoned(step.partition)
+
+    def _next_checkpoint(self, step: _Step) -> tuple[Checkpoint, Outgoing] | None:
+        """The partition's checkpoint as of this commit, if it differs from the last one."""
+        owned = self._owned.get(step.partition)
+        if owned is None:
+            return None
+        last = owned.written
+        consumed = step.consumed
+        if consumed is None and last is not None:
+            consumed = last.consumed
+        checkpoint = Checkpoint(restore_from=owned.horizon.restore_from, consumed=consumed)
+        if checkpoint == last:
+            return None
+        value = encode_checkpoint(checkpoint)
+        record = Outgoing(self._topics.checkpoints, str(step.partition), value, step.partition)
+        return checkpoint, record
+
+    def _committed(
+        self, step: _Step, positions: list[Position], checkpoint: Checkpoint | None
+    ) -> None:
+        owned = self._owned.get(step.partition)
+        if owned is not None:
+            firsts: dict[str, int] = {}
+            end = 0
+            for out, position in zip(step.out, positions, strict=False):
+                if position.topic == self._topics.runs:
+                    firsts.setdefault(out.key, position.offset)
+                    end = max(end, position.offset + 1)
+            owned.horizon.committed(firsts, end)
+            owned.written = checkpoint or owned.written
+        if step.consumed is not None:
+            step.first_offset = None  # the batch is consumed: a later failure must not re-read it
+        step.out = []
+        step.consumed = None
+
+    async def _recover(self, step: _Step) -> None:
+        """After a failed commit memory is ahead of the log: rebuild the partition from the
+        log and re-read the batch, unless the checkpoint shows the commit went through (its
+        outcome was unknown); handling commands again is idempotent by command/decision id."""
+        assert self._member is not None
+        if step.partition not in self._owned:
+            return
+        restored = await self._restore(step.partition)
+        receipt = restored.checkpoint.consumed if restored.checkpoint else None
+        if step.consumed is not None and receipt is not None and receipt >= step.consumed:
+            log.info("commit_went_through", partition=step.partition, consumed=receipt)
+        elif step.first_offset is not None:
+            await self._member.seek(step.partition, step.first_offset)
+
+
+def _is_due(run: LiveRun, now: int) -> bool:
+    if run.state is None:
+        return False
+    due = next_due_us(run.state)
+    return due is not None and due <= now
 
 
 class _StepAbandoned(Exception):

@@ -220,6 +220,15 @@ class Codec:
             raise DecodeError(f"expected an approvals-topic message, got {type(message).__name__}")
         return message
 
+    def type_of(self, data: bytes) -> type[Any] | None:
+        """The message type named by the header's fingerprint, without decoding the body
+        (None when the header is missing or the fingerprint unknown). A restore uses it to
+        skip runs it does not need; it proves nothing about the body: decode to validate."""
+        if len(data) < HEADER_LEN or data[:2] != MAGIC:
+            return None
+        entry = self._by_fingerprint.get(bytes(data[2:HEADER_LEN]))
+        return None if entry is None else entry.cls
+
     def _read(self, data: bytes) -> tuple[_Entry, dict[str, Any]]:
         if len(data) > self.max_message_bytes:
             raise MessageTooLarge(

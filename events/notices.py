@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from events.approval import ApprovalRequest
+from events.approval import ApprovalRequest, RiskLevel
+from events.fields import json_field
+from events.json import Json, JsonObject
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -31,7 +33,30 @@ class DecisionOutcome:
     decided_by: str
     reason: str
     decided_at_us: int
+    status: str = ""
+    """accepted | refused | held (judged when its interrupt is raised) | counted (one vote of
+    a k-of-n quorum); empty in messages written before it existed: read `accepted`."""
 
 
-Notice: TypeAlias = ApprovalRequested | DecisionOutcome
-NOTICE_TYPES: tuple[type[Notice], ...] = (ApprovalRequested, DecisionOutcome)
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ActionNotified:
+    """A tool ran without asking, and its policy says people should hear of it (NOTIFY)."""
+
+    run_id: str
+    agent: str
+    agent_version: str
+    requested_by: str
+    call: int
+    tool: str
+    args: JsonObject = json_field()
+    result: Json = json_field()
+    policy: str
+    rule: str
+    reason: str
+    risk: RiskLevel
+    confidence: float | None
+    notified_at_us: int
+
+
+Notice: TypeAlias = ApprovalRequested | DecisionOutcome | ActionNotified
+NOTICE_TYPES: tuple[type[Notice], ...] = (ApprovalRequested, DecisionOutcome, ActionNotified)

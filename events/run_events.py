@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from events.approval import ApprovalRequest, DecisionKind
+from events.approval import ApprovalRequest, DecisionKind, GateAction, RiskLevel, TimeoutAction
 from events.fields import json_field
 from events.json import Json, JsonObject
 
@@ -71,6 +71,70 @@ class DecisionAccepted:
     reason: str = ""
     edited_args: JsonObject | None = json_field(default=None)
     response: Json = json_field(default=None)
+    approved_by: tuple[str, ...] = ()
+    """Every principal whose approval counted (k-of-n); empty means just `decided_by`."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GateEvaluated:
+    """A policy looked at a proposed tool call and decided what it needs.
+
+    `action` is auto (run it), notify (run it, then tell people), approve (ask first) or
+    escalate (hand it to someone above). `policy` names the deciding policy and its version
+    (`name@version`), `rule` the rule inside it. `round` is 1 for the call as the agent made
+    it and counts up for every edit that was re-evaluated. The rest is the approval plan the
+    engine follows: `levels` is a list of `{"approvers": [...], "quorum": k}`, one per level.
+    Replay follows the recorded plan, so a policy changed later never changes a decided call.
+    """
+
+    call: int
+    tool: str
+    args_digest: str
+    action: GateAction
+    policy: str
+    rule: str = ""
+    reason: str = ""
+    risk: RiskLevel = "medium"
+    confidence: float | None = None
+    amount: float | None = None
+    round: int = 1
+    levels: Json = json_field(default=None)
+    allowed: tuple[DecisionKind, ...] = ("approve", "edit", "reject")
+    deadline_s: float | None = None
+    on_timeout: TimeoutAction = "reject"
+    escalate_to: tuple[str, ...] = ()
+    relevant_args: Json = json_field(default=None)
+    """Arguments (a list) whose change by an edit always goes back for approval; null or
+    empty: only an edit that makes the call more demanding goes back."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VoteRecorded:
+    """One approval towards a k-of-n quorum; the interrupt stays open until `quorum` is met."""
+
+    interrupt_id: str
+    decision_id: str
+    decided_by: str
+    votes: int
+    quorum: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DecisionHeld:
+    """A decision for an interrupt this run has not raised yet (ids are deterministic, so a
+    system may know one early). It is judged when the interrupt is raised, and refused if the
+    run ends without raising it."""
+
+    interrupt_id: str
+    decision_id: str
+    kind: str
+    decided_by: str
+    issued_at_us: int
+    reason: str = ""
+    edited_args: JsonObject | None = json_field(default=None)
+    response: Json = json_field(default=None)
+    digest: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -92,10 +156,13 @@ class InterruptExpired:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class InterruptEscalated:
+    """The expired interrupt's call goes to `approvers`, as a new interrupt due `deadline_us`."""
+
     interrupt_id: str
     level: int
     approvers: tuple[str, ...]
     reason: str
+    deadline_us: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -150,6 +217,9 @@ RunEventPayload: TypeAlias = (
     | RunFailed
     | RunCancelled
     | RunParked
+    | GateEvaluated
+    | VoteRecorded
+    | DecisionHeld
 )
 
 RUN_EVENT_TYPES: tuple[type[RunEventPayload], ...] = (
@@ -168,6 +238,9 @@ RUN_EVENT_TYPES: tuple[type[RunEventPayload], ...] = (
     RunFailed,
     RunCancelled,
     RunParked,
+    GateEvaluated,
+    VoteRecorded,
+    DecisionHeld,
 )
 
 TERMINAL_TYPES: tuple[type[RunEventPayload], ...] = (RunCompleted, RunFailed, RunCancelled)

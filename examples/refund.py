@@ -19,7 +19,7 @@ from events.json import Json, JsonObject
 
 APPROVAL_LIMIT = 500.0
 
-app = App("refund-example")
+app = App("refund-example", directory={"alice": ["support-lead"]})  # who holds which role
 
 EFFECTS: list[tuple[str, str]] = []
 

@@ -108,6 +108,7 @@ class KafkaLog:
         *,
         client_id: str = "countersign",
         linger_ms: int = 2,
+        max_batch_bytes: int = 16_384,
         fetch_max_wait_ms: int = 20,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 1_000,
@@ -124,6 +125,7 @@ class KafkaLog:
             bootstrap,
             client_id=client_id,
             linger_ms=linger_ms,
+            max_batch_bytes=max_batch_bytes,
             fetch_max_wait_ms=fetch_max_wait_ms,
             session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=heartbeat_interval_ms,
@@ -174,15 +176,12 @@ class KafkaLog:
                     "the commands and runs topics must be co-partitioned"
                 )
         missing = [name for name in topics.all if name not in counts]
-        # The runs topic is the source of truth: it never expires.
-        forever = {name: partitions for name in missing if name == topics.runs}
-        others = {name: partitions for name in missing if name != topics.runs}
-        if forever:
-            await self._call_admin(
-                kafka_admin.ensure_topics(self.bootstrap, forever, config={"retention.ms": "-1"})
-            )
-        if others:
-            await self._call_admin(kafka_admin.ensure_topics(self.bootstrap, others))
+        for names, config in _topic_configs(topics):
+            wanted = {name: partitions for name in missing if name in names}
+            if wanted:
+                await self._call_admin(
+                    kafka_admin.ensure_topics(self.bootstrap, wanted, config=config)
+                )
         self._partition_counts.update({name: partitions for name in missing})
 
     async def partition_count(self, topic: str) -> int:
@@ -621,11 +620,31 @@ class _RebalanceBridge(ConsumerRebalanceListener):  # type: ignore[misc]  # aiok
         await self._member._assign(frozenset(tp.partition for tp in assigned if tp.topic == topic))
 
 
+def _topic_configs(topics: Topics) -> list[tuple[frozenset[str], dict[str, str]]]:
+    """Topic settings by kind. The runs topic is the source of truth: it never expires.
+    Checkpoints keep only the newest record per key (partition); short segments let the
+    cleaner drop the old ones soon (it never cleans the active segment)."""
+    special = {topics.runs, topics.checkpoints}
+    return [
+        (frozenset({topics.runs}), {"retention.ms": "-1"}),
+        (
+            frozenset({topics.checkpoints}),
+            {
+                "cleanup.policy": "compact",
+                "segment.ms": str(15 * 60 * 1000),
+                "min.cleanable.dirty.ratio": "0.5",
+            },
+        ),
+        (frozenset(topics.all) - special, {}),
+    ]
+
+
 def _client_configs(
     bootstrap: str,
     *,
     client_id: str,
     linger_ms: int,
+    max_batch_bytes: int,
     fetch_max_wait_ms: int,
     session_timeout_ms: int,
     heartbeat_interval_ms: int,
@@ -647,7 +666,7 @@ def _client_configs(
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": linger_ms,
-        "max_batch_size": 16_384,
+        "max_batch_size": max_batch_bytes,
         "max_request_size": 1_048_576,
         "compression_type": None,
     }

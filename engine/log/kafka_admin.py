@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "TopicPartitionMismatchError",
     "ensure_topics",
     "partition_counts",
+    "topic_configs",
     "wait_until_ready",
 ]
 
@@ -80,6 +82,18 @@ async def partition_counts(bootstrap: str, topics: Sequence[str]) -> dict[str, i
     async with _admin(bootstrap) as admin:
         described = await _describe(admin, topics)
     return {name: len(partitions) for name, partitions in described.items()}
+
+
+async def topic_configs(bootstrap: str, topic: str) -> dict[str, str]:
+    """The effective configuration of ``topic`` (name -> value, as the broker reports it)."""
+    async with _admin(bootstrap) as admin:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    configs: dict[str, str] = {}
+    for response in responses:
+        for _code, _message, _type, _name, entries in response.resources:
+            for name, value, *_ in entries:
+                configs[name] = value
+    return configs
 
 
 async def ensure_topics(

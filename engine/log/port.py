@@ -29,7 +29,9 @@ Headers = tuple[tuple[str, bytes], ...]
 
 @dataclass(frozen=True, slots=True)
 class Topics:
-    """The four topics of one deployment, named `<prefix>.commands` and so on."""
+    """The topics of one deployment, named `<prefix>.commands` and so on. All have the same
+    partition count; `checkpoints` is compacted where the log supports it (Kafka): its
+    partition N holds the restore checkpoints of runs partition N (`engine.checkpoint`)."""
 
     prefix: str = "countersign"
 
@@ -50,8 +52,12 @@ class Topics:
         return f"{self.prefix}.dlq"
 
     @property
-    def all(self) -> tuple[str, str, str, str]:
-        return (self.commands, self.runs, self.approvals, self.dlq)
+    def checkpoints(self) -> str:
+        return f"{self.prefix}.checkpoints"
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (self.commands, self.runs, self.approvals, self.dlq, self.checkpoints)
 
 
 @dataclass(frozen=True, slots=True)

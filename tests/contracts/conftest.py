@@ -2,7 +2,7 @@
 
 `connect` returns a factory of *unstarted* connections to one log (a second connection is a
 second process on the same log); `log` is a started connection with fresh `topics` ensured.
-To add an adapter, write a factory like `_kafka` below and add one line to `ADAPTERS`.
+To add an adapter, write a factory like `_postgres` below and add one line to `ADAPTERS`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 from engine.log.kafka import KafkaLog
 from engine.log.memory import MemoryLog
 from engine.log.port import EventLog, Topics
+from engine.log.postgres import PostgresLog
 
 PARTITIONS = 4
 
@@ -31,9 +32,17 @@ def _kafka(request: pytest.FixtureRequest) -> Connect:
     return lambda: KafkaLog(bootstrap, heartbeat_interval_ms=250)
 
 
+def _postgres(request: pytest.FixtureRequest) -> Connect:
+    url: str = request.getfixturevalue("pg_url")
+    schema: str = request.getfixturevalue("fresh_prefix")  # tables of its own per test
+    # A short heartbeat lets members notice a rebalance fast, as for Kafka above.
+    return lambda: PostgresLog(url, schema=schema, heartbeat_interval_s=0.25)
+
+
 ADAPTERS = [
     pytest.param(_memory, id="memory"),
     pytest.param(_kafka, id="kafka", marks=pytest.mark.kafka),
+    pytest.param(_postgres, id="postgres", marks=pytest.mark.postgres),
 ]
 
 

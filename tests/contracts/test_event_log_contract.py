@@ -15,8 +15,11 @@ from collections.abc import Mapping
 import pytest
 
 from engine.errors import ConfigurationError, Fenced
+from engine.log import kafka_admin
 from engine.log.kafka import KafkaLog
 from engine.log.port import EventLog, GroupMember, Outgoing, Position, Record, Topics, partition_for
+from engine.log.postgres import PostgresLog
+from tests.contracts.conftest import Connect
 from tests.helpers import eventually
 
 PARTITIONS = 4  # as the `log` fixture ensures them
@@ -186,6 +189,64 @@ async def test_read_with_follow_receives_records_appended_later(
 
     assert (first.offset, first.value) == (0, b"before")
     assert (second.offset, second.value) == (1, b"after")
+
+
+async def test_concurrent_appends_reach_a_follower_in_order_without_gaps(
+    connect: Connect, log: EventLog, topics: Topics
+) -> None:
+    other = connect()  # a second process appending to the same partition
+    await other.start()
+    try:
+        batches = 20
+
+        async def append(by: EventLog, name: bytes) -> None:
+            for i in range(batches):
+                await by.publish(
+                    [command(topics, "k", b"%s-%d-%d" % (name, i, j), 0) for j in (0, 1)]
+                )
+
+        total = batches * 2 * 2
+        seen: list[Record] = []
+        async with contextlib.aclosing(log.read(topics.commands, 0, 0, follow=True)) as stream:
+            writers = asyncio.gather(append(log, b"a"), append(other, b"b"))
+            async with asyncio.timeout(SETTLE_S):
+                while len(seen) < total:
+                    seen.append(await anext(stream))
+            await writers
+    finally:
+        await other.close()
+
+    assert [r.offset for r in seen] == list(range(total))
+    for name in (b"a", b"b"):  # each writer's records in its own order
+        mine = [r.value for r in seen if r.value.startswith(name)]
+        assert mine == [b"%s-%d-%d" % (name, i, j) for i in range(batches) for j in (0, 1)]
+
+
+async def test_a_new_connection_sees_the_records_and_the_group_position(
+    connect: Connect, log: EventLog, topics: Topics
+) -> None:
+    group = f"{topics.prefix}.g"
+    await log.publish([command(topics, "k", b"c%d" % i, partition=3) for i in range(4)])
+    a = await Worker(log, group, topics.commands).start()
+    await settled(a)
+    await polled(a, 4)
+    await a.member.commit(3, [event(topics, 3, b"e0")], 3)
+    await a.member.stop()
+
+    restarted = connect()  # as after a restart of the process
+    await restarted.start()
+    try:
+        assert await restarted.partition_count(topics.runs) == PARTITIONS
+        assert values(await read_all(restarted, topics.runs, 3)) == [b"e0"]
+        assert await restarted.end_offset(topics.commands, 3) == 4
+        b = await Worker(restarted, group, topics.commands).start()
+        try:
+            await polled(b, 1)
+            assert b.offsets(3) == [3]
+        finally:
+            await b.member.stop()
+    finally:
+        await restarted.close()
 
 
 # Topics.
@@ -360,6 +421,40 @@ async def test_kafka_clients_are_configured_for_safety(kafka_bootstrap: str) -> 
         assert configs[consumer]["isolation_level"] == "read_committed"
         assert configs[consumer]["enable_auto_commit"] is False
     assert configs["group_consumer"]["auto_offset_reset"] == "earliest"
+    # Readers start where they are told: a start outside the log is an error, not a jump.
+    assert configs["reader"]["auto_offset_reset"] == "none"
+    # A transaction covers one step; the broker's cap (15 minutes) must never be reached.
+    timeout_ms = configs["transactional_producer"]["transaction_timeout_ms"]
+    assert isinstance(timeout_ms, int)
+    assert 0 < timeout_ms <= 15 * 60 * 1000
+    # Every safety setting is passed explicitly (none left to aiokafka's weak defaults).
+    explicit = {
+        "publisher": {"acks", "enable_idempotence"},
+        "transactional_producer": {"acks", "enable_idempotence", "transaction_timeout_ms"},
+        "group_consumer": {"isolation_level", "enable_auto_commit", "auto_offset_reset"},
+        "reader": {"isolation_level", "enable_auto_commit", "auto_offset_reset"},
+    }
+    for role, names in explicit.items():
+        assert names <= configs[role].keys(), (role, names - configs[role].keys())
+
+
+@pytest.mark.kafka
+async def test_kafka_topics_keep_runs_forever_and_compact_checkpoints(
+    kafka_bootstrap: str, fresh_prefix: str
+) -> None:
+    topics = Topics(fresh_prefix)
+    log = KafkaLog(kafka_bootstrap)
+    await log.start()
+    try:
+        await log.ensure_topics(topics, PARTITIONS)
+    finally:
+        await log.close()
+    runs = await kafka_admin.topic_configs(kafka_bootstrap, topics.runs)
+    checkpoints = await kafka_admin.topic_configs(kafka_bootstrap, topics.checkpoints)
+
+    assert runs["retention.ms"] == "-1"
+    assert runs["cleanup.policy"] == "delete"
+    assert checkpoints["cleanup.policy"] == "compact"
 
 
 @pytest.mark.kafka
@@ -386,5 +481,37 @@ async def test_kafka_zombie_with_a_live_producer_is_fenced_by_the_broker(
 
         await owner.member.commit(0, [event(topics, 0, b"owner")], 1)
         assert values(await read_all(log, topics.runs, 0)) == [b"owner"]
+    finally:
+        await log.close()
+
+
+# PostgreSQL only.
+
+
+@pytest.mark.postgres
+async def test_postgres_member_whose_lease_expired_is_fenced_then_hears_it(
+    pg_url: str, fresh_prefix: str
+) -> None:
+    topics = Topics(fresh_prefix)
+    group = f"{fresh_prefix}.g"
+    log = PostgresLog(pg_url, schema=fresh_prefix, session_timeout_s=1.0, heartbeat_interval_s=0.25)
+    await log.start()
+    try:
+        await log.ensure_topics(topics, PARTITIONS)
+        zombie = await Worker(log, group, topics.commands).start()
+        await settled(zombie)
+        # The process stalls: no heartbeats, no polls; it still believes it owns everything.
+        zombie.member._heartbeats.cancel()  # type: ignore[attr-defined]
+        owner = await Worker(log, group, topics.commands).start()
+        await settled(owner)  # after the zombie's lease expired, the owner has everything
+        assert zombie.member.assigned == ALL
+
+        with pytest.raises(Fenced):
+            await zombie.member.commit(0, [event(topics, 0, b"zombie")], 1)
+
+        await owner.member.commit(0, [event(topics, 0, b"owner")], 1)
+        assert values(await read_all(log, topics.runs, 0)) == [b"owner"]
+        await settled(zombie, owner)  # it wakes: revoked first, then rejoins for a share
+        assert zombie.listener.revoked[0] == ALL
     finally:
         await log.close()

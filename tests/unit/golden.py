@@ -28,15 +28,18 @@ from events.codec import Codec, Message
 from events.commands import COMMAND_TYPES, StartRun, SubmitDecision
 from events.envelope import EventEnvelope
 from events.json import Json, JsonObject
-from events.notices import NOTICE_TYPES, ApprovalRequested, DecisionOutcome
+from events.notices import NOTICE_TYPES, ActionNotified, ApprovalRequested, DecisionOutcome
 from events.run_events import (
     RUN_EVENT_TYPES,
     DecisionAccepted,
+    DecisionHeld,
+    GateEvaluated,
     InterruptRaised,
     RunEventPayload,
     RunStarted,
     ToolCallCompleted,
     ToolCallScheduled,
+    VoteRecorded,
 )
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
@@ -188,6 +191,39 @@ def _record_refund_old_lookup() -> list[RunEventPayload]:
     return [REFUND_STARTED, *step.events, completed]
 
 
+PAYMENTS_RUN_ID = "run-golden-payments"
+PAYMENTS_INPUT: JsonObject = {
+    "payments": [
+        {"payee": "acme", "amount": 25000, "confidence": 0.99},
+        {"payee": "bolt", "amount": 300, "confidence": 0.6},
+        {"payee": "cask", "amount": 20, "confidence": 0.85},
+    ]
+}
+
+
+def _record_payments_approvals() -> list[RunEventPayload]:
+    """examples/payments.py's payout: a NOTIFY call; a critical call through 2-of-n (with a
+    duplicate approver refused), then a level-2 edit; a high call that times out and is
+    escalated to the CFO, who approves. Recorded on a fixed clock."""
+    from examples.payments import app
+    from tests.unit.approvals_sim import Sim
+
+    sim = Sim(app, "payout", PAYMENTS_INPUT, run_id=PAYMENTS_RUN_ID)
+    critical, high = sim.open()
+    sim.decide(critical.interrupt_id, "approve", "bob", decision_id="dec-bob")
+    sim.decide(critical.interrupt_id, "approve", "bob", decision_id="dec-bob-again")
+    sim.decide(critical.interrupt_id, "approve", "carol", decision_id="dec-carol")
+    level_two = next(r for r in sim.open() if r.call == critical.call)
+    edited: JsonObject = {"payee": "acme", "amount": 24000}
+    sim.decide(level_two.interrupt_id, "edit", "erin", decision_id="dec-erin", edited_args=edited)
+    assert high.request.deadline_us is not None
+    sim.expire(at_us=high.request.deadline_us)
+    escalated = sim.only_open()
+    sim.decide(escalated.interrupt_id, "approve", "erin", decision_id="dec-erin-2")
+    assert sim.run.status == "completed"
+    return sim.events
+
+
 def _envelope(seq: int, payload: RunEventPayload, prev_hash: str) -> EventEnvelope:
     return EventEnvelope(
         event_id=f"evt-{seq}",
@@ -268,6 +304,71 @@ def payload_fixtures() -> dict[str, Message]:
             requested_at_us=CLOCK_US + 3,
             request=request,
         ),
+        "gate_evaluated": _envelope(
+            2,
+            GateEvaluated(
+                call=1,
+                tool="refund",
+                args_digest="c" * 64,
+                action="approve",
+                policy="refund-limit@1",
+                rule="predicate",
+                reason="refunds over 500 need a person",
+                risk="critical",
+                confidence=0.62,
+                amount=2400.0,
+                levels=[
+                    {"approvers": ["role:support-lead"], "quorum": 1},
+                    {"approvers": ["carol", "dave", "erin"], "quorum": 2},
+                ],
+                deadline_s=3600.0,
+                on_timeout="escalate",
+                escalate_to=("role:cfo",),
+                relevant_args=["amount"],
+            ),
+            "e" * 64,
+        ),
+        "vote_recorded": _envelope(
+            5,
+            VoteRecorded(
+                interrupt_id="int-2",
+                decision_id="dec-2",
+                decided_by="carol",
+                votes=1,
+                quorum=2,
+                reason="fine by me",
+            ),
+            "f" * 64,
+        ),
+        "decision_held": _envelope(
+            6,
+            DecisionHeld(
+                interrupt_id="int-3",
+                decision_id="dec-3",
+                kind="edit",
+                decided_by="bob",
+                issued_at_us=CLOCK_US + 7,
+                edited_args={"order_id": "A-17", "amount": 100},
+                digest="d" * 64,
+            ),
+            "0" * 64,
+        ),
+        "action_notified": ActionNotified(
+            run_id="run-golden-1",
+            agent="refund",
+            agent_version="1",
+            requested_by="alice",
+            call=4,
+            tool="refund",
+            args={"order_id": "A-17", "amount": 80},
+            result={"refund_id": "rf-1"},
+            policy="confidence@2",
+            rule="confidence>=0.75",
+            reason="the agent's confidence is 0.8",
+            risk="medium",
+            confidence=0.8,
+            notified_at_us=CLOCK_US + 8,
+        ),
         "decision_outcome": DecisionOutcome(
             run_id="run-golden-1",
             interrupt_id="int-1",
@@ -282,8 +383,11 @@ def payload_fixtures() -> dict[str, Message]:
 
 
 def write_all() -> None:
+    """Rewrites every fixture except `refund_approved_before_gates.json`, which is frozen: it
+    was recorded before `GateEvaluated` existed and proves such histories still replay."""
     dump_history(asyncio.run(_record_refund_approved()), HISTORIES / "refund_approved.json")
     dump_history(_record_refund_old_lookup(), HISTORIES / "refund_nondeterministic.json")
+    dump_history(_record_payments_approvals(), HISTORIES / "payments_approvals.json")
     PAYLOADS.mkdir(parents=True, exist_ok=True)
     codec = Codec()
     for name, message in payload_fixtures().items():

@@ -402,6 +402,9 @@ def _approval_requested_with_allowed_count(count: bytes) -> bytes:
     )
     encoded = CODEC.encode(notice)
     tail = b"\x00" + b"\x00" + b"\x08null" + b"\x00"  # allowed=[], approvers=[], "null", ""
+    # then rule="", level=1, levels=1, quorum=1, excluded=[], escalate_to=[], escalation=0,
+    # timeout_s=null, args_schema="null", confidence=null
+    tail += b"\x00\x02\x02\x02\x00\x00\x00\x00\x08null\x00"
     assert encoded.endswith(tail)
     return encoded[: -len(tail)] + count
 
@@ -432,7 +435,7 @@ def test_a_huge_array_block_count_is_refused_before_fastavro_reads(
 ) -> None:
     event = _envelope(InterruptEscalated(interrupt_id="i", level=1, approvers=(), reason=""))
     encoded = CODEC.encode(event)
-    tail = b"\x00" + b"\x00"  # approvers=[], reason=""
+    tail = b"\x00" + b"\x00" + b"\x00"  # approvers=[], reason="", deadline_us=null
     assert encoded.endswith(tail)
     crafted = encoded[: -len(tail)] + _zigzag(2**40)
     _forbid_fastavro_reads(monkeypatch)

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.app import AgentSpec, App
+from engine.authorization import Level
 from engine.context import RunContext, ToolResult
 from engine.executor import (
     Advance,
@@ -33,6 +34,11 @@ from events.envelope import EventEnvelope
 from events.json import Json, JsonObject, digest
 from events.run_events import (
     DecisionAccepted,
+    DecisionHeld,
+    DecisionRejected,
+    GateEvaluated,
+    InterruptEscalated,
+    InterruptExpired,
     InterruptRaised,
     RunCompleted,
     RunEventPayload,
@@ -43,11 +49,14 @@ from events.run_events import (
     ToolCallFailed,
     ToolCallScheduled,
     ValueRecorded,
+    VoteRecorded,
 )
+from examples import payments as payments_example
 from examples import refund as refund_example
 from tests.unit.golden import (
     CLOCK_US,
     HISTORIES,
+    PAYMENTS_RUN_ID,
     REFUND_RUN_ID,
     fixed_services,
     load_history,
@@ -160,9 +169,10 @@ def rebuild(
 
 
 def to_interrupt(driver: Driver) -> InterruptRaised:
-    """Advance the refund run to its approval interrupt."""
+    """Advance the refund run to its approval interrupt (the gate's verdict comes first)."""
     driver.perform(driver.advance().effects)
-    [raised] = driver.advance().events
+    [evaluated, raised] = driver.advance().events
+    assert isinstance(evaluated, GateEvaluated)
     assert isinstance(raised, InterruptRaised)
     return raised
 
@@ -194,8 +204,23 @@ def test_happy_path_lookup_interrupt_approve_refund_complete() -> None:
 
     driver.perform(step.effects)
     step = driver.advance()
-    [raised] = step.events
+    [evaluated, raised] = step.events
     assert step.effects == []
+    assert evaluated == GateEvaluated(
+        call=1,
+        tool="refund",
+        args_digest=digest(refund_args()),
+        action="approve",
+        policy="refund-limit@1",
+        rule="predicate",
+        reason="refunds over 500 need a person",
+        risk="high",
+        amount=2400.0,
+        levels=[{"approvers": ["role:support-lead"], "quorum": 1}],
+        allowed=("approve", "edit", "reject"),
+        deadline_s=24 * 3600.0,
+        relevant_args=None,
+    )
     assert isinstance(raised, InterruptRaised)
     assert raised.call == 1
     assert raised.interrupt_id == interrupt_id_for(RUN_ID, 1, "approval")
@@ -340,7 +365,7 @@ def test_reject_gives_the_agent_a_rejected_result_and_never_schedules_the_tool()
 
 def test_reject_result_carries_status_reason_args_and_decider() -> None:
     driver = Driver(PROBE)
-    [raised] = driver.advance().events
+    [_, raised] = driver.advance().events
     assert isinstance(raised, InterruptRaised)
 
     driver.decide(raised.interrupt_id, "reject", reason="not eligible", decided_by="carol")
@@ -367,7 +392,10 @@ def test_edit_runs_the_tool_with_the_edited_arguments() -> None:
     driver.decide(raised.interrupt_id, "edit", edited_args=edited, reason="half")
     step = driver.advance()
 
-    [scheduled] = step.events
+    [reevaluated, scheduled] = step.events
+    assert isinstance(reevaluated, GateEvaluated)
+    assert (reevaluated.round, reevaluated.action) == (2, "approve")
+    assert reevaluated.args_digest == digest(edited)
     assert isinstance(scheduled, ToolCallScheduled)
     assert scheduled.args == edited
     assert step.effects == [ExecuteTool(1, "refund", edited, "run-1:1")]
@@ -388,7 +416,7 @@ def test_edit_runs_the_tool_with_the_edited_arguments() -> None:
 
 def test_edit_result_reports_the_edited_arguments() -> None:
     driver = Driver(PROBE)
-    [raised] = driver.advance().events
+    [_, raised] = driver.advance().events
     assert isinstance(raised, InterruptRaised)
     driver.decide(raised.interrupt_id, "edit", edited_args=refund_args(10))
     driver.perform(driver.advance().effects)
@@ -407,7 +435,14 @@ def test_amount_at_or_under_the_limit_needs_no_interrupt(amount: Json) -> None:
 
     step = driver.advance()
 
-    assert [type(e) for e in step.events] == [ToolCallScheduled]
+    assert [type(e) for e in step.events] == [GateEvaluated, ToolCallScheduled]
+    evaluated = step.events[0]
+    assert isinstance(evaluated, GateEvaluated)
+    assert (evaluated.action, evaluated.policy, evaluated.rule) == (
+        "auto",
+        "refund-limit@1",
+        "not-matched",
+    )
     assert step.effects == [ExecuteTool(1, "refund", refund_args(amount), "run-1:1")]
     driver.perform(step.effects)
     step = driver.advance()
@@ -423,7 +458,7 @@ def test_amount_just_over_the_limit_needs_an_interrupt() -> None:
     driver = Driver(start=started(amount=500.01))
     driver.perform(driver.advance().effects)
 
-    [raised] = driver.advance().events
+    [_, raised] = driver.advance().events
 
     assert isinstance(raised, InterruptRaised)
     assert raised.request.amount == 500.01
@@ -710,7 +745,8 @@ def test_three_gated_calls_interrupt_at_once_and_finish_after_all_decisions(
     driver = Driver(PAY_THREE, app=BATCH)
     step = driver.advance()
     raised = [e for e in step.events if isinstance(e, InterruptRaised)]
-    assert len(raised) == len(step.events) == 3
+    assert len(raised) == 3
+    assert [type(e) for e in step.events] == [GateEvaluated, InterruptRaised] * 3
     assert [r.call for r in raised] == [0, 1, 2]
     assert step.effects == []
 
@@ -866,7 +902,17 @@ def test_calling_a_tool_the_app_does_not_have_parks_the_run() -> None:
 
 # -- (k) golden histories -------------------------------------------------------------------------
 
-_EXTERNAL = (ToolCallCompleted, ToolCallFailed, DecisionAccepted)
+_EXTERNAL = (
+    ToolCallCompleted,
+    ToolCallFailed,
+    DecisionAccepted,
+    DecisionRejected,
+    DecisionHeld,
+    VoteRecorded,
+    InterruptExpired,
+    InterruptEscalated,
+)
+"""What reaches a run from outside its code (results, decisions, timers); the rest it emits."""
 
 
 def test_golden_approved_refund_replays_to_completion() -> None:
@@ -879,14 +925,47 @@ def test_golden_approved_refund_replays_to_completion() -> None:
     assert step.effects == []
 
 
-def test_golden_approved_refund_is_recorded_the_same_way_today() -> None:
-    """Feed the recorded inputs (results, decisions) one batch at a time: today's code must
-    append exactly the events that were recorded in between. If this fails on purpose, say so
-    and regenerate with `python -m tests.unit.golden`."""
-    history = load_history(HISTORIES / "refund_approved.json")
+def test_golden_history_recorded_before_gate_events_still_replays() -> None:
+    """Recorded before `GateEvaluated` existed: its one interrupt is the whole plan."""
+    history = load_history(HISTORIES / "refund_approved_before_gates.json")
+    assert not any(isinstance(event, GateEvaluated) for event in history)
+
+    step = rebuild(history[:-1], run_id=REFUND_RUN_ID).advance()
+
+    assert step.events == [history[-1]]
+    assert step.effects == []
+    assert isinstance(history[-1], RunCompleted)
+
+
+def _payments_spec() -> AgentSpec:
+    spec = payments_example.app.find_agent("payout", "1")
+    assert spec is not None
+    return spec
+
+
+GOLDEN_RUNS = [
+    pytest.param("refund_approved.json", APP, REFUND, REFUND_RUN_ID, id="refund"),
+    pytest.param(
+        "payments_approvals.json",
+        payments_example.app,
+        _payments_spec(),
+        PAYMENTS_RUN_ID,
+        id="payments",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "app", "spec", "run_id"), GOLDEN_RUNS)
+def test_golden_history_is_recorded_the_same_way_today(
+    name: str, app: App, spec: AgentSpec, run_id: str
+) -> None:
+    """Feed the recorded inputs (results, decisions, expiries) one batch at a time: today's
+    code must append exactly the events that were recorded in between. If this fails on
+    purpose, say so and regenerate with `python -m tests.unit.golden`."""
+    history = load_history(HISTORIES / name)
     start = history[0]
     assert isinstance(start, RunStarted)
-    replayer = Replayer(APP, REFUND, REFUND_RUN_ID, start, fixed_services())
+    replayer = Replayer(app, spec, run_id, start, fixed_services())
     position = 1
     while position < len(history):
         inputs = []
@@ -900,6 +979,76 @@ def test_golden_approved_refund_is_recorded_the_same_way_today() -> None:
             position += 1
         assert replayer.advance().events == recorded
     assert replayer.finished
+
+
+def test_golden_payments_history_covers_the_approval_events() -> None:
+    history = load_history(HISTORIES / "payments_approvals.json")
+    kinds = {type(event).__name__ for event in history}
+
+    assert {
+        "GateEvaluated",
+        "VoteRecorded",
+        "DecisionRejected",
+        "InterruptExpired",
+        "InterruptEscalated",
+    } <= kinds
+    assert [e.round for e in history if isinstance(e, GateEvaluated) and e.call == 0] == [1, 2]
+
+
+# -- (l) changes that do not alter the recorded calls ----------------------------------------------
+
+
+def test_code_changes_that_keep_the_recorded_calls_replay_fine() -> None:
+    async def refactored(ctx: RunContext, input: JsonObject) -> Json:
+        order_id = str(input["order_id"])  # a new local, a renamed variable, new reasoning text
+        looked_up = await ctx.tool("lookup_order", {"order_id": order_id})
+        ctx.log.info("looked_up", ok=looked_up.ok)  # logging is not a recorded call
+        amount = input.get("amount", 0)
+        outcome = await ctx.tool(
+            "refund",
+            {"order_id": order_id, "amount": amount},
+            reasoning="a rewritten explanation does not change what runs",
+        )
+        if outcome.status == "rejected":
+            return {"status": "refund rejected", "reason": outcome.reason, "by": outcome.decided_by}
+        return {"status": "refunded", "refund": outcome.value, "approved_by": outcome.decided_by}
+
+    history = load_history(HISTORIES / "refund_approved.json")
+
+    step = rebuild(history[:-1], _agent(refactored), run_id=REFUND_RUN_ID).advance()
+
+    assert step.events == [history[-1]]
+    assert step.effects == []
+
+
+def test_a_policy_changed_later_never_changes_a_recorded_plan() -> None:
+    """A run waiting at level 1 of 2 keeps its recorded 2 levels after the app's ladder is
+    cut to one: the recorded `GateEvaluated` is the plan."""
+    two_levels = App("ladder-test", ladders={"high": (Level(("bob",)), Level(("carol",)))})
+    one_level = App("ladder-test")
+    for app in (two_levels, one_level):
+        app.tool(name="pay", policy=Always(name="pay"))(pay)
+        app.agent("pay-one")(_pay_one)
+    driver = Driver(two_levels.find_agent("pay-one") or _agent(_pay_one), app=two_levels)
+    assert one_level.find_agent("pay-one") is not None
+    [_, first] = driver.advance().events
+    assert isinstance(first, InterruptRaised)
+    assert (first.request.level, first.request.levels) == (1, 2)
+    driver.decide(first.interrupt_id, "approve", decided_by="bob")
+
+    spec = one_level.find_agent("pay-one")
+    assert spec is not None
+    replayer = Replayer(one_level, spec, RUN_ID, driver.started, fixed_services())
+    replayer.feed(driver.history[1:])
+    [second] = replayer.advance().events
+
+    assert isinstance(second, InterruptRaised)
+    assert (second.request.level, second.request.approvers) == (2, ("carol",))
+
+
+async def _pay_one(ctx: RunContext, input: JsonObject) -> Json:
+    result = await ctx.tool("pay", {"payee": "ann", "amount": 10})
+    return result.status
 
 
 def test_golden_history_of_an_older_agent_is_detected_as_non_deterministic() -> None:

@@ -1,0 +1,206 @@
+"""The walking skeleton on a real local broker: latency, throughput and log size.
+
+    .venv/bin/python bench/skeleton.py [--runs 200] [--load 2000]
+
+Starts a broker of its own in a temporary directory (or uses COUNTERSIGN_KAFKA_BOOTSTRAP),
+one worker OS process (`countersign worker --app examples.refund:app`), and from this
+process publishes commands and follows the runs topic. Prints:
+- decision → run completed: p50 / p99 over `--runs` runs decided one at a time;
+- decisions/s through the one worker process with `--load` runs waiting at once;
+- log bytes per completed refund run (Avro values, and on-disk bytes of the runs topic);
+- the per-event byte budget that drives it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from consumers.publisher import CommandPublisher  # noqa: E402
+from countersign import local_kafka  # noqa: E402
+from engine.log.kafka import KafkaLog  # noqa: E402
+from engine.log.port import Topics  # noqa: E402
+from events.codec import Codec  # noqa: E402
+from events.notices import ApprovalRequested  # noqa: E402
+from events.run_events import RunCompleted  # noqa: E402
+
+
+class Follower:
+    """Follows every partition of the runs and approvals topics; records when things happen."""
+
+    def __init__(self, event_log: KafkaLog, topics: Topics, codec: Codec) -> None:
+        self.log, self.topics, self.codec = event_log, topics, codec
+        self.interrupts: dict[str, str] = {}
+        self.completed: dict[str, float] = {}
+        self.value_bytes: dict[str, int] = {}
+        self.changed = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def start(self, partitions: int) -> None:
+        for p in range(partitions):
+            self.tasks.append(asyncio.create_task(self._runs(p)))
+            self.tasks.append(asyncio.create_task(self._approvals(p)))
+
+    async def _runs(self, partition: int) -> None:
+        async for record in self.log.read(self.topics.runs, partition, 0, follow=True):
+            event = self.codec.decode_event(record.value)
+            self.value_bytes[event.run_id] = self.value_bytes.get(event.run_id, 0) + len(
+                record.value
+            )
+            if isinstance(event.payload, RunCompleted):
+                self.completed[event.run_id] = time.perf_counter()
+                self.changed.set()
+
+    async def _approvals(self, partition: int) -> None:
+        async for record in self.log.read(self.topics.approvals, partition, 0, follow=True):
+            notice = self.codec.decode_notice(record.value)
+            if isinstance(notice, ApprovalRequested):
+                self.interrupts[notice.run_id] = notice.interrupt_id
+                self.changed.set()
+
+    async def wait(self, predicate: object, limit_s: float = 120.0) -> None:
+        deadline = time.monotonic() + limit_s
+        while not predicate():  # type: ignore[operator]
+            self.changed.clear()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("benchmark timed out waiting for the worker")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def bench(bootstrap: str, runs: int, load: int, state_dir: Path | None) -> None:
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    topics, codec = Topics(prefix), Codec()
+    event_log = KafkaLog(bootstrap, client_id="bench")
+    await event_log.start()
+    await event_log.ensure_topics(topics, 4)
+    env = {
+        **os.environ,
+        "COUNTERSIGN_LOG": "kafka",
+        "COUNTERSIGN_KAFKA_BOOTSTRAP": bootstrap,
+        "COUNTERSIGN_TOPIC_PREFIX": prefix,
+        "COUNTERSIGN_LOG_LEVEL": "warning",
+        "COUNTERSIGN_WORKER_GROUP": f"{prefix}.workers",
+    }
+    worker = subprocess.Popen(  # noqa: ASYNC220  (started once, before any timing)
+        [sys.executable, "-m", "countersign.cli", "worker", "--app", "examples.refund:app"],
+        cwd=ROOT,
+        env=env,
+        stderr=open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "wb"),  # noqa: SIM115, ASYNC230
+    )
+    follower = Follower(event_log, topics, codec)
+    await follower.start(4)
+    publisher = CommandPublisher(event_log, topics, codec)
+    try:
+        latencies = []
+        for i in range(runs):
+            run_id = await publisher.start_run(
+                "refund", {"order_id": f"L-{i}", "amount": 2400}, requested_by="bench"
+            )
+            await follower.wait(lambda r=run_id: r in follower.interrupts)
+            sent = time.perf_counter()
+            await publisher.submit_decision(
+                run_id, follower.interrupts[run_id], "approve", decided_by="alice"
+            )
+            await follower.wait(lambda r=run_id: r in follower.completed)
+            latencies.append((follower.completed[run_id] - sent) * 1000)
+        print(
+            f"decision -> completed over {runs} runs, one at a time: "
+            f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms,"
+            f" max {max(latencies):.1f} ms"
+        )
+
+        load_ids = [f"load-{uuid.uuid4()}" for _ in range(load)]
+        for chunk in range(0, load, 500):
+            await asyncio.gather(
+                *(
+                    publisher.start_run(
+                        "refund", {"order_id": r, "amount": 2400}, requested_by="bench", run_id=r
+                    )
+                    for r in load_ids[chunk : chunk + 500]
+                )
+            )
+        await follower.wait(lambda: all(r in follower.interrupts for r in load_ids), 600)
+        started = time.perf_counter()
+        for chunk in range(0, load, 500):
+            await asyncio.gather(
+                *(
+                    publisher.submit_decision(
+                        r, follower.interrupts[r], "approve", decided_by="alice"
+                    )
+                    for r in load_ids[chunk : chunk + 500]
+                )
+            )
+        await follower.wait(lambda: all(r in follower.completed for r in load_ids), 600)
+        seconds = time.perf_counter() - started
+        print(
+            f"{load} decisions with {load} runs waiting: {seconds:.2f} s, "
+            f"{load / seconds:.0f} decisions/s through one worker process"
+        )
+
+        done = [r for r in follower.completed]
+        per_run = statistics.mean(follower.value_bytes[r] for r in done)
+        print(
+            f"log bytes per completed refund run: {per_run:.0f} B of Avro values "
+            f"({per_run / 9:.0f} B per event, 9 events)"
+        )
+        if state_dir is not None:
+            data = state_dir / "data"
+            disk = sum(
+                f.stat().st_size for d in data.glob(f"{prefix}.runs-*") for f in d.glob("*.log")
+            )
+            print(
+                f"on-disk runs topic: {disk / len(done):.0f} B per completed run "
+                "(record batches, headers, transaction markers)"
+            )
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+        await follower.stop()
+        await event_log.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--load", type=int, default=2000)
+    args = parser.parse_args()
+    bootstrap = os.environ.get("COUNTERSIGN_KAFKA_BOOTSTRAP")
+    state_dir = None
+    if not bootstrap:
+        state_dir = Path(tempfile.mkdtemp(prefix="cs-bench-kafka-"))
+        bootstrap = local_kafka.start(state_dir).bootstrap
+    try:
+        asyncio.run(bench(bootstrap, args.runs, args.load, state_dir))
+    finally:
+        if state_dir is not None:
+            local_kafka.stop(state_dir)
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

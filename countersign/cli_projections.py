@@ -1,0 +1,469 @@
+"""`countersign inbox | stats | recommendations | what-if | verify | projections status|rebuild`.
+
+The read side people and other systems use every day, over the PostgreSQL projections. Every
+command reads the live copy the home schema's pointer names (see `projections.live`) and
+takes `--json`.
+
+Settings (environment; the flags override):
+  COUNTERSIGN_PROJECTION_SCHEMA      home schema of the projections (default: public)
+  COUNTERSIGN_INBOX_DUE_SOON_S       "due soon" = deadline within this many seconds (3600)
+  COUNTERSIGN_RECOMMEND_MIN_DECISIONS    N: decisions before a tool is judged (20)
+  COUNTERSIGN_RECOMMEND_AUTO_RATE        approved share for AUTO/NOTIFY (0.95)
+  COUNTERSIGN_RECOMMEND_TIGHTEN_RATE     approved share at or under which to tighten (0.30)
+  COUNTERSIGN_RECOMMEND_CALIBRATION_RATE approved share above a confidence threshold (0.95)
+  COUNTERSIGN_RECOMMEND_FATIGUE_RATE     approved share of a rubber-stamping approver (0.95)
+  COUNTERSIGN_RECOMMEND_FATIGUE_SECONDS  their median time to decide, at most (10)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from countersign import bootstrap
+from countersign.settings import Settings
+from engine.errors import ConfigurationError
+from projections.errors import ProjectionsError
+from projections.inbox import InboxItem, TeamOverdue
+from projections.insights import Insights
+from projections.recommend import DEFAULT_SETTINGS, Recommendation, RecommendationSettings
+from projections.stats import DIMENSIONS, StatRow
+from projections.verify import RunVerdict
+from projections.whatif import Policy, PolicyError, WhatIf
+
+_RECOMMEND_ENV = {
+    "min_decisions": "COUNTERSIGN_RECOMMEND_MIN_DECISIONS",
+    "auto_rate": "COUNTERSIGN_RECOMMEND_AUTO_RATE",
+    "tighten_rate": "COUNTERSIGN_RECOMMEND_TIGHTEN_RATE",
+    "calibration_rate": "COUNTERSIGN_RECOMMEND_CALIBRATION_RATE",
+    "fatigue_rate": "COUNTERSIGN_RECOMMEND_FATIGUE_RATE",
+    "fatigue_seconds": "COUNTERSIGN_RECOMMEND_FATIGUE_SECONDS",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectionSettings:
+    """The read side's settings, from `COUNTERSIGN_*` variables (see the module doc)."""
+
+    schema: str = "public"
+    due_soon_s: float = 3600.0
+    recommend: RecommendationSettings = DEFAULT_SETTINGS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ProjectionSettings:
+        env = os.environ if env is None else env
+        base = cls()
+        values: dict[str, Any] = {}
+        for f in fields(RecommendationSettings):
+            name = _RECOMMEND_ENV.get(f.name)
+            if name and env.get(name):
+                values[f.name] = _number(env[name], name, int if f.type == "int" else float)
+        return cls(
+            schema=env.get("COUNTERSIGN_PROJECTION_SCHEMA") or base.schema,
+            due_soon_s=_number(
+                env.get("COUNTERSIGN_INBOX_DUE_SOON_S") or str(base.due_soon_s),
+                "COUNTERSIGN_INBOX_DUE_SOON_S",
+                float,
+            ),
+            recommend=replace(base.recommend, **values),
+        )
+
+
+def _number(text: str, name: str, kind: type[int] | type[float]) -> Any:
+    try:
+        return kind(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}={text!r} is not a number") from exc
+
+
+def register(commands: Any) -> None:
+    inbox = commands.add_parser("inbox", help="approval requests: open (oldest first) or closed")
+    inbox.add_argument(
+        "--for", dest="principal", default=None, help="only what PRINCIPAL may decide now"
+    )
+    inbox.add_argument(
+        "--role",
+        dest="roles",
+        action="append",
+        default=[],
+        help="a role PRINCIPAL holds (repeat for several; `support` or `role:support`)",
+    )
+    inbox.add_argument("--overdue", action="store_true", help="only overdue ones, and by team")
+    inbox.add_argument("--closed", action="store_true", help="closed ones with their outcome")
+    inbox.add_argument("--due-soon", type=float, default=None, metavar="SECONDS")
+    inbox.add_argument("--limit", type=int, default=100)
+    inbox.add_argument("--json", action="store_true", help="machine-readable output")
+    inbox.set_defaults(handler=show_inbox)
+
+    stats = commands.add_parser("stats", help="decision statistics")
+    stats.add_argument("--by", choices=DIMENSIONS, default="tool")
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(handler=show_stats)
+
+    recommendations = commands.add_parser(
+        "recommendations", help="what to relax, tighten or look at, with the evidence"
+    )
+    recommendations.add_argument("--min-decisions", type=int, default=None, metavar="N")
+    recommendations.add_argument("--since", default=None, help="ISO time: only later requests")
+    recommendations.add_argument("--json", action="store_true")
+    recommendations.set_defaults(handler=show_recommendations)
+
+    what_if = commands.add_parser(
+        "what-if", help="replay a proposed policy (JSON file) against past calls and decisions"
+    )
+    what_if.add_argument("policy_file", type=Path)
+    what_if.add_argument("--since", default=None, help="ISO time: only later calls")
+    what_if.add_argument("--json", action="store_true")
+    what_if.set_defaults(handler=show_what_if)
+
+    verify = commands.add_parser(
+        "verify", help="recompute runs' hash chains from the log and the projections"
+    )
+    verify.add_argument("run_ids", nargs="*", metavar="RUN_ID")
+    verify.add_argument("--all", action="store_true", help="every run")
+    verify.add_argument("--json", action="store_true")
+    verify.set_defaults(handler=run_verify)
+
+    projections = commands.add_parser("projections", help="the projections themselves")
+    actions = projections.add_subparsers(dest="action", metavar="ACTION", required=True)
+    status = actions.add_parser("status", help="positions, end offsets and lag per partition")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=show_status)
+    rebuild = actions.add_parser(
+        "rebuild", help="build a fresh copy from offset 0 beside the live one, then switch"
+    )
+    rebuild.add_argument("name", help="the projection: core")
+    rebuild.add_argument("--max-lag", type=int, default=100, help="switch within N records")
+    rebuild.add_argument("--grace", type=float, default=3.0, help="seconds to go on after it")
+    rebuild.add_argument("--drop-previous", action="store_true", help="drop the old copy")
+    rebuild.add_argument("--group", default=None, help="consumer group prefix")
+    rebuild.add_argument("--json", action="store_true")
+    rebuild.set_defaults(handler=run_rebuild)
+    switch = actions.add_parser("switch", help="point the live copy at SCHEMA (roll back)")
+    switch.add_argument("schema")
+    switch.add_argument("--json", action="store_true")
+    switch.set_defaults(handler=run_switch)
+
+
+# -- plumbing -------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def live_store(settings: Settings) -> AsyncIterator[Any]:
+    """The live copy's store (imported late: the CLI starts without asyncpg)."""
+    from projections.live import connect_live
+
+    home = ProjectionSettings.from_env().schema
+    try:
+        store = await connect_live(await bootstrap.database_url(settings), home=home)
+        try:
+            yield store
+        finally:
+            await store.close()
+    except ProjectionsError as exc:  # the CLI's error line, not a traceback
+        raise ConfigurationError(f"projections: {exc}") from exc
+
+
+def _since(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        since = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"--since {text!r}: {exc}") from exc
+    if since.tzinfo is None:
+        raise ConfigurationError(f"--since {text!r}: give a time zone, e.g. +00:00")
+    return since
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, ensure_ascii=False))
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+# -- inbox ----------------------------------------------------------------------------------------
+
+
+async def show_inbox(settings: Settings, args: argparse.Namespace) -> int:
+    config = ProjectionSettings.from_env()
+    due_soon = timedelta(seconds=args.due_soon if args.due_soon is not None else config.due_soon_s)
+    async with live_store(settings) as store:
+        insights = Insights(store, due_soon=due_soon)
+        try:
+            items = await insights.inbox(
+                args.principal,
+                tuple(args.roles),
+                overdue=args.overdue,
+                closed=args.closed,
+                limit=args.limit,
+            )
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        teams = await insights.overdue_by_team() if args.overdue else None
+    if args.json:
+        out: dict[str, object] = {"items": [i.to_json() for i in items]}
+        if teams is not None:
+            out["overdue_by_team"] = [t.to_json() for t in teams]
+        _print_json(out)
+        return 0
+    print(_render_inbox(items, closed=args.closed))
+    if teams:
+        print("\noverdue by team:")
+        print(_render_teams(teams))
+    return 0
+
+
+def _render_inbox(items: Sequence[InboxItem], *, closed: bool) -> str:
+    if not items:
+        return "(nothing in the inbox)" if not closed else "(nothing closed yet)"
+    lines = []
+    for item in items:
+        r = item.request
+        amount = "" if r.amount is None else f"  amount {r.amount:g}"
+        lines.append(f"{item.sla:<11} {r.title}  [{r.risk} risk{amount}]  {r.interrupt_id}")
+        lines.append(f"    run {r.run_id}  agent {r.agent}  asked by {r.requested_by or '-'}")
+        if r.reasoning:
+            lines.append(f"    why: {r.reasoning}")
+        level = f"level {r.level}/{r.levels}" + (
+            f", {r.votes}/{r.quorum} votes" if r.quorum > 1 else ""
+        )
+        lines.append(f"    may decide: {', '.join(item.deciders)}  ({level})")
+        age = f"age {_duration(item.age_s)}"
+        lines.append(f"    {age}  deadline {_when(r.deadline)} (then {r.on_timeout})")
+        if r.status != "open":
+            why = f": {r.reason}" if r.reason else ""
+            lines.append(f"    {r.status} by {r.decided_by or '-'} at {_when(r.closed_at)}{why}")
+    return "\n".join(lines)
+
+
+def _render_teams(teams: Sequence[TeamOverdue]) -> str:
+    return "\n".join(
+        f"  {t.team:<28} {t.overdue:>5} overdue, oldest due {_when(t.oldest_deadline)}"
+        for t in teams
+    )
+
+
+# -- stats, recommendations, what-if --------------------------------------------------------------
+
+
+async def show_stats(settings: Settings, args: argparse.Namespace) -> int:
+    async with live_store(settings) as store:
+        rows = await Insights(store).stats(args.by)
+    if args.json:
+        _print_json([r.to_json() for r in rows])
+        return 0
+    print(_render_stats(rows, args.by))
+    return 0
+
+
+def _render_stats(rows: Sequence[StatRow], by: str) -> str:
+    header = (
+        f"{by:<24} {'requests':>8} {'approved':>8} {'edited':>6} {'rejected':>8} "
+        f"{'expired':>7} {'escal.':>6} {'auto':>7} {'rate':>5} {'median':>7} {'p90':>7}"
+    )
+    lines = [header]
+    for r in rows:
+        rate = "-" if r.approval_rate is None else f"{r.approval_rate:.0%}"
+        lines.append(
+            f"{r.key[:24]:<24} {r.requests:>8} {r.approved:>8} {r.edited:>6} {r.rejected:>8} "
+            f"{r.expired:>7} {r.escalated:>6} {r.auto_approved:>7} {rate:>5} "
+            f"{_duration(r.median_s):>7} {_duration(r.p90_s):>7}"
+        )
+    return "\n".join(lines) if rows else "(no decisions yet)"
+
+
+async def show_recommendations(settings: Settings, args: argparse.Namespace) -> int:
+    config = ProjectionSettings.from_env().recommend
+    if args.min_decisions is not None:
+        config = replace(config, min_decisions=args.min_decisions)
+    async with live_store(settings) as store:
+        found = await Insights(store).recommendations(config, _since(args.since))
+    if args.json:
+        _print_json([r.to_json() for r in found])
+        return 0
+    print(_render_recommendations(found))
+    return 0
+
+
+def _render_recommendations(found: Sequence[Recommendation]) -> str:
+    if not found:
+        return "(no recommendations: not enough decisions yet, or nothing stands out)"
+    lines = []
+    for r in found:
+        lines.append(f"[{r.kind}] {r.subject}: {r.suggestion}")
+        lines.append(f"    {r.message}")
+        lines.append(f"    evidence: {json.dumps(r.evidence, ensure_ascii=False)}")
+    return "\n".join(lines)
+
+
+async def show_what_if(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        policy = Policy.from_json(json.loads(args.policy_file.read_text("utf-8")))
+    except (OSError, ValueError) as exc:  # PolicyError and JSONDecodeError are ValueErrors
+        kind = "policy" if isinstance(exc, PolicyError) else "file"
+        raise ConfigurationError(f"{args.policy_file}: bad {kind}: {exc}") from exc
+    async with live_store(settings) as store:
+        report = await Insights(store).what_if(policy, _since(args.since))
+    if args.json:
+        _print_json(report.to_json())
+        return 0
+    print(_render_what_if(report))
+    return 0
+
+
+def _render_what_if(report: WhatIf) -> str:
+    data = report.to_json()
+    lines = [f"policy {report.policy.name} against {report.calls} past calls:"]
+    for rule in data["rules"]:  # type: ignore[union-attr]
+        assert isinstance(rule, dict)
+        lines.append(f"  rule {rule['rule']}: {rule['text']}")
+        lines.append(f"    {rule['summary']} (matched {rule['matched']})")
+    lines.append(f"  in all: {data['summary']}")
+    return "\n".join(lines)
+
+
+# -- verify ---------------------------------------------------------------------------------------
+
+
+async def run_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from projections.verify import verify
+
+    if bool(args.run_ids) == bool(args.all):
+        raise ConfigurationError("name one or more RUN_IDs, or --all")
+    event_log = await bootstrap.open_log(settings, client_id="countersign-verify")
+    try:
+        async with live_store(settings) as store:
+            verdicts = await verify(
+                event_log,
+                bootstrap.topics(settings).runs,
+                store,
+                bootstrap.codec(settings),
+                None if args.all else args.run_ids,
+            )
+    finally:
+        await event_log.close()
+    broken = [v for v in verdicts if not v.ok]
+    if args.json:
+        _print_json(
+            {
+                "runs": len(verdicts),
+                "broken": len(broken),
+                "verdicts": [v.to_json() for v in (broken if args.all else verdicts)],
+            }
+        )
+    else:
+        print(_render_verdicts(verdicts, all_runs=args.all))
+    return 1 if broken else 0
+
+
+def _render_verdicts(verdicts: Sequence[RunVerdict], *, all_runs: bool) -> str:
+    lines = []
+    for v in verdicts:
+        first = v.first_break
+        if first is not None:
+            lines.append(f"BROKEN {v.run_id}: {first.where} at seq {first.seq}: {first.what}")
+        elif not all_runs:
+            pending = f", {v.pending} not projected yet" if v.pending else ""
+            lines.append(f"ok     {v.run_id}: {v.log_events} events chained{pending}")
+    broken = sum(not v.ok for v in verdicts)
+    lines.append(f"{len(verdicts)} runs checked, {broken} broken")
+    return "\n".join(lines)
+
+
+# -- projections status | rebuild | switch --------------------------------------------------------
+
+
+async def show_status(settings: Settings, args: argparse.Namespace) -> int:
+    from projections.status import projection_status
+
+    event_log = await bootstrap.open_log(settings, client_id="countersign-status")
+    try:
+        async with live_store(settings) as store:
+            status = await projection_status(event_log, store, bootstrap.topics(settings).runs)
+    finally:
+        await event_log.close()
+    if args.json:
+        _print_json(status.to_json())
+        return 0
+    print(f"projection {status.projection} in schema {status.schema}, topic {status.topic}")
+    print(f"{'partition':>9} {'position':>10} {'end':>10} {'lag':>8} {'lag_s':>8}  last event")
+    for p in status.partitions:
+        print(
+            f"{p.partition:>9} {p.position:>10} {p.end_offset:>10} {p.lag:>8} "
+            f"{p.lag_s:>8.1f}  {_when(p.last_event_at)}"
+        )
+    print(f"total lag {status.lag} records, {status.lag_s:.1f}s")
+    return 0
+
+
+async def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    from projections.rebuild import rebuild
+
+    event_log = await bootstrap.open_log(settings, client_id="countersign-rebuild")
+    try:
+        done = await rebuild(
+            event_log,
+            await bootstrap.database_url(settings),
+            bootstrap.topics(settings).runs,
+            bootstrap.codec(settings),
+            group=args.group or settings.projector_group,
+            home=ProjectionSettings.from_env().schema,
+            projection=args.name,
+            max_lag=args.max_lag,
+            grace_s=args.grace,
+            drop_previous=args.drop_previous,
+        )
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    finally:
+        await event_log.close()
+    if args.json:
+        _print_json(done.to_json())
+        return 0
+    dropped = " (dropped)" if done.dropped_previous else ""
+    print(
+        f"{done.projection}: rebuilt {done.events} records into {done.schema} in "
+        f"{done.seconds:.1f}s; live now (was {done.previous}{dropped})"
+    )
+    return 0
+
+
+async def run_switch(settings: Settings, args: argparse.Namespace) -> int:
+    from projections.store import ProjectionStore
+
+    home = ProjectionSettings.from_env().schema
+    store = await ProjectionStore.connect(await bootstrap.database_url(settings), schema=home)
+    try:
+        await store.migrate()
+        previous = await store.switch_live("core", args.schema)
+    except (ValueError, ProjectionsError) as exc:
+        raise ConfigurationError(str(exc)) from exc
+    finally:
+        await store.close()
+    if args.json:
+        _print_json({"projection": "core", "schema": args.schema, "previous": previous})
+    else:
+        print(f"core: live copy is now {args.schema} (was {previous})")
+    return 0

@@ -1,0 +1,144 @@
+"""`countersign start | decide | cancel`: publish commands, as any other system would."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+from typing import Any
+
+from consumers.publisher import CommandPublisher
+from countersign import bootstrap
+from countersign.settings import Settings
+from engine.errors import ConfigurationError
+from events.json import Json, JsonObject
+
+
+def _json_arg(text: str, what: str) -> Json:
+    try:
+        value: Json = json.loads(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"{what} is not valid JSON: {exc}") from exc
+    return value
+
+
+def _json_object(text: str, what: str) -> JsonObject:
+    value = _json_arg(text, what)
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"{what} must be a JSON object")
+    return value
+
+
+def register(commands: Any) -> None:
+    start = commands.add_parser("start", help="start a run (publishes StartRun; prints the run id)")
+    start.add_argument("agent", help="agent name, e.g. refund")
+    start.add_argument("--input", default="{}", help="run input as a JSON object")
+    start.add_argument("--by", default=None, help="who asks for the run (default: $USER)")
+    start.add_argument("--run-id", default=None, help="choose the run id (default: a new uuid)")
+    start.add_argument("--agent-version", default="", help="pin a version (default: newest)")
+    start.set_defaults(handler=start_run)
+
+    decide = commands.add_parser(
+        "decide", help="publish a decision on an interrupt (SubmitDecision on the commands topic)"
+    )
+    decide.add_argument("run_id")
+    decide.add_argument("interrupt_id")
+    decide.add_argument("kind", choices=["approve", "edit", "reject", "respond"])
+    decide.add_argument("--by", required=True, help="who decides")
+    decide.add_argument("--reason", default="", help="why (a rejection's reason reaches the agent)")
+    decide.add_argument("--args", default=None, help="edit: the new tool arguments (JSON object)")
+    decide.add_argument("--response", default=None, help="respond: the answer (JSON)")
+    decide.add_argument("--digest", default="", help="the request digest you decided on")
+    decide.add_argument("--decision-id", default=None, help="idempotency key (default: new uuid)")
+    decide.add_argument(
+        "--wait",
+        type=float,
+        nargs="?",
+        const=30.0,
+        default=None,
+        metavar="SECONDS",
+        help="wait for the outcome (accepted or refused, with the reason)",
+    )
+    decide.add_argument("--json", action="store_true", help="machine-readable output")
+    decide.set_defaults(handler=submit_decision)
+
+    cancel = commands.add_parser("cancel", help="cancel a run")
+    cancel.add_argument("run_id")
+    cancel.add_argument("--by", default=None)
+    cancel.add_argument("--reason", default="")
+    cancel.set_defaults(handler=cancel_run)
+
+
+async def start_run(settings: Settings, args: argparse.Namespace) -> int:
+    run_input = _json_object(args.input, "--input")
+    event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
+    try:
+        publisher = CommandPublisher(
+            event_log, bootstrap.topics(settings), bootstrap.codec(settings)
+        )
+        run_id = await publisher.start_run(
+            args.agent,
+            run_input,
+            requested_by=args.by or getpass.getuser(),
+            run_id=args.run_id,
+            agent_version=args.agent_version,
+        )
+    finally:
+        await event_log.close()
+    print(run_id)
+    return 0
+
+
+async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
+    edited = _json_object(args.args, "--args") if args.args is not None else None
+    if args.kind == "edit" and edited is None:
+        raise ConfigurationError("an edit needs --args '{...}' with the new arguments")
+    response = _json_arg(args.response, "--response") if args.response is not None else None
+    event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
+    try:
+        publisher = CommandPublisher(
+            event_log, bootstrap.topics(settings), bootstrap.codec(settings)
+        )
+        position = await publisher.outcome_position(args.run_id) if args.wait else None
+        decision_id = await publisher.submit_decision(
+            args.run_id,
+            args.interrupt_id,
+            args.kind,
+            decided_by=args.by,
+            reason=args.reason,
+            edited_args=edited,
+            response=response,
+            digest=args.digest,
+            decision_id=args.decision_id,
+        )
+        if position is None:
+            print(json.dumps({"decision_id": decision_id}) if args.json else decision_id)
+            return 0
+        outcome = await publisher.wait_for_outcome(decision_id, position, args.wait)
+    finally:
+        await event_log.close()
+    if args.json:
+        print(
+            json.dumps(
+                {"decision_id": decision_id, "accepted": outcome.accepted, "reason": outcome.reason}
+            )
+        )
+    else:
+        verdict = "accepted" if outcome.accepted else f"refused: {outcome.reason}"
+        print(f"{decision_id} {verdict}")
+    return 0 if outcome.accepted else 2
+
+
+async def cancel_run(settings: Settings, args: argparse.Namespace) -> int:
+    event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
+    try:
+        publisher = CommandPublisher(
+            event_log, bootstrap.topics(settings), bootstrap.codec(settings)
+        )
+        await publisher.cancel_run(
+            args.run_id, cancelled_by=args.by or getpass.getuser(), reason=args.reason
+        )
+    finally:
+        await event_log.close()
+    print(f"cancel requested for {args.run_id}")
+    return 0

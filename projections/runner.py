@@ -1,0 +1,251 @@
+"""The projector: reads the runs topic as a consumer group and keeps the read models current.
+
+Exactly once by construction: the log positions live in PostgreSQL, written in the same
+transaction as the rows (`ProjectionStore.apply`); on assignment the consumer seeks to them;
+a record below them is skipped. The group's own committed offsets are never used.
+
+Nothing stops the projector but `stop`: an undecodable record is logged and stored in
+`cs_projection_errors`; a batch PostgreSQL refuses is split until the one refused event is
+found, which is stored as an error too; while PostgreSQL is unreachable the same batch is
+retried with backoff (the consumer reads at most one batch ahead meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import structlog
+
+from engine.log.port import EventLog, GroupMember, Record
+from events.codec import Codec
+from events.envelope import hash_encoded
+from events.errors import DecodeError
+from projections.batch import Applied, BatchItem, LoggedEvent, Unusable
+from projections.errors import ProjectionsError, StoreUnavailable, UnstorableBatch
+
+_REASON_LIMIT = 2000
+
+
+class ProjectionWriter(Protocol):
+    """What the projector needs of a store; `ProjectionStore` is the PostgreSQL one."""
+
+    async def positions(self, projection: str, topic: str) -> dict[int, int]: ...
+
+    async def apply(self, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied: ...
+
+
+@runtime_checkable
+class Relocatable(Protocol):
+    """A writer whose database schema can move (a rebuild switched the live copy):
+    `LiveStore`. The projector then re-reads from the positions stored in the new copy."""
+
+    async def relocated(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Retry delays: `first`, doubling up to `max` (seconds)."""
+
+    first: float = 0.1
+    max: float = 5.0
+
+
+class Projector:
+    """One member of the projection group `group` over the runs topic."""
+
+    def __init__(
+        self,
+        log: EventLog,
+        store: ProjectionWriter,
+        topics_runs: str,
+        group: str,
+        codec: Codec,
+        name: str = "core",
+        *,
+        max_records: int = 1000,
+        poll_timeout_s: float = 0.5,
+        backoff: Backoff = Backoff(),
+    ) -> None:
+        self._log = log
+        self._store = store
+        self._topic = topics_runs
+        self._group = group
+        self._codec = codec
+        self.name = name
+        self._max_records = max_records
+        self._poll_timeout_s = poll_timeout_s
+        self._backoff = backoff
+        self._stop = asyncio.Event()
+        self._follows = store if isinstance(store, Relocatable) else None
+        self._logger = structlog.get_logger(__name__).bind(
+            projection=name, topic=topics_runs, group=group
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Project until `stop` is set (or the task is cancelled); leaves the group on exit.
+
+        Batches are applied one after the other, in order; the next one is polled and decoded
+        while the previous one is being written. Cancelling rolls back the batch in flight
+        (it is read again from the stored positions by whoever owns the partition next).
+        """
+        self._stop = stop
+        member = self._log.member(self._group, self._topic, self)
+        await member.start()
+        self._logger.info("projector_started")
+        writing: asyncio.Task[bool] | None = None
+        try:
+            while not stop.is_set():
+                records = await member.poll(self._poll_timeout_s, self._max_records)
+                items = [self._item(r) for r in records]
+                if writing is not None and not await writing:
+                    break  # stopped while PostgreSQL was away: read again from the positions
+                writing = None
+                if self._follows is not None and await self._follows.relocated():
+                    await self._seek_stored(member)
+                    continue  # what was just polled is read again from the new positions
+                writing = asyncio.create_task(self._apply(items)) if items else None
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writing
+            await member.stop()
+            self._logger.info("projector_stopped")
+
+    async def lag(self) -> dict[int, int]:
+        """Records not yet projected, per partition of the topic (end offset - position)."""
+        stored = await self._store.positions(self.name, self._topic)
+        count = await self._log.partition_count(self._topic)
+        lag = {}
+        for partition in range(count):
+            end = await self._log.end_offset(self._topic, partition)
+            lag[partition] = max(0, end - stored.get(partition, 0))
+        return lag
+
+    # -- AssignmentListener -------------------------------------------------------------------
+
+    async def on_assigned(self, partitions: frozenset[int]) -> Mapping[int, int]:
+        """Start each partition at the position stored with the rows (0 when none)."""
+        stored = await self._stored_positions()
+        if stored is None:
+            return {}  # stopping anyway; apply skips whatever is below the positions
+        starts = {p: stored.get(p, 0) for p in sorted(partitions)}
+        self._logger.info("projection_partitions_assigned", positions=starts)
+        return starts
+
+    async def _stored_positions(self) -> dict[int, int] | None:
+        """The stored positions, waiting while PostgreSQL is away; None if stopped first."""
+        delay = self._backoff.first
+        while True:
+            try:
+                return await self._store.positions(self.name, self._topic)
+            except StoreUnavailable as error:
+                self._logger.warning(
+                    "projection_positions_unavailable", error=str(error), retry_in_s=delay
+                )
+                if await self._stopped_within(delay):
+                    return None
+                delay = min(delay * 2, self._backoff.max)
+
+    async def _seek_stored(self, member: GroupMember) -> None:
+        """After the store moved to another copy: read each partition from its position."""
+        stored = await self._stored_positions()
+        if stored is None:
+            return  # stopping
+        starts = {p: stored.get(p, 0) for p in sorted(member.assigned)}
+        for partition, offset in starts.items():
+            await member.seek(partition, offset)
+        self._logger.info("projection_relocated", positions=starts)
+
+    async def on_revoked(self, partitions: frozenset[int]) -> None:
+        self._logger.info("projection_partitions_revoked", partitions=sorted(partitions))
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    def _item(self, record: Record) -> BatchItem:
+        try:
+            envelope = self._codec.decode_event(record.value)
+        except DecodeError as error:
+            self._logger.error(
+                "projection_record_undecodable",
+                partition=record.partition,
+                offset=record.offset,
+                reason=str(error),
+            )
+            return Unusable(
+                partition=record.partition,
+                offset=record.offset,
+                reason=f"undecodable: {error}"[:_REASON_LIMIT],
+                raw=record.value,
+            )
+        return LoggedEvent(
+            envelope=envelope,
+            partition=record.partition,
+            offset=record.offset,
+            hash=hash_encoded(record.value),
+            raw=record.value,
+        )
+
+    async def _apply(self, items: Sequence[BatchItem]) -> bool:
+        """Apply `items`, retrying while PostgreSQL is away; False if stopped before."""
+        delay = self._backoff.first
+        while True:
+            try:
+                applied = await self._store.apply(self.name, self._topic, items)
+            except StoreUnavailable as error:
+                self._logger.warning(
+                    "projection_store_unavailable",
+                    error=str(error),
+                    records=len(items),
+                    retry_in_s=delay,
+                )
+                if await self._stopped_within(delay):
+                    return False
+                delay = min(delay * 2, self._backoff.max)
+                continue
+            except UnstorableBatch as error:
+                return await self._split(items, error)
+            self._logger.debug(
+                "projection_batch_applied",
+                events=applied.events,
+                duplicates=applied.duplicates,
+                unusable=applied.unusable,
+                skipped=applied.skipped,
+                positions=dict(applied.positions),
+            )
+            return True
+
+    async def _split(self, items: Sequence[BatchItem], error: UnstorableBatch) -> bool:
+        """Halve a refused batch until the refused item is alone; store that one as an error."""
+        if len(items) > 1:
+            middle = len(items) // 2
+            return await self._apply(items[:middle]) and await self._apply(items[middle:])
+        item = items[0]
+        self._logger.error(
+            "projection_record_unstorable",
+            partition=item.partition,
+            offset=item.offset,
+            reason=str(error),
+        )
+        if isinstance(item, Unusable) and not item.raw:
+            # Even a bare error row was refused: nothing sensible is left to try.
+            raise ProjectionsError(f"cannot store the error row of offset {item.offset}: {error}")
+        # An event becomes an error row with its bytes; an error row is retried without them.
+        raw = item.raw if isinstance(item, LoggedEvent) else b""
+        reason = f"unstorable: {error}".encode("ascii", "replace").decode()[:_REASON_LIMIT]
+        return await self._apply(
+            [Unusable(partition=item.partition, offset=item.offset, reason=reason, raw=raw)]
+        )
+
+    async def _stopped_within(self, delay: float) -> bool:
+        try:
+            await asyncio.wait_for(self._stop.wait(), delay)
+        except TimeoutError:
+            return False
+        return True
