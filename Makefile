@@ -3,9 +3,16 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install test test-unit lint bench chaos clean
+.PHONY: install demo kafka-jars test test-unit lint bench chaos clean
 
+# Python only: no Java, no database server. The embedded default needs nothing else.
 install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/countersign demo
+
+# The local broker's jars (Java 17 + Maven); `countersign kafka up` and the tests fetch them too.
+kafka-jars: install
 	$(PY) -c "from countersign.local_kafka import ensure_jars; print('kafka jars in', ensure_jars())"
 
 $(VENV)/.installed: pyproject.toml
@@ -28,6 +35,16 @@ lint:
 
 bench:
 	$(PY) bench/skeleton.py
+
+# The fault-injection suite's long form (its short form runs in `make test`): kill -9, churn,
+# zombie, broker crash, racing decisions, poison; figures printed and appended to
+# $(CHAOS_REPORT). Replay one with COUNTERSIGN_CHAOS_SEED=<seed printed>.
+CHAOS_RUNS   ?= 1000
+CHAOS_REPORT ?= .countersign/chaos-report.jsonl
+chaos:
+	mkdir -p $(dir $(CHAOS_REPORT))
+	COUNTERSIGN_CHAOS_RUNS=$(CHAOS_RUNS) COUNTERSIGN_CHAOS_REPORT=$(CHAOS_REPORT) \
+		$(PY) -m pytest -q tests/faults
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -108,8 +108,15 @@ class CommandPublisher:
         return partition, await self._log.end_offset(self._topics.approvals, partition)
 
     async def wait_for_outcome(
-        self, decision_id: str, position: tuple[int, int], timeout_s: float = 30.0
+        self,
+        decision_id: str,
+        position: tuple[int, int],
+        timeout_s: float = 30.0,
+        *,
+        accept_held: bool = False,
     ) -> DecisionOutcome:
+        """The outcome of `decision_id`: accepted, refused, or counted (one vote of a quorum).
+        A decision held for an interrupt not raised yet is waited out unless `accept_held`."""
         partition, start = position
 
         async def scan() -> DecisionOutcome:
@@ -121,6 +128,8 @@ class CommandPublisher:
                 except DecodeError:
                     continue  # not ours to judge; the approvals topic has other readers
                 if isinstance(notice, DecisionOutcome) and notice.decision_id == decision_id:
+                    if notice.status == "held" and not accept_held:
+                        continue  # judged later, when its interrupt is raised
                     return notice
             raise OutcomeTimeout(decision_id)  # pragma: no cover - follow never ends
 

@@ -57,7 +57,9 @@ def register(commands: Any) -> None:
         const=30.0,
         default=None,
         metavar="SECONDS",
-        help="wait for the outcome (accepted or refused, with the reason)",
+        help="wait for the outcome: accepted, refused (exit 2, with the reason), or counted "
+        "(one vote of a k-of-n quorum); a decision held for an interrupt not raised yet is "
+        "waited out",
     )
     decide.add_argument("--json", action="store_true", help="machine-readable output")
     decide.set_defaults(handler=submit_decision)
@@ -117,15 +119,21 @@ async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
         outcome = await publisher.wait_for_outcome(decision_id, position, args.wait)
     finally:
         await event_log.close()
+    status = outcome.status or ("accepted" if outcome.accepted else "refused")
     if args.json:
         print(
             json.dumps(
-                {"decision_id": decision_id, "accepted": outcome.accepted, "reason": outcome.reason}
+                {
+                    "decision_id": decision_id,
+                    "accepted": outcome.accepted,
+                    "status": status,
+                    "reason": outcome.reason,
+                }
             )
         )
     else:
-        verdict = "accepted" if outcome.accepted else f"refused: {outcome.reason}"
-        print(f"{decision_id} {verdict}")
+        detail = f": {outcome.reason}" if outcome.reason and status != "accepted" else ""
+        print(f"{decision_id} {status}{detail}")
     return 0 if outcome.accepted else 2
 
 

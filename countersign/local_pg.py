@@ -73,7 +73,7 @@ def start_embedded(data_dir: Path, *, database: str = DATABASE, stop_at_exit: bo
     socket_dir = str(info.socket_dir)
     _ensure_database(socket_dir, database)
     url = f"postgresql://{_USER}@/{quote(database)}?host={quote(socket_dir, safe='/')}"
-    log.info("postgres_ready", data_dir=str(data_dir), pid=info.pid, database=database)
+    log.debug("postgres_ready", data_dir=str(data_dir), pid=info.pid, database=database)
     return url
 
 

@@ -329,7 +329,8 @@ class Worker:
             self._append(step, run, verdict.event, command.decision_id)
             if verdict.accepted:
                 step.touched[run.run_id] = run
-        elif verdict.event is None:
+        else:
+            # Unknown or finished run: nothing to append to, but the sender still learns why.
             self._outcome(step, command, verdict.accepted, verdict.reason, verdict.status)
         bound.info(
             "decision_accepted" if verdict.accepted else "decision_refused",
