@@ -1,0 +1,82 @@
+"""Event, command and notice types, and the Avro codec. Pure: no I/O, nothing of ours imported."""
+
+from events.approval import DECISION_KINDS, ApprovalRequest
+from events.codec import Codec
+from events.commands import COMMAND_TYPES, CancelRun, Command, StartRun, SubmitDecision
+from events.envelope import EventEnvelope, hash_encoded
+from events.errors import DecodeError, EncodeError, EventsError, MessageTooLarge, UnknownSchema
+from events.json import Json, JsonObject
+from events.notices import (
+    NOTICE_TYPES,
+    ActionNotified,
+    ApprovalRequested,
+    DecisionOutcome,
+    Notice,
+)
+from events.run_events import (
+    RUN_EVENT_TYPES,
+    DecisionAccepted,
+    DecisionHeld,
+    DecisionRejected,
+    GateEvaluated,
+    InterruptEscalated,
+    InterruptExpired,
+    InterruptRaised,
+    ModelCalled,
+    RunCancelled,
+    RunCompleted,
+    RunEventPayload,
+    RunFailed,
+    RunParked,
+    RunStarted,
+    ToolCallCompleted,
+    ToolCallFailed,
+    ToolCallScheduled,
+    ValueRecorded,
+    VoteRecorded,
+)
+
+__all__ = [
+    "COMMAND_TYPES",
+    "DECISION_KINDS",
+    "NOTICE_TYPES",
+    "RUN_EVENT_TYPES",
+    "ActionNotified",
+    "ApprovalRequest",
+    "ApprovalRequested",
+    "CancelRun",
+    "Codec",
+    "Command",
+    "DecisionAccepted",
+    "DecisionHeld",
+    "DecisionOutcome",
+    "DecisionRejected",
+    "DecodeError",
+    "EncodeError",
+    "EventEnvelope",
+    "EventsError",
+    "GateEvaluated",
+    "InterruptEscalated",
+    "InterruptExpired",
+    "InterruptRaised",
+    "Json",
+    "JsonObject",
+    "MessageTooLarge",
+    "ModelCalled",
+    "Notice",
+    "RunCancelled",
+    "RunCompleted",
+    "RunEventPayload",
+    "RunFailed",
+    "RunParked",
+    "RunStarted",
+    "StartRun",
+    "SubmitDecision",
+    "ToolCallCompleted",
+    "ToolCallFailed",
+    "ToolCallScheduled",
+    "UnknownSchema",
+    "ValueRecorded",
+    "VoteRecorded",
+    "hash_encoded",
+]
