@@ -56,14 +56,16 @@ async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_projector(settings: Settings, args: argparse.Namespace) -> int:
+    from projections.live import LiveStore
     from projections.runner import Projector
-    from projections.store import ProjectionStore
 
     event_log = await bootstrap.open_log(settings, client_id="countersign-projector")
-    store = await ProjectionStore.connect(await bootstrap.database_url(settings))
+    # Follows `countersign projections rebuild`: writes move to the new copy when it switches.
+    store = await LiveStore.connect(
+        await bootstrap.database_url(settings), home=settings.projection_schema
+    )
     stop = stop_on_signals()
     try:
-        await store.migrate()
         projector = Projector(
             event_log,
             store,

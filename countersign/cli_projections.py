@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields, replace
@@ -365,6 +366,7 @@ async def run_verify(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         await event_log.close()
     broken = [v for v in verdicts if not v.ok]
+    unknown = [v.run_id for v in verdicts if not v.log_events and not v.projected_events]
     if args.json:
         _print_json(
             {
@@ -375,7 +377,9 @@ async def run_verify(settings: Settings, args: argparse.Namespace) -> int:
         )
     else:
         print(_render_verdicts(verdicts, all_runs=args.all))
-    return 1 if broken else 0
+    if unknown and not args.all:
+        print(f"countersign: no events for {', '.join(unknown)}", file=sys.stderr)
+    return 1 if broken or (unknown and not args.all) else 0
 
 
 def _render_verdicts(verdicts: Sequence[RunVerdict], *, all_runs: bool) -> str:
@@ -384,6 +388,8 @@ def _render_verdicts(verdicts: Sequence[RunVerdict], *, all_runs: bool) -> str:
         first = v.first_break
         if first is not None:
             lines.append(f"BROKEN {v.run_id}: {first.where} at seq {first.seq}: {first.what}")
+        elif not all_runs and not v.log_events and not v.projected_events:
+            lines.append(f"?      {v.run_id}: no such run in the log or the projections")
         elif not all_runs:
             pending = f", {v.pending} not projected yet" if v.pending else ""
             lines.append(f"ok     {v.run_id}: {v.log_events} events chained{pending}")

@@ -9,6 +9,17 @@ from typing import Literal
 import structlog
 
 
+class _CurrentStderr:
+    """Writes to whatever `sys.stderr` is now: a logger cached before stderr was swapped
+    (pytest's capture, a daemon redirect) must not keep writing to a closed file."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(
     fmt: Literal["auto", "json", "console"] = "auto", level: str = "info"
 ) -> None:
@@ -28,8 +39,9 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
+        # No caching: a logger cached once would ignore later reconfiguration (capture_logs).
+        cache_logger_on_first_use=False,
     )
     # aiokafka logs through the stdlib; keep its warnings, on stderr, without its chatter.
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(name)s %(message)s")

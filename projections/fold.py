@@ -114,9 +114,12 @@ class Folded:
     audit: tuple[AuditRow, ...] = ()
 
 
+_NO_VIEW = RunView()
+
+
 def timestamp(us: int) -> datetime:
     """Microseconds since the epoch as an aware UTC datetime (OverflowError when out of range)."""
-    return _EPOCH + timedelta(microseconds=us)
+    return _EPOCH + timedelta(0, 0, us)  # positional: a third faster than microseconds=
 
 
 def event_row(event: LoggedEvent) -> EventRow:
@@ -149,23 +152,33 @@ def fold(views: Mapping[str, RunView], events: Sequence[LoggedEvent]) -> Folded:
     events are such.
     """
     current = dict(views)
-    pending: dict[str, tuple[int, datetime]] = {}  # passive events not yet in the run's row
+    pending: dict[str, tuple[int, int]] = {}  # run → (seq, µs) of passive events not in its row
     runs: dict[str, RunRow] = {}
     interrupts: dict[str, InterruptRow] = {}
     audit: list[AuditRow] = []
     for event in events:
         env = event.envelope
         run_id = env.run_id
-        view = current.get(run_id) or RunView()
+        view = current.get(run_id) or _NO_VIEW
         if view.run is not None and type(env.payload) in _PASSIVE:
-            at = timestamp(env.occurred_at_us)
-            seq, latest = pending.get(run_id, (env.seq, view.run.updated_at))
-            pending[run_id] = (max(seq, env.seq), max(latest, at))
-            if isinstance(env.payload, GateEvaluated):
-                audit.append(_gated(env, env.payload, at))
+            known = pending.get(run_id)
+            if known is None:
+                pending[run_id] = (env.seq, env.occurred_at_us)
+            else:
+                pending[run_id] = (max(known[0], env.seq), max(known[1], env.occurred_at_us))
+            if type(env.payload) is GateEvaluated:
+                audit.append(_gated(env, env.payload, timestamp(env.occurred_at_us)))
             continue
-        if run_id in pending and view.run is not None:
-            view = RunView(run=_bumped(view.run, *pending.pop(run_id)), interrupts=view.interrupts)
+        merged = pending.pop(run_id, None)
+        if (
+            merged is not None
+            and view.run is not None
+            and (merged[0] > env.seq or merged[1] > env.occurred_at_us)
+        ):
+            # Only passive events later than this one still show in the row once it is
+            # bumped to this event: most of the time no row is built here.
+            bumped = _bumped(view.run, merged[0], timestamp(merged[1]))
+            view = RunView(run=bumped, interrupts=view.interrupts)
         changes = project(view, event)
         current[run_id] = view.after(changes)
         runs[run_id] = changes.run
@@ -173,10 +186,10 @@ def fold(views: Mapping[str, RunView], events: Sequence[LoggedEvent]) -> Folded:
             interrupts[interrupt.interrupt_id] = interrupt
         if changes.audit is not None:
             audit.append(changes.audit)
-    for run_id, (seq, at) in pending.items():
+    for run_id, (seq, at_us) in pending.items():
         run = current[run_id].run
         assert run is not None  # only runs with a row have pending events
-        runs[run_id] = _bumped(run, seq, at)
+        runs[run_id] = _bumped(run, seq, timestamp(at_us))
     return Folded(
         runs=tuple(runs.values()), interrupts=tuple(interrupts.values()), audit=tuple(audit)
     )
@@ -186,8 +199,10 @@ def project(view: RunView, event: LoggedEvent) -> RowChanges:
     """What `event` changes, given the run's state before it."""
     env = event.envelope
     at = timestamp(env.occurred_at_us)
-    run = _touch(view.run, env, at)
     payload = env.payload
+    if view.run is None and type(payload) is RunStarted:  # the usual first event: one row
+        return RowChanges(run=_new_run(env, at, payload.requested_by, payload.input))
+    run = _touch(view.run, env, at)
     match payload:
         case RunStarted():
             started = _replace(
@@ -246,25 +261,31 @@ def edit_diff(requested: JsonObject | None, executed: JsonObject) -> JsonObject:
 
 def _touch(run: RunRow | None, env: EventEnvelope, at: datetime) -> RunRow:
     if run is None:
-        return RunRow(
-            run_id=env.run_id,
-            agent=env.agent,
-            agent_version=env.agent_version,
-            requested_by="",
-            status="running",
-            started_at=at,
-            updated_at=at,
-            finished_at=None,
-            last_seq=env.seq,
-            open_interrupts=0,
-            input=None,
-            output=None,
-            error=None,
-        )
+        return _new_run(env, at, "", None)
     return _bumped(run, env.seq, at)
 
 
+def _new_run(env: EventEnvelope, at: datetime, requested_by: str, run_input: Json) -> RunRow:
+    return RunRow(
+        run_id=env.run_id,
+        agent=env.agent,
+        agent_version=env.agent_version,
+        requested_by=requested_by,
+        status="running",
+        started_at=at,
+        updated_at=at,
+        finished_at=None,
+        last_seq=env.seq,
+        open_interrupts=0,
+        input=run_input,
+        output=None,
+        error=None,
+    )
+
+
 def _bumped(run: RunRow, seq: int, at: datetime) -> RunRow:
+    if seq <= run.last_seq and at <= run.updated_at:
+        return run
     return _replace(run, last_seq=max(run.last_seq, seq), updated_at=max(run.updated_at, at))
 
 

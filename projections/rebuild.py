@@ -82,10 +82,11 @@ async def rebuild(
         await home_store.migrate()
         await store.migrate()
         stop = asyncio.Event()
+        ends = {p: await log.end_offset(topic, p) for p in range(await log.partition_count(topic))}
         projector = Projector(log, store, topic, f"{group}.rebuild.{target}", codec, projection)
         task = asyncio.create_task(projector.run(stop))
         try:
-            await _until_caught_up(projector, task, max_lag, progress)
+            await _until_caught_up(projector, store, topic, ends, task, max_lag, progress)
             previous = await home_store.switch_live(projection, target)
             await _grace(task, grace_s)
         finally:
@@ -111,10 +112,15 @@ async def rebuild(
 
 async def _until_caught_up(
     projector: Projector,
+    store: ProjectionStore,
+    topic: str,
+    ends: dict[int, int],
     task: asyncio.Task[None],
     max_lag: int,
     progress: Callable[[int], None] | None,
 ) -> None:
+    """Until the copy holds everything the log held when the rebuild began and is within
+    `max_lag` records of its end now."""
     while True:
         if task.done():
             task.result()  # raises what stopped it
@@ -122,7 +128,8 @@ async def _until_caught_up(
         lag = sum((await projector.lag()).values())
         if progress is not None:
             progress(lag)
-        if lag <= max_lag:
+        positions = await store.positions(projector.name, topic)
+        if lag <= max_lag and all(positions.get(p, 0) >= end for p, end in ends.items()):
             return
         await asyncio.sleep(0.2)
 

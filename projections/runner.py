@@ -28,6 +28,7 @@ from projections.batch import Applied, BatchItem, LoggedEvent, Unusable
 from projections.errors import ProjectionsError, StoreUnavailable, UnstorableBatch
 
 _REASON_LIMIT = 2000
+_DECODE_SLICE = 100
 
 
 class ProjectionWriter(Protocol):
@@ -100,7 +101,7 @@ class Projector:
         try:
             while not stop.is_set():
                 records = await member.poll(self._poll_timeout_s, self._max_records)
-                items = [self._item(r) for r in records]
+                items = await self._decoded(records)
                 if writing is not None and not await writing:
                     break  # stopped while PostgreSQL was away: read again from the positions
                 writing = None
@@ -167,6 +168,17 @@ class Projector:
         self._logger.info("projection_partitions_revoked", partitions=sorted(partitions))
 
     # -- one batch ----------------------------------------------------------------------------
+
+    async def _decoded(self, records: Sequence[Record]) -> list[BatchItem]:
+        """Decode in slices, letting the batch being written go on between them: its
+        statements run one after the other, each needing the loop for a moment, so a long
+        uninterrupted decode would leave PostgreSQL idle."""
+        items: list[BatchItem] = []
+        for start in range(0, len(records), _DECODE_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            items.extend(self._item(r) for r in records[start : start + _DECODE_SLICE])
+        return items
 
     def _item(self, record: Record) -> BatchItem:
         try:

@@ -151,7 +151,6 @@ CREATE INDEX IF NOT EXISTS cs_interrupts_open_approvers_idx
 CREATE INDEX IF NOT EXISTS cs_interrupts_closed_idx
     ON cs_interrupts (closed_at DESC) WHERE status <> 'open';
 CREATE INDEX IF NOT EXISTS cs_interrupts_call_idx ON cs_interrupts (run_id, call);
-CREATE INDEX IF NOT EXISTS cs_audit_run_idx ON cs_audit (run_id, at, seq);
 
 -- When each partition's last projected event happened, for lag in seconds.
 ALTER TABLE cs_projection_positions ADD COLUMN IF NOT EXISTS last_event_at timestamptz;
@@ -195,4 +194,12 @@ CREATE TABLE IF NOT EXISTS cs_projection_live (
     schema_name text        NOT NULL,
     previous    text,
     switched_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- The digest of the scripts this schema was last migrated with: a schema that is up to date
+-- is not migrated again (a migration takes strong locks on tables projectors write).
+CREATE TABLE IF NOT EXISTS cs_projection_schema (
+    id          integer     PRIMARY KEY CHECK (id = 1),
+    digest      text        NOT NULL,
+    migrated_at timestamptz NOT NULL DEFAULT now()
 );

@@ -17,6 +17,7 @@ anything else PostgreSQL refuses, `ProjectionsError`.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -29,7 +30,7 @@ import asyncpg
 from projections import store_insights as insights
 from projections.batch import Applied, BatchItem, LoggedEvent, Unusable
 from projections.errors import ProjectionsError, StoreUnavailable, UnstorableBatch
-from projections.fold import RunView, event_row, fold, timestamp
+from projections.fold import RunView, fold, timestamp
 from projections.inbox import TeamOverdue
 from projections.rows import (
     AuditRow,
@@ -50,13 +51,13 @@ from projections.store_rows import (
     audit_from,
     audit_records,
     column_list,
+    columns_of,
     error_from,
     error_params,
     event_from,
-    event_params,
-    event_records,
     interrupt_from,
     interrupt_params,
+    logged_records,
     run_from,
     run_params,
     select_unnest,
@@ -105,12 +106,13 @@ class ProjectionStore:
         """
         async with _transient("migrate"), self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await _migrate_schema(conn, self.schema)
+            changed = await _migrate_schema(conn, self.schema)
             live = await live_pointer(conn, "core")
             if live is not None and live != self.schema:
-                await _migrate_schema(conn, live)
+                changed = await _migrate_schema(conn, live) or changed
                 await conn.execute(f'SET LOCAL search_path TO "{self.schema}"')
-                await point_views(conn, live)
+                if changed:
+                    await point_views(conn, live)
 
     # -- positions ----------------------------------------------------------------------------
 
@@ -289,7 +291,8 @@ class ProjectionStore:
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f"schema name {schema!r} is not a plain lower-case identifier")
         async with _transient("switch"), self._pool.acquire() as conn, conn.transaction():
-            if await conn.fetchval("SELECT to_regclass(format('%I.cs_v_stats', $1::text))") is None:
+            exists = "SELECT to_regclass(format('%I.cs_v_stats', $1::text))"
+            if await conn.fetchval(exists, schema) is None:
                 raise ValueError(f"schema {schema} holds no projection copy")
             return await switch(conn, projection, schema)
 
@@ -311,11 +314,32 @@ class ProjectionStore:
             return await self._pool.fetchrow(query, *args)
 
 
-async def _migrate_schema(conn: Any, schema: str) -> None:
+async def _migrate_schema(conn: Any, schema: str) -> bool:
+    """Run the scripts in `schema` unless it is up to date with them (their digest is
+    stored there): a migration takes strong locks, so a current schema is not touched.
+    True if the scripts ran."""
+    scripts = [
+        resources.files("projections").joinpath(name).read_text("utf-8")
+        for name in ("schema.sql", "views.sql")
+    ]
+    digest = hashlib.sha256("\n".join(scripts).encode()).hexdigest()
+    known = "SELECT to_regclass(format('%I.cs_projection_schema', $1::text)) IS NOT NULL"
+    if await conn.fetchval(known, schema):
+        stored = await conn.fetchval(
+            f'SELECT digest FROM "{schema}".cs_projection_schema WHERE id = 1'
+        )
+        if stored == digest:
+            return False
     await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     await conn.execute(f'SET LOCAL search_path TO "{schema}"')
-    for script in ("schema.sql", "views.sql"):
-        await conn.execute(resources.files("projections").joinpath(script).read_text("utf-8"))
+    for script in scripts:
+        await conn.execute(script)
+    await conn.execute(
+        "INSERT INTO cs_projection_schema (id, digest) VALUES (1, $1)"
+        " ON CONFLICT (id) DO UPDATE SET digest = EXCLUDED.digest, migrated_at = now()",
+        digest,
+    )
+    return True
 
 
 # -- the transaction of one batch ---------------------------------------------------------------
@@ -326,8 +350,7 @@ async def _apply(conn: Any, projection: str, topic: str, items: Sequence[BatchIt
     fresh = [i for i in items if i.offset >= stored[i.partition]]
     events = [i for i in fresh if isinstance(i, LoggedEvent)]
     unusable = [i for i in fresh if isinstance(i, Unusable)]
-    rows = [event_row(e) for e in events]
-    inserted = await _insert_events(conn, rows)
+    inserted = await _insert_events(conn, events)
     new = [e for e in events if (e.partition, e.offset) in inserted]
     duplicates = [_duplicate(e) for e in events if (e.partition, e.offset) not in inserted]
     folded = fold(await _load_views(conn, new), new)
@@ -417,24 +440,25 @@ def _time_or_none(us: int | None) -> datetime | None:
         return None
 
 
-async def _insert_events(conn: Any, rows: Sequence[EventRow]) -> set[tuple[int, int]]:
+async def _insert_events(conn: Any, events: Sequence[LoggedEvent]) -> set[tuple[int, int]]:
     """Insert the events index rows; the (partition, offset) of those that were new.
 
     COPY first (about twice as fast as INSERT ... SELECT FROM unnest), in a savepoint; if an
     event is already indexed (the same run and seq from another record), that step is undone
     and the rows go in with ON CONFLICT DO NOTHING instead, which says which were new.
     """
-    if not rows:
+    if not events:
         return set()
+    records = logged_records(events)
     try:
         async with conn.transaction():  # nested: a savepoint
             await conn.copy_records_to_table(
-                "cs_events", records=event_records(rows), columns=_EVENT_COPY_COLUMNS
+                "cs_events", records=records, columns=_EVENT_COPY_COLUMNS
             )
     except asyncpg.UniqueViolationError:
-        inserted = await conn.fetch(_INSERT_EVENTS, *event_params(rows))
+        inserted = await conn.fetch(_INSERT_EVENTS, *columns_of(records))
         return {(int(r["partition"]), int(r["offset"])) for r in inserted}
-    return {(r.partition, r.offset) for r in rows}
+    return {(e.partition, e.offset) for e in events}
 
 
 def _duplicate(event: LoggedEvent) -> Unusable:

@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from events.json import Json, JsonObject
-from projections.batch import Unusable
+from projections.batch import LoggedEvent, Unusable
+from projections.describe import payload_json
+from projections.fold import timestamp
 from projections.rows import (
     AuditAction,
     AuditRow,
@@ -228,6 +230,39 @@ def event_records(rows: Sequence[EventRow]) -> list[tuple[Any, ...]]:
         )
         for r in rows
     ]
+
+
+def logged_records(events: Sequence[LoggedEvent]) -> list[tuple[Any, ...]]:
+    """The events index records of `events`, straight from the envelopes (what
+    `event_records([event_row(e) ...])` gives, without building the rows: the hot path)."""
+    return [
+        (
+            env.run_id,
+            env.seq,
+            env.event_id,
+            type(env.payload).__name__,
+            timestamp(env.occurred_at_us),
+            env.agent,
+            env.agent_version,
+            env.causation_id,
+            env.correlation_id,
+            jsonb(payload_json(env.payload)),
+            e.partition,
+            e.offset,
+            e.hash,
+            env.prev_hash,
+            e.raw,
+        )
+        for e in events
+        for env in (e.envelope,)
+    ]
+
+
+def columns_of(records: Sequence[tuple[Any, ...]]) -> Params:
+    """Records as column-wise parameters for `unnest`."""
+    columns = _columns(records)
+    assert columns is not None
+    return columns
 
 
 def run_params(rows: Sequence[RunRow]) -> Params | None:

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -81,3 +81,16 @@ async def _or_fail(what: str, attempt: Awaitable[T]) -> T:
 def fresh_prefix() -> str:
     """A unique topic/name prefix (``t`` + 8 hex digits) so tests never collide."""
     return f"t{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(autouse=True)
+def _restore_structlog() -> Iterator[None]:
+    """A test that runs the CLI in-process configures structlog (level, renderer); the next
+    test must not inherit that, or its `capture_logs` would miss filtered-out events."""
+    import structlog
+
+    saved = structlog.get_config()
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)

@@ -1,0 +1,551 @@
+"""How fast the projections are: throughput, lag under load, query times on a million events.
+
+    .venv/bin/python bench/projections.py                  # everything, MemoryLog
+    .venv/bin/python bench/projections.py --kafka          # also through a real Kafka broker
+    .venv/bin/python bench/projections.py --only throughput --events 300000
+
+1. throughput: events/s from the runs topic into PostgreSQL for one projector process
+   (pre-encoded realistic runs of ~11 events; the clock runs from the projector's start
+   until its positions reach the end of every partition); plus where the time goes per event
+   (decode, fold and rows, the rest is PostgreSQL and the loop).
+2. lag: events published at a steady rate (5,000/s by default) while the projector runs;
+   lag in records and in seconds (age of the oldest record not projected yet), sampled
+   every 100 ms.
+3. queries: the inbox, audit, stats, recommendations and what-if on a million events (the
+   copy is built once and kept in schema `bench_1m`; `--fresh` builds it again).
+
+PostgreSQL: $COUNTERSIGN_DATABASE_URL, else an embedded server under .countersign/bench-pg.
+Kafka: $COUNTERSIGN_KAFKA_BOOTSTRAP, else a local broker under .countersign/bench-kafka.
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import pickle
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.log.memory import MemoryLog
+from engine.log.port import EventLog, Outgoing, Topics
+from events.approval import ApprovalRequest
+from events.codec import Codec
+from events.envelope import GENESIS_HASH, EventEnvelope, hash_encoded
+from events.run_events import (
+    DecisionAccepted,
+    GateEvaluated,
+    InterruptEscalated,
+    InterruptExpired,
+    InterruptRaised,
+    ModelCalled,
+    RunCompleted,
+    RunEventPayload,
+    RunStarted,
+    ToolCallCompleted,
+    ToolCallScheduled,
+)
+from projections import Insights, Policy, ProjectionStore, Projector, Queries
+from projections.batch import LoggedEvent
+from projections.fold import fold
+from projections.store_rows import logged_records
+from projections.verify import verify
+
+CODEC = Codec()
+ROOT = Path(__file__).resolve().parents[1]
+T0 = 1_760_000_000_000_000  # October 2025, µs
+DAY = 86_400_000_000
+TOOLS = [
+    ("refund", "high"),
+    ("credit", "medium"),
+    ("resend_email", "low"),
+    ("close_account", "critical"),
+    ("change_plan", "medium"),
+]
+TEAMS = ["role:support-lead", "role:finance", "role:ops", "role:security"]
+APPROVERS = [f"u:{n:02d}" for n in range(40)]
+
+
+# -- the data -------------------------------------------------------------------------------------
+
+
+def run_payloads(n: int, rng: random.Random, spread_us: int) -> list[tuple[RunEventPayload, int]]:
+    """One run: a lookup that runs unasked, a model call, then a gated tool call."""
+    at = T0 + rng.randrange(spread_us)
+    run_id = f"run-{n:07d}"
+    tool, risk = rng.choice(TOOLS)
+    amount = float(rng.choice([20, 90, 250, 480, 900, 2400, 7000]))
+    args = {"order": f"A-{n}", "amount": amount, "country": rng.choice(["FR", "DE", "US"])}
+    confidence = round(rng.random(), 2)
+    out: list[tuple[RunEventPayload, int]] = [
+        (RunStarted(input=args, requested_by=f"u:req{n % 97}", command_id=f"c{n}"), at),
+        (
+            GateEvaluated(
+                call=0,
+                tool="lookup_order",
+                args_digest="d",
+                action="auto",
+                policy="lookups@1",
+                risk="low",
+            ),
+            at + 1,
+        ),
+        (
+            ToolCallScheduled(
+                call=0,
+                tool="lookup_order",
+                args={"order": f"A-{n}"},
+                args_digest="d",
+                idempotency_key=f"{run_id}:0",
+                idempotent=True,
+            ),
+            at + 2,
+        ),
+        (ToolCallCompleted(call=0, result={"paid": amount, "status": "delivered"}), at + 3),
+        (
+            ModelCalled(
+                call=1,
+                request_digest="m",
+                request={"prompt": "refund?"},
+                response={"text": "yes", "confidence": confidence},
+            ),
+            at + 4,
+        ),
+    ]
+    auto = risk == "low" and rng.random() < 0.7
+    out.append(
+        (
+            GateEvaluated(
+                call=2,
+                tool=tool,
+                args_digest="d",
+                action="auto" if auto else "approve",
+                policy=f"{tool}@3",
+                risk=risk,
+                confidence=confidence,
+                amount=amount,
+            ),
+            at + 5,
+        )
+    )
+    if auto:
+        return [*out, *ran(run_id, tool, args, at + 6)]
+    interrupt = f"{run_id}:approval"
+    request = ApprovalRequest(
+        kind="tool",
+        title=f"{tool}(amount={amount:g})",
+        tool=tool,
+        args=args,
+        reasoning="the customer asked for it",
+        risk=risk,
+        amount=amount,
+        deadline_us=at + 6 + rng.choice([1, 4, 24]) * 3_600_000_000,
+        allowed=("approve", "edit", "reject"),
+        approvers=(rng.choice(TEAMS),),
+        policy=f"{tool}@3",
+        confidence=confidence,
+    )
+    out.append((InterruptRaised(call=2, interrupt_id=interrupt, request=request), at + 6))
+    decided = at + 6 + int(rng.expovariate(1 / 600) * 1_000_000)
+    who = rng.choice(APPROVERS)
+    roll = rng.random()
+    if roll < 0.07:  # still open
+        return out
+    if roll < 0.10:
+        expired = InterruptExpired(interrupt_id=interrupt, action="reject")
+        return [*out, (expired, decided), (RunCompleted(output="expired"), decided + 1)]
+    if roll < 0.12:
+        escalated = InterruptEscalated(
+            interrupt_id=interrupt, level=1, approvers=("role:cfo",), reason="late"
+        )
+        expiry = InterruptExpired(interrupt_id=interrupt, action="escalate")
+        return [*out, (expiry, decided), (escalated, decided + 1)]
+    kind = "reject" if roll < 0.22 else "edit" if roll < 0.30 else "approve"
+    edited = {**args, "amount": min(amount, 500.0)} if kind == "edit" else None
+    out.append(
+        (
+            DecisionAccepted(
+                interrupt_id=interrupt,
+                decision_id=f"d{n}",
+                kind=kind,
+                decided_by=who,
+                reason="not covered" if kind == "reject" else "",
+                edited_args=edited,
+            ),
+            decided,
+        )
+    )
+    if kind == "reject":
+        return [*out, (RunCompleted(output="rejected"), decided + 1)]
+    return [*out, *ran(run_id, tool, edited or args, decided + 1)]
+
+
+def ran(run_id: str, tool: str, args: Any, at: int) -> list[tuple[RunEventPayload, int]]:
+    return [
+        (
+            ToolCallScheduled(
+                call=2,
+                tool=tool,
+                args=args,
+                args_digest="d",
+                idempotency_key=f"{run_id}:2",
+                idempotent=False,
+            ),
+            at,
+        ),
+        (ToolCallCompleted(call=2, result={"ok": True, "id": f"x-{run_id}"}), at + 1),
+        (RunCompleted(output={"status": "done"}), at + 2),
+    ]
+
+
+def encode_run(n: int, rng: random.Random, spread_us: int) -> list[tuple[str, bytes]]:
+    run_id = f"run-{n:07d}"
+    prev, out = GENESIS_HASH, []
+    for seq, (payload, at) in enumerate(run_payloads(n, rng, spread_us)):
+        data = CODEC.encode(
+            EventEnvelope(
+                event_id=f"{run_id}/{seq}",
+                run_id=run_id,
+                seq=seq,
+                occurred_at_us=at,
+                agent=("refunds", "billing", "support")[n % 3],
+                agent_version="3",
+                causation_id="",
+                correlation_id=run_id,
+                prev_hash=prev,
+                payload=payload,
+            )
+        )
+        prev = hash_encoded(data)
+        out.append((run_id, data))
+    return out
+
+
+def dataset(events: int) -> list[tuple[str, bytes]]:
+    """About `events` events of interleaved runs, in publish order (cached on disk)."""
+    cache = Path(tempfile.gettempdir()) / f"countersign-bench-{events}-v2.pickle"
+    if cache.exists():
+        loaded: list[tuple[str, bytes]] = pickle.loads(cache.read_bytes())
+        return loaded
+    rng = random.Random(42)
+    spread = 90 * DAY
+    out: list[tuple[str, bytes]] = []
+    n = 0
+    while len(out) < events:
+        runs = [encode_run(n + i, rng, spread) for i in range(50)]  # 50 runs at a time
+        n += 50
+        for position in range(max(len(r) for r in runs)):
+            out.extend(r[position] for r in runs if position < len(r))
+    cache.write_bytes(pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL))
+    return out
+
+
+# -- plumbing -------------------------------------------------------------------------------------
+
+
+async def database_url() -> str:
+    if os.environ.get("COUNTERSIGN_DATABASE_URL"):
+        return os.environ["COUNTERSIGN_DATABASE_URL"]
+    from countersign import local_pg
+
+    return await asyncio.to_thread(local_pg.start_embedded, ROOT / ".countersign" / "bench-pg")
+
+
+async def kafka_log(partitions: int) -> tuple[EventLog, Topics]:
+    from countersign import local_kafka
+    from engine.log.kafka import KafkaLog
+
+    bootstrap = os.environ.get("COUNTERSIGN_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        state = ROOT / ".countersign" / "bench-kafka"
+        bootstrap = (await asyncio.to_thread(local_kafka.start, state)).bootstrap
+    log = KafkaLog(bootstrap, client_id="bench", linger_ms=5, max_batch_bytes=1_048_576)
+    await log.start()
+    topics = Topics(f"bench{uuid.uuid4().hex[:6]}")
+    await log.ensure_topics(topics, partitions)
+    return log, topics
+
+
+async def publish(log: EventLog, topic: str, data: list[tuple[str, bytes]]) -> None:
+    for start in range(0, len(data), 5000):
+        await log.publish([Outgoing(topic, k, v) for k, v in data[start : start + 5000]])
+
+
+async def fresh_store(url: str, schema: str | None = None) -> ProjectionStore:
+    store = await ProjectionStore.connect(url, schema=schema or f"bench_{uuid.uuid4().hex[:8]}")
+    await store.migrate()
+    return store
+
+
+async def drop(url: str, store: ProjectionStore) -> None:
+    await store.close()
+    home = await fresh_store(url, "bench_home")
+    await home.drop_schema(store.schema)
+    await home.close()
+
+
+async def lag_of(log: EventLog, store: ProjectionStore, topic: str) -> int:
+    positions = await store.positions("core", topic)
+    total = 0
+    for partition in range(await log.partition_count(topic)):
+        total += max(0, await log.end_offset(topic, partition) - positions.get(partition, 0))
+    return total
+
+
+async def project_all(log: EventLog, store: ProjectionStore, topic: str, max_records: int) -> float:
+    """Seconds from the projector's start until it has caught up."""
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(
+        Projector(
+            log, store, topic, f"bench-{uuid.uuid4().hex[:6]}", CODEC, max_records=max_records
+        ).run(stop)
+    )
+    while await lag_of(log, store, topic):  # noqa: ASYNC110  (polling a database, not an event)
+        await asyncio.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await task
+    return elapsed
+
+
+# -- 1. throughput --------------------------------------------------------------------------------
+
+
+def per_event_costs(data: list[tuple[str, bytes]]) -> None:
+    sample = [v for _, v in data[:20_000]]
+    started = time.perf_counter()
+    decoded = [CODEC.decode_event(v) for v in sample]
+    decode = (time.perf_counter() - started) / len(sample)
+    events = [
+        LoggedEvent(envelope=e, partition=0, offset=i, hash=hash_encoded(v), raw=v)
+        for i, (e, v) in enumerate(zip(decoded, sample, strict=True))
+    ]
+    started = time.perf_counter()
+    for start in range(0, len(events), 1000):
+        chunk = events[start : start + 1000]
+        logged_records(chunk)
+        fold({}, chunk)
+    rows = (time.perf_counter() - started) / len(events)
+    print(f"  per event: decode {decode * 1e6:.1f} µs (events/codec.py), "
+          f"fold + rows + JSON {rows * 1e6:.1f} µs (projections)")  # fmt: skip
+    print(f"  ceiling of one process from these two alone: {1 / (decode + rows):,.0f} events/s")
+
+
+async def throughput(url: str, events: int, use_kafka: bool, max_records: int) -> None:
+    data = dataset(events)
+    print(f"\n1. throughput, {len(data):,} events (~11 per run), batches of {max_records}")
+    per_event_costs(data)
+    logs: list[tuple[str, Callable[[], Awaitable[tuple[EventLog, str]]]]] = [
+        ("MemoryLog", lambda: memory_log(data))
+    ]
+    if use_kafka:
+        logs.append(("Kafka", lambda: loaded_kafka(data)))
+    for name, make in logs:
+        log, topic = await make()
+        store = await fresh_store(url)
+        try:
+            seconds = await project_all(log, store, topic, max_records)
+            print(f"  {name:<10} {len(data) / seconds:>10,.0f} events/s  ({seconds:.1f} s)")
+        finally:
+            await drop(url, store)
+            await log.close()
+
+
+async def memory_log(data: list[tuple[str, bytes]]) -> tuple[EventLog, str]:
+    log = MemoryLog(default_partitions=4)
+    await publish(log, "bench.runs", data)
+    return log, "bench.runs"
+
+
+async def loaded_kafka(data: list[tuple[str, bytes]]) -> tuple[EventLog, str]:
+    log, topics = await kafka_log(4)
+    started = time.perf_counter()
+    await publish(log, topics.runs, data)
+    print(f"  (published to Kafka at {len(data) / (time.perf_counter() - started):,.0f}/s)")
+    return log, topics.runs
+
+
+# -- 2. lag under a steady flow -------------------------------------------------------------------
+
+
+async def lag_under_load(url: str, rate: int, seconds: float, use_kafka: bool) -> None:
+    data = dataset(int(rate * seconds) + 1000)
+    print(f"\n2. lag while {rate:,} events/s flow for {seconds:.0f} s")
+    runs: list[tuple[str, Callable[[], Awaitable[tuple[EventLog, str]]]]] = [
+        ("MemoryLog", empty_memory)
+    ]
+    if use_kafka:
+        runs.append(("Kafka", empty_kafka))
+    for name, make in runs:
+        log, topic = await make()
+        store = await fresh_store(url)
+        try:
+            samples = await measure_lag(log, store, topic, data, rate, seconds)
+            records = sorted(r for r, _ in samples)
+            ages = sorted(a for _, a in samples)
+            print(f"  {name:<10} lag p50 {pct(ages, 0.5):.3f} s, p99 {pct(ages, 0.99):.3f} s, "
+                  f"max {ages[-1]:.3f} s; records p50 {pct(records, 0.5):.0f}, "
+                  f"max {records[-1]:.0f}")  # fmt: skip
+        finally:
+            await drop(url, store)
+            await log.close()
+
+
+async def empty_memory() -> tuple[EventLog, str]:
+    return MemoryLog(default_partitions=4), "bench.runs"
+
+
+async def empty_kafka() -> tuple[EventLog, str]:
+    log, topics = await kafka_log(4)
+    return log, topics.runs
+
+
+def pct(values: list[float], fraction: float) -> float:
+    return values[min(len(values) - 1, int(fraction * len(values)))]
+
+
+async def measure_lag(
+    log: EventLog,
+    store: ProjectionStore,
+    topic: str,
+    data: list[tuple[str, bytes]],
+    rate: int,
+    seconds: float,
+) -> list[tuple[float, float]]:
+    from projections.status import projection_status
+
+    stop = asyncio.Event()
+    projector = asyncio.create_task(Projector(log, store, topic, "lag", CODEC).run(stop))
+    samples: list[tuple[float, float]] = []
+
+    async def flow() -> None:
+        tick, per_tick = 0.02, max(1, int(rate * 0.02))
+        started = time.perf_counter()
+        for n, start in enumerate(range(0, int(rate * seconds), per_tick)):
+            await log.publish([Outgoing(topic, k, v) for k, v in data[start : start + per_tick]])
+            delay = started + (n + 1) * tick - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    flowing = asyncio.create_task(flow())
+    await asyncio.sleep(1.0)  # let it settle
+    while not flowing.done():
+        status = await projection_status(log, store, topic)
+        samples.append((float(status.lag), status.lag_s))
+        await asyncio.sleep(0.1)
+    await flowing
+    stop.set()
+    await projector
+    return samples
+
+
+# -- 3. queries on a million events ---------------------------------------------------------------
+
+
+async def queries(url: str, events: int, fresh: bool, max_records: int) -> None:
+    schema = f"bench_{events // 1000}k"
+    data = dataset(events)
+    store = await fresh_store(url, schema)
+    print(f"\n3. queries on {len(data):,} events (schema {schema})")
+    projected = sum((await store.positions("core", "bench.runs")).values())
+    if fresh or projected != len(data):
+        await store.close()
+        home = await fresh_store(url, "bench_home")
+        await home.drop_schema(schema)
+        await home.close()
+        store = await fresh_store(url, schema)
+        log, topic = await memory_log(data)
+        seconds = await project_all(log, store, topic, max_records)
+        print(f"  (projected in {seconds:.0f} s: {len(data) / seconds:,.0f} events/s)")
+    log, _ = await memory_log(data)
+    q, insights = Queries(store), Insights(store, due_soon=timedelta(hours=4))
+    approver = APPROVERS[3]
+    some_run = data[len(data) // 2][0]
+    checks: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        ("inbox: open, oldest first (100)", lambda: insights.inbox(limit=100)),
+        ("inbox: --for u:03 --role ops", lambda: insights.inbox(approver, ("ops",), limit=100)),
+        ("inbox: --overdue", lambda: insights.inbox(overdue=True, limit=100)),
+        ("inbox: overdue by team", insights.overdue_by_team),
+        ("inbox: --closed (100)", lambda: insights.inbox(closed=True, limit=100)),
+        ("audit: oldest 100", lambda: q.audit(limit=100)),
+        ("audit: --run", lambda: q.audit(run_id=some_run)),
+        ("audit: --approver (100)", lambda: q.audit(approver=approver, limit=100)),
+        (
+            "audit: --tool --since (100)",
+            lambda: q.audit(tool="refund", since=store_time(45), limit=100),
+        ),
+        ("audit: --action (100)", lambda: q.audit(action="decision_accepted", limit=100)),
+        ("runs show (timeline)", lambda: q.run_timeline(some_run)),
+    ]
+    checks += [(f"stats --by {by}", lambda by=by: insights.stats(by))  # type: ignore[misc]
+               for by in ("tool", "approver", "risk", "day", "agent")]  # fmt: skip
+    checks += [
+        ("recommendations", insights.recommendations),
+        ("what-if (example policy)", lambda: insights.what_if(example_policy())),
+        ("verify one run", lambda: verify(log, "bench.runs", store, CODEC, [some_run])),
+    ]
+    for name, check in checks:
+        await check()  # warm up
+        times = []
+        for _ in range(3 if name in ("recommendations", "what-if (example policy)") else 7):
+            started = time.perf_counter()
+            await check()
+            times.append((time.perf_counter() - started) * 1000)
+        print(
+            f"  {name:<34} median {statistics.median(times):>9.1f} ms   max {max(times):>9.1f} ms"
+        )
+    await store.close()
+
+
+def store_time(days: int) -> Any:
+    from projections.fold import timestamp
+
+    return timestamp(T0 + days * DAY)
+
+
+def example_policy() -> Policy:
+    import json
+
+    return Policy.from_json(json.loads((ROOT / "examples/policies/refunds.json").read_text()))
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+
+async def main(args: argparse.Namespace) -> None:
+    url = await database_url()
+    only = set(args.only or ["throughput", "lag", "queries"])
+    if "throughput" in only:
+        await throughput(url, args.events, args.kafka, args.max_records)
+    if "lag" in only:
+        await lag_under_load(url, args.rate, args.seconds, args.kafka)
+    if "queries" in only:
+        await queries(url, args.query_events, args.fresh, args.max_records)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", choices=["throughput", "lag", "queries"])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--max-records", type=int, default=2000)
+    parser.add_argument("--rate", type=int, default=5000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--query-events", type=int, default=1_000_000)
+    parser.add_argument("--fresh", action="store_true", help="build the query copy again")
+    parser.add_argument("--kafka", action="store_true", help="also measure through Kafka")
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    asyncio.run(main(parser.parse_args()))
