@@ -103,7 +103,7 @@ async def bench(bootstrap: str, runs: int, load: int, state_dir: Path | None) ->
         "COUNTERSIGN_LOG": "kafka",
         "COUNTERSIGN_KAFKA_BOOTSTRAP": bootstrap,
         "COUNTERSIGN_TOPIC_PREFIX": prefix,
-        "COUNTERSIGN_LOG_LEVEL": "warning",
+        "COUNTERSIGN_LOG_LEVEL": os.environ.get("BENCH_WORKER_LEVEL", "warning"),
         "COUNTERSIGN_WORKER_GROUP": f"{prefix}.workers",
     }
     worker = subprocess.Popen(  # noqa: ASYNC220  (started once, before any timing)

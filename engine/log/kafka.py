@@ -14,10 +14,13 @@ committed position starts at the earliest record.
 - `KafkaMember` is a group consumer plus ONE transactional producer per assigned partition,
   `transactional.id = "<group>.<topic>.<partition>"`: aiokafka has no KIP-447, so per-partition
   ids are what fences a zombie (the new owner's InitProducerId bumps the epoch).
-- `commit` returns once its records are visible to read_committed readers: the broker writes
-  the transaction markers after it acknowledged the commit, and a replay right after a
-  commit must see it. Offsets of transactional writes are not contiguous (markers and
-  aborted records take offsets too); only non-transactional appends are.
+- Read-your-writes within a process: the broker writes a transaction's markers after it
+  acknowledged the commit, so a `read` or `end_offset` of a partition this process committed
+  to first waits until those records are visible. The commit itself does not wait (the
+  worker's hot path never reads back what it wrote); readers in other processes see the
+  records moments later, as with any Kafka consumer. Offsets of transactional writes are not
+  contiguous (markers and aborted records take offsets too); only non-transactional
+  appends are.
 
 Producers are created EAGERLY on assignment, before the listener hears of it and before the
 group position is read: a zombie is fenced at once on takeover, its open transaction is
@@ -139,6 +142,8 @@ class KafkaLog:
         self._partition_counts: dict[str, int] = {}
         self._members: set[KafkaMember] = set()
         self._background: set[asyncio.Task[None]] = set()
+        self._unconfirmed: dict[tuple[str, int], int] = {}
+        """Last offset committed per partition by this process, not yet seen visible."""
 
     def effective_configs(self) -> dict[str, dict[str, object]]:
         """The settings each kind of client is created with (publisher, transactional
@@ -274,7 +279,22 @@ class KafkaLog:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _VISIBLE_BACKOFF_MAX_S)
 
+    def _committed(self, positions: Sequence[Position]) -> None:
+        """Remember what this process committed, so that its own next read sees it."""
+        for position in positions:
+            key = (position.topic, position.partition)
+            self._unconfirmed[key] = max(self._unconfirmed.get(key, -1), position.offset)
+
+    async def _confirm(self, topic: str, partition: int) -> None:
+        """Read-your-writes: before reading a partition this process committed to, wait
+        until those records are visible (transaction markers are written after the commit
+        is acknowledged). Paid by the next reader, not by every commit."""
+        offset = self._unconfirmed.pop((topic, partition), None)
+        if offset is not None:
+            await self._until_visible([Position(topic, partition, offset)])
+
     async def end_offset(self, topic: str, partition: int) -> int:
+        await self._confirm(topic, partition)
         tp = TopicPartition(topic, partition)
         try:
             ends = await self._offsets.end_offsets([tp])
@@ -285,6 +305,7 @@ class KafkaLog:
     async def read(
         self, topic: str, partition: int, start: int, *, follow: bool = False
     ) -> AsyncIterator[Record]:
+        await self._confirm(topic, partition)
         end = None if follow else await self.end_offset(topic, partition)
         if end is not None and start >= end:
             return
@@ -437,7 +458,7 @@ class KafkaMember:
             except BaseException:  # cancelled, or a bug in the client: its state is unknown
                 self._drop(partition, producer, "commit_interrupted")
                 raise
-        await self._kafka._until_visible(positions)
+        self._kafka._committed(positions)
         return positions
 
     async def _transaction(
@@ -668,12 +689,19 @@ def _client_configs(
         "linger_ms": linger_ms,
         "max_batch_size": max_batch_bytes,
         "max_request_size": 1_048_576,
-        "compression_type": None,
+        # A transaction's batch holds several events of one run (ids, agent, hashes repeat):
+        # lz4 (through cramjam) shrinks the log for little CPU.
+        "compression_type": "lz4",
     }
     transactional = {
         **publisher,
         "client_id": f"{client_id}-txn",
         "transaction_timeout_ms": transaction_timeout_ms,
+        # A commit is one explicit batch: lingering only delays it. The next transaction's
+        # AddPartitionsToTxn meets CONCURRENT_TRANSACTIONS while the previous markers are
+        # written; retry it soon (the Java client backs off 20 ms there), not after 100 ms.
+        "linger_ms": 0,
+        "retry_backoff_ms": 10,
     }
     consumer = {
         **common,
