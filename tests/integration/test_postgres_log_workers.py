@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,50 +27,23 @@ from events.codec import Codec
 from events.envelope import EventEnvelope
 from events.notices import ApprovalRequested
 from tests.helpers import eventually
+from tests.processes import Processes
 
 pytestmark = pytest.mark.postgres
 
-ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 4
 RUNS = 8
 
 
-class Workers:
-    """`countersign worker` processes, ended only by their own PIDs."""
+class Workers(Processes):
+    """`countersign worker` processes of the refund example."""
 
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def spawn(self, name: str) -> subprocess.Popen[bytes]:
-        out = (self.logs / f"{name}.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "countersign.cli", "worker", "--app", "examples.refund:app"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        self.started.append(proc)
-        return proc
+    def spawn_worker(self, name: str) -> subprocess.Popen[bytes]:
+        return self.spawn(name, "worker", "--app", "examples.refund:app")
 
     def restored(self, name: str) -> int:
         """How many partitions the worker has restored so far (from its JSON log)."""
-        path = self.logs / f"{name}.log"
-        lines = path.read_text().splitlines() if path.exists() else []
-        return sum(1 for line in lines if '"partition_restored"' in line)
-
-    def end_all(self) -> None:
-        for proc in self.started:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.started:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        return sum(1 for line in self.log_lines(name) if '"partition_restored"' in line)
 
 
 @pytest.fixture
@@ -138,9 +110,9 @@ async def test_a_killed_workers_runs_are_resumed_by_the_other_without_duplicates
     workers: Workers, log: PostgresLog, fresh_prefix: str, tmp_path: Path
 ) -> None:
     topics = Topics(fresh_prefix)
-    first = workers.spawn("worker-1")
+    first = workers.spawn_worker("worker-1")
     await eventually(lambda: workers.restored("worker-1") == PARTITIONS, timeout=30)
-    second = workers.spawn("worker-2")
+    second = workers.spawn_worker("worker-2")
     await eventually(lambda: workers.restored("worker-2") >= 1, timeout=30)
 
     publisher = CommandPublisher(log, topics, Codec())
