@@ -39,13 +39,14 @@ import structlog
 
 from engine.announcements import action_notice, progress_notice
 from engine.app import App
-from engine.checkpoint import Checkpoint, Horizon, encode_checkpoint
+from engine.checkpoint import Checkpoint, encode_checkpoint
 from engine.deadlines import expire_due, next_due_us
-from engine.errors import Fenced, LogError
+from engine.errors import Fenced, LogError, TransientLogError
 from engine.executor import Advance, ExecuteTool, Replayer, Services
 from engine.handling import held_ready, judge_decision, judge_held
 from engine.live_run import LiveRun
 from engine.log.port import EventLog, GroupMember, Outgoing, Position, Record, Topics
+from engine.ownership import Ownership
 from engine.restore import Restored, restore_partition
 from engine.state import RunState
 from events.codec import Codec
@@ -83,6 +84,8 @@ class WorkerSettings:
     max_batch: int = 500
     revoke_grace_s: float = 10.0
     """How long a revocation waits for the step in flight to commit before dropping it."""
+    retry_backoff_s: float = 0.5
+    """The pause before polling again when the log is unreachable."""
     keep_finished_runs: int = 1_000
     """Finished runs per partition whose states are kept (in memory and across restores)
     to answer repeated commands; older ones are forgotten (docs/exactly-once.md)."""
@@ -97,16 +100,6 @@ class _Step:
     first_offset: int | None = None
     out: list[Outgoing] = field(default_factory=list)
     touched: dict[str, LiveRun] = field(default_factory=dict)
-
-
-@dataclass
-class _Owned:
-    """What the worker knows of a partition it owns, besides its runs."""
-
-    epoch: int
-    horizon: Horizon
-    written: Checkpoint | None
-    """The last checkpoint in the log (restored, or written by this worker)."""
 
 
 class Worker:
@@ -129,8 +122,7 @@ class Worker:
         self._runs: dict[int, dict[str, LiveRun]] = {}
         self._finished: dict[int, dict[str, RunState]] = {}
         self._to_resume: set[int] = set()
-        self._owned: dict[int, _Owned] = {}
-        self._epochs = 0
+        self._own = Ownership()
         self._idle = asyncio.Event()
         self._idle.set()
         self._member: GroupMember | None = None
@@ -144,13 +136,18 @@ class Worker:
         log.info("worker_started", group=self._settings.group, topic=self._topics.commands)
         try:
             while not stop.is_set():
-                await self._poll_once(member)
+                try:
+                    await self._poll_once(member)
+                except TransientLogError as exc:  # the log is away (a broker restart): wait
+                    log.warning("log_unavailable", error=str(exc))
+                    await asyncio.sleep(self._settings.retry_backoff_s)
         finally:
             await member.stop()
             log.info("worker_stopped")
 
     async def _poll_once(self, member: GroupMember) -> None:
         try:
+            await self._retry_restores(member)
             async with self._stepping():
                 await self._resume_restored()
                 await self._fire_deadlines()
@@ -158,6 +155,7 @@ class Worker:
             by_partition: dict[int, list[Record]] = {}
             for record in records:
                 by_partition.setdefault(record.partition, []).append(record)
+            self._own.hold(by_partition)
             async with self._stepping():
                 for partition, batch in by_partition.items():
                     if partition in self._runs:
@@ -176,7 +174,7 @@ class Worker:
 
     async def on_assigned(self, partitions: frozenset[int]) -> Mapping[int, int]:
         for partition in sorted(partitions):
-            await self._restore(partition)
+            await self._restore_or_defer(partition)
         return {}
 
     async def on_revoked(self, partitions: frozenset[int]) -> None:
@@ -207,7 +205,7 @@ class Worker:
             if run.replayer is not None:
                 run.replayer.close()
         self._finished.pop(partition, None)
-        self._owned.pop(partition, None)
+        self._own.drop(partition)
         self._to_resume.discard(partition)
 
     async def _restore(self, partition: int) -> Restored:
@@ -221,8 +219,7 @@ class Worker:
         )
         self._runs[partition] = restored.live
         self._finished[partition] = restored.finished
-        self._epochs += 1
-        self._owned[partition] = _Owned(self._epochs, restored.horizon, restored.checkpoint)
+        self._own.restored(partition, restored.horizon, restored.checkpoint)
         self._to_resume.add(partition)
         log.info(
             "partition_restored",
@@ -236,14 +233,35 @@ class Worker:
         )
         return restored
 
-    def _owns(self, partition: int, epoch: int | None) -> bool:
-        """Whether this worker still owns `partition` since the epoch a step began in."""
-        owned = self._owned.get(partition)
-        return owned is not None and owned.epoch == epoch
+    async def _restore_or_defer(
+        self, partition: int, unhandled: int | None = None
+    ) -> Restored | None:
+        """Restore, or, if the log is away, drop what is known of the partition and try
+        again at the next poll (`_retry_restores`); its commands wait meanwhile."""
+        try:
+            return await self._restore(partition)
+        except TransientLogError as exc:
+            log.warning("restore_deferred", partition=partition, error=str(exc))
+            self._drop(partition)
+            self._own.defer(partition, unhandled)
+            return None
 
-    def _epoch(self, partition: int) -> int | None:
-        owned = self._owned.get(partition)
-        return owned.epoch if owned is not None else None
+    async def _retry_restores(self, member: GroupMember) -> None:
+        for partition in self._own.pending():
+            unhandled = self._own.take(partition)
+            if partition not in member.assigned:
+                continue
+            restored = await self._restore_or_defer(partition, unhandled)
+            if restored is None:
+                return
+            # Back to the group position: it commits with each checkpoint (else: the first
+            # command skipped while the partition could not be restored).
+            checkpoint = restored.checkpoint
+            position = unhandled
+            if checkpoint is not None and checkpoint.consumed is not None:
+                position = checkpoint.consumed
+            if position is not None:
+                await member.seek(partition, position)
 
     async def _resume_restored(self) -> None:
         """Continue runs that were mid-way when their previous owner stopped."""
@@ -355,7 +373,7 @@ class Worker:
     # -- driving runs forward -----------------------------------------------------------------
 
     async def _drive(self, step: _Step) -> None:
-        epoch = self._epoch(step.partition)
+        epoch = self._own.epoch(step.partition)
         while step.touched:
             effects: list[tuple[LiveRun, ExecuteTool]] = []
             ran = list(step.touched.values())
@@ -384,7 +402,7 @@ class Worker:
     def _still_owned(self, step: _Step, epoch: int | None, what: str) -> None:
         """Stop a step whose partition was lost while it awaited: its runs are another
         worker's now (whatever this one did since is its to find in the log, or not)."""
-        if not self._owns(step.partition, epoch):
+        if not self._own.owns(step.partition, epoch):
             log.warning("partition_lost_mid_step", partition=step.partition, action=what)
             raise _StepAbandoned(step.partition)
 
@@ -448,8 +466,8 @@ class Worker:
         )
         encoded = self._codec.encode(envelope)
         run.record(envelope, encoded)
-        if isinstance(payload, RunStarted) and step.partition in self._owned:
-            self._owned[step.partition].horizon.started(run.run_id)
+        if isinstance(payload, RunStarted):
+            self._own.started(step.partition, run.run_id)
         if run.replayer is not None:
             run.replayer.feed([payload])  # harmless for events the replayer emitted itself
         step.out.append(Outgoing(self._topics.runs, run.run_id, encoded, step.partition))
@@ -588,8 +606,7 @@ class Worker:
         self._runs.get(partition, {}).pop(run.run_id, None)
         finished = self._finished.setdefault(partition, {})
         finished[run.run_id] = run.state
-        owned = self._owned.get(partition)
-        for forgotten in owned.horizon.finished(run.run_id) if owned else ():
+        for forgotten in self._own.finished(partition, run.run_id):
             finished.pop(forgotten, None)
 
     def _state_of(self, partition: int, run_id: str) -> RunState | None:
@@ -602,8 +619,8 @@ class Worker:
         if not step.out and step.consumed is None:
             return
         assert self._member is not None
-        checkpoint = self._next_checkpoint(step)
-        records = step.out if checkpoint is None else [*step.out, checkpoint[1]]
+        checkpoint = self._own.checkpoint_for(step.partition, step.consumed)
+        records = step.out if checkpoint is None else [*step.out, self._record_of(checkpoint, step)]
         try:
             positions = await self._member.commit(step.partition, records, step.consumed)
         except Fenced:
@@ -613,40 +630,25 @@ class Worker:
             log.error("commit_failed", partition=step.partition, error=str(exc))
             await self._recover(step)
         else:
-            self._committed(step, positions, checkpoint[0] if checkpoint else None)
+            self._committed(step, positions, checkpoint)
             return
         step.out, step.consumed, step.touched = [], None, {}
         raise _StepAbandoned(step.partition)
 
-    def _next_checkpoint(self, step: _Step) -> tuple[Checkpoint, Outgoing] | None:
-        """The partition's checkpoint as of this commit, if it differs from the last one."""
-        owned = self._owned.get(step.partition)
-        if owned is None:
-            return None
-        last = owned.written
-        consumed = step.consumed
-        if consumed is None and last is not None:
-            consumed = last.consumed
-        checkpoint = Checkpoint(restore_from=owned.horizon.restore_from, consumed=consumed)
-        if checkpoint == last:
-            return None
+    def _record_of(self, checkpoint: Checkpoint, step: _Step) -> Outgoing:
         value = encode_checkpoint(checkpoint)
-        record = Outgoing(self._topics.checkpoints, str(step.partition), value, step.partition)
-        return checkpoint, record
+        return Outgoing(self._topics.checkpoints, str(step.partition), value, step.partition)
 
     def _committed(
         self, step: _Step, positions: list[Position], checkpoint: Checkpoint | None
     ) -> None:
-        owned = self._owned.get(step.partition)
-        if owned is not None:
-            firsts: dict[str, int] = {}
-            end = 0
-            for out, position in zip(step.out, positions, strict=False):
-                if position.topic == self._topics.runs:
-                    firsts.setdefault(out.key, position.offset)
-                    end = max(end, position.offset + 1)
-            owned.horizon.committed(firsts, end)
-            owned.written = checkpoint or owned.written
+        firsts: dict[str, int] = {}
+        end = 0
+        for out, position in zip(step.out, positions, strict=False):  # + the checkpoint's
+            if position.topic == self._topics.runs:
+                firsts.setdefault(out.key, position.offset)
+                end = max(end, position.offset + 1)
+        self._own.committed(step.partition, firsts, end, checkpoint)
         if step.consumed is not None:
             step.first_offset = None  # the batch is consumed: a later failure must not re-read it
         step.out = []
@@ -657,9 +659,12 @@ class Worker:
         log and re-read the batch, unless the checkpoint shows the commit went through (its
         outcome was unknown); handling commands again is idempotent by command/decision id."""
         assert self._member is not None
-        if step.partition not in self._owned:
+        if step.partition not in self._own:
             return
-        restored = await self._restore(step.partition)
+        unhandled = step.first_offset if step.consumed is not None else None
+        restored = await self._restore_or_defer(step.partition, unhandled)
+        if restored is None:
+            return
         receipt = restored.checkpoint.consumed if restored.checkpoint else None
         if step.consumed is not None and receipt is not None and receipt >= step.consumed:
             log.info("commit_went_through", partition=step.partition, consumed=receipt)

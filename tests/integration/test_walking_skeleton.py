@@ -25,7 +25,6 @@ from tests.processes import Processes
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
 
-
 @pytest.fixture
 def processes(
     kafka_bootstrap: str, pg_url: str, fresh_prefix: str, tmp_path: Path

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import pytest
-from structlog.testing import capture_logs
 
+import engine.worker
 from engine.app import App
 from engine.checkpoint import decode_checkpoint
 from engine.context import RunContext
@@ -57,6 +57,30 @@ async def job(ctx: RunContext, input: JsonObject) -> Json:
     return {"done": input["n"]}
 
 
+class _Recorder:
+    """Stands in for the worker module's logger: the tests read what it said. (structlog's
+    `capture_logs` misses loggers cached by an earlier `configure_logging` in the session.)"""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    def __getattr__(self, level: str) -> Any:
+        def record(event: str, **kw: Any) -> None:
+            self.lines.append({"event": event, "log_level": level, **kw})
+
+        return record
+
+    def bind(self, **kw: Any) -> _Recorder:
+        return self
+
+
+@pytest.fixture
+def logs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    recorder = _Recorder()
+    monkeypatch.setattr(engine.worker, "log", recorder)
+    return recorder.lines
+
+
 @pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
     event_log = MemoryLog(default_partitions=1)
@@ -71,7 +95,7 @@ async def harness() -> AsyncIterator[Harness]:
 
 
 async def _worker(
-    h: Harness, keep: int, event_log: Any = None, grace_s: float = 5.0
+    h: Harness, keep: int, event_log: Any = None, grace_s: float = 5.0, wait: bool = True
 ) -> tuple[Worker, Any]:
     settings = WorkerSettings(
         group=f"{h.topics.prefix}.workers",
@@ -84,7 +108,8 @@ async def _worker(
     )
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
-    await eventually(lambda: worker.owned_partitions, message="the worker owns its partition")
+    if wait:
+        await eventually(lambda: worker.owned_partitions, message="the worker owns its partition")
     return worker, (stop, task)
 
 
@@ -108,6 +133,7 @@ async def _offset_of_start(h: Harness, run_id: str) -> int:
 
 async def test_a_restore_reads_from_the_checkpoint_and_brings_back_what_was_kept(
     harness: Harness,
+    logs: list[dict[str, Any]],
 ) -> None:
     _, handle = await _worker(harness, keep=2)
     pub = harness.publisher
@@ -129,8 +155,8 @@ async def test_a_restore_reads_from_the_checkpoint_and_brings_back_what_was_kept
     assert checkpoint.restore_from == await _offset_of_start(harness, waiting[0])
     assert checkpoint.consumed == await harness.log.end_offset(harness.topics.commands, 0)
 
-    with capture_logs() as logs:
-        _, handle = await _worker(harness, keep=2)
+    logs.clear()
+    _, handle = await _worker(harness, keep=2)
     [restored] = [e for e in logs if e["event"] == "partition_restored"]
     assert restored["restore_from"] == checkpoint.restore_from
     assert (restored["live_runs"], restored["finished_runs"]) == (2, 2)
@@ -187,6 +213,7 @@ async def test_a_revocation_lets_the_step_in_flight_commit_then_drops_the_runs(
 
 async def test_a_step_still_running_after_the_grace_appends_nothing_more(
     harness: Harness,
+    logs: list[dict[str, Any]],
 ) -> None:
     worker, handle = await _worker(harness, keep=10, grace_s=0.1)
 
@@ -194,12 +221,11 @@ async def test_a_step_still_running_after_the_grace_appends_nothing_more(
         await worker.on_revoked(frozenset({0}))
 
     ON_TOOL.append(revoke)
-    with capture_logs() as logs:
-        run_id = await harness.publisher.start_run("job", {"n": 1, "book": True}, requested_by="t")
-        await eventually(
-            lambda: any(e["event"] == "partition_lost_mid_step" for e in logs),
-            message="the step is abandoned",
-        )
+    run_id = await harness.publisher.start_run("job", {"n": 1, "book": True}, requested_by="t")
+    await eventually(
+        lambda: any(e["event"] == "partition_lost_mid_step" for e in logs),
+        message="the step is abandoned",
+    )
     await _halt(handle)
 
     assert any(e["event"] == "step_outlived_revocation" for e in logs)
@@ -251,18 +277,17 @@ class _FailingCommits:
 @pytest.mark.parametrize("went_through", [True, False], ids=["went-through", "not-written"])
 @pytest.mark.parametrize("fail_commit_no", [1, 2], ids=["start-step", "decision-step"])
 async def test_a_failed_commit_is_retried_without_tearing_or_repeating_the_step(
-    harness: Harness, fail_commit_no: int, went_through: bool
+    harness: Harness, logs: list[dict[str, Any]], fail_commit_no: int, went_through: bool
 ) -> None:
     flaky = _FailingCommits(harness.log, fail_commit_no, went_through)  # type: ignore[arg-type]
-    with capture_logs() as logs:
-        _, handle = await _worker(harness, keep=10, event_log=flaky)
-        run_id = await harness.publisher.start_run("job", {"n": 1, "ask": True}, requested_by="t")
-        [asked] = await harness.open_interrupts(run_id, 1)
-        decision = await harness.publisher.submit_decision(
-            run_id, asked.interrupt_id, "respond", decided_by="p", response="yes"
-        )
-        await eventually(lambda: _finished(harness, run_id))
-        await _halt(handle)
+    _, handle = await _worker(harness, keep=10, event_log=flaky)
+    run_id = await harness.publisher.start_run("job", {"n": 1, "ask": True}, requested_by="t")
+    [asked] = await harness.open_interrupts(run_id, 1)
+    decision = await harness.publisher.submit_decision(
+        run_id, asked.interrupt_id, "respond", decided_by="p", response="yes"
+    )
+    await eventually(lambda: _finished(harness, run_id))
+    await _halt(handle)
 
     assert any(e["event"] == "commit_failed" for e in logs)
     assert any(e["event"] == "commit_went_through" for e in logs) is went_through
@@ -275,3 +300,43 @@ async def test_a_failed_commit_is_retried_without_tearing_or_repeating_the_step(
         n for n in await harness.notices(run_id) if getattr(n, "decision_id", "") == decision
     ]
     assert len(outcomes) == 1
+
+
+class _AwayLog:
+    """A log whose reads of the runs topic fail while `away` is set (a broker restart)."""
+
+    def __init__(self, inner: MemoryLog, runs_topic: str) -> None:
+        self._inner = inner
+        self._runs = runs_topic
+        self.away = True
+        self.refused = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def read(self, topic: str, partition: int, start: int, *, follow: bool = False) -> Any:
+        if topic == self._runs and self.away:
+            self.refused += 1
+            raise TransientLogError("the log is away")
+        return self._inner.read(topic, partition, start, follow=follow)
+
+
+async def test_a_restore_that_fails_is_retried_and_no_command_is_skipped(
+    harness: Harness,
+    logs: list[dict[str, Any]],
+) -> None:
+    away = _AwayLog(harness.log, harness.topics.runs)  # type: ignore[arg-type]
+    run_id = await harness.publisher.start_run("job", {"n": 1}, requested_by="t")
+    _, handle = await _worker(harness, keep=10, event_log=away, wait=False)
+    await eventually(lambda: away.refused >= 2, message="restores refused while away")
+    later = await harness.publisher.start_run("job", {"n": 2}, requested_by="t")
+    away.away = False
+    await eventually(lambda: _finished(harness, run_id), message="the first run ends")
+    await eventually(lambda: _finished(harness, later), message="the second run ends")
+    await _halt(handle)
+
+    assert any(e["event"] == "restore_deferred" for e in logs)
+    for rid in (run_id, later):
+        events = await harness.events(rid)
+        assert [e.seq for e in events] == list(range(len(events)))
+        assert sum(isinstance(e.payload, RunStarted) for e in events) == 1
