@@ -22,12 +22,6 @@ from tests.conftest import _or_fail
 from tests.faults.harness import PARTITIONS, Workers, worker_env
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "faults: fault-injection scenarios on a Kafka broker of their own"
-    )
-
-
 @dataclass
 class Broker:
     bootstrap: str
