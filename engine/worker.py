@@ -57,6 +57,7 @@ from events.notices import ApprovalRequested, DecisionOutcome
 from events.run_events import (
     DecisionAccepted,
     DecisionRejected,
+    InterruptEscalated,
     InterruptRaised,
     RunCancelled,
     RunEventPayload,
@@ -122,6 +123,8 @@ class Worker:
         self._runs: dict[int, dict[str, LiveRun]] = {}
         self._finished: dict[int, dict[str, RunState]] = {}
         self._to_resume: set[int] = set()
+        self._next_due_us: int | None = 0
+        """The earliest deadline of any owned run (0: unknown, scan); None: there is none."""
         self._own = Ownership()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -218,6 +221,7 @@ class Worker:
             keep_finished=self._settings.keep_finished_runs,
         )
         self._runs[partition] = restored.live
+        self._next_due_us = 0  # restored runs may carry deadlines: scan at the next poll
         self._finished[partition] = restored.finished
         self._own.restored(partition, restored.horizon, restored.checkpoint)
         self._to_resume.add(partition)
@@ -466,6 +470,8 @@ class Worker:
         )
         encoded = self._codec.encode(envelope)
         run.record(envelope, encoded)
+        if isinstance(payload, InterruptRaised | InterruptEscalated) and run.state is not None:
+            self._note_deadline(next_due_us(run.state))
         if isinstance(payload, RunStarted):
             self._own.started(step.partition, run.run_id)
         if run.replayer is not None:
@@ -515,17 +521,35 @@ class Worker:
     async def _fire_deadlines(self) -> None:
         """Expire due interrupts of the runs this worker owns, through the normal commit.
 
-        Deadlines are read from each run's folded state, so any owner fires them."""
+        Deadlines are read from each run's folded state, so any owner fires them. The scan
+        runs only once the earliest known deadline has passed: deadlines appear only with
+        an interrupt raised or escalated (`_append` notes them) or a restore (which resets
+        the note), so the poll loop does not walk every waiting run each time."""
         now = self._services.clock_us()
+        if self._next_due_us is None or now < self._next_due_us:
+            return
+        self._next_due_us = None
         for partition, runs in list(self._runs.items()):
-            due = [run for run in runs.values() if _is_due(run, now)]
+            due = []
+            for run in runs.values():
+                at = next_due_us(run.state) if run.state is not None else None
+                if at is not None and at <= now:
+                    due.append(run)
+                else:
+                    self._note_deadline(at)
             if not due:
                 continue
             step = _Step(partition)
             for run in due:
                 self._expire_due(step, run, now)
+                if run.state is not None:
+                    self._note_deadline(next_due_us(run.state))  # e.g. an escalation's
             await self._drive(step)
             await self._commit(step)
+
+    def _note_deadline(self, at: int | None) -> None:
+        if at is not None and (self._next_due_us is None or at < self._next_due_us):
+            self._next_due_us = at
 
     def _expire_due(self, step: _Step, run: LiveRun, now: int | None = None) -> None:
         if run.state is None:
@@ -670,13 +694,6 @@ class Worker:
             log.info("commit_went_through", partition=step.partition, consumed=receipt)
         elif step.first_offset is not None:
             await self._member.seek(step.partition, step.first_offset)
-
-
-def _is_due(run: LiveRun, now: int) -> bool:
-    if run.state is None:
-        return False
-    due = next_due_us(run.state)
-    return due is not None and due <= now
 
 
 class _StepAbandoned(Exception):
