@@ -35,6 +35,7 @@ from events.run_events import (
 
 CODEC = Codec()
 LONGS = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+POSITIONS = st.integers(min_value=0, max_value=2**63 - 1)  # seq and *_us: never negative
 
 # -- strategies ---------------------------------------------------------------------------------
 
@@ -88,6 +89,8 @@ def _strategy_for_field(cls: type[Any], field: dataclasses.Field[Any]) -> st.Sea
         return json_values
     module_globals = vars(__import__(cls.__module__, fromlist=["_"]))
     hint = eval(str(field.type), module_globals)
+    if field.name == "seq" or field.name.endswith("_us"):
+        return POSITIONS if hint is int else st.none() | POSITIONS
     return _strategy_for_hint(hint)
 
 
@@ -101,8 +104,8 @@ def envelope_strategy(payload_cls: type[Any]) -> st.SearchStrategy[EventEnvelope
         EventEnvelope,
         event_id=st.text(max_size=20),
         run_id=st.text(max_size=20),
-        seq=LONGS,
-        occurred_at_us=LONGS,
+        seq=POSITIONS,
+        occurred_at_us=POSITIONS,
         agent=st.text(max_size=10),
         agent_version=st.text(max_size=5),
         causation_id=st.text(max_size=20),
