@@ -10,13 +10,10 @@ from typing import Any
 
 from events import avro
 from events.bounds import Walk, compile_walk
-from events.catalog import COMMANDS, Catalog, SchemaVersion
+from events.catalog import COMMANDS, EVENTS, Catalog, SchemaVersion
 from events.limits import COMMAND_STRING_CAPS, MAX_COMMAND_JSON_CHARS, MAX_JSON_CHARS
 from events.records import RecordMapper
-from events.run_events import RUN_EVENT_TYPES
 from events.upcasting import Upcaster
-
-_RUN: frozenset[type[Any]] = frozenset(RUN_EVENT_TYPES)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -59,7 +56,8 @@ def message_types(catalog: Catalog) -> dict[str, MessageType]:
     for name, cls in catalog.types.items():
         version = catalog.version_of(name)
         schema = avro.parse(version.raw)
-        out[name] = MessageType(name, cls, schema, version, mapper_for(cls, name), cls in _RUN)
+        envelope = name.startswith(EVENTS + ".")  # run events travel in an envelope
+        out[name] = MessageType(name, cls, schema, version, mapper_for(cls, name), envelope)
     return out
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from events.approval import ApprovalRequest
 from events.errors import InvalidField
-from events.fields import is_json_field
+from events.fields import cap_of, is_json_field
 from events.json import Json, JsonRefused, canonical_json
 from events.json import loads as json_loads
 
@@ -55,7 +55,7 @@ class RecordMapper:
         kwargs = {}
         for rule in self._fields:
             value = data[rule.name]
-            if rule.cap is not None and len(value) > rule.cap:
+            if rule.cap is not None and isinstance(value, str) and len(value) > rule.cap:
                 raise InvalidField(
                     f"{self.cls.__name__}.{rule.name}",
                     f"{len(value)} characters is over the {rule.cap}-character limit",
@@ -70,8 +70,8 @@ class RecordMapper:
         if is_json_field(field):
             return _Field(name, canonical_json, self._json_reader(name), None)
         origin = typing.get_origin(hint)
-        cap = None
-        if caps is not None and hint is str:
+        cap = cap_of(field)
+        if caps is not None and str in (hint, *typing.get_args(hint)) and cap is None:
             cap = caps.get(name)
             if cap is None:
                 raise TypeError(f"{self.cls.__name__}.{name}: a command string needs a cap")
