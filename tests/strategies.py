@@ -90,3 +90,14 @@ def envelope_strategy(payload_cls: type[Any]) -> st.SearchStrategy[EventEnvelope
         prev_hash=st.text(max_size=64),
         payload=message_strategy(payload_cls),
     )
+
+
+def zigzag(n: int) -> bytes:
+    """Avro's spelling of a long: zig-zag, then a little-endian base-128 varint."""
+    z = (n << 1) ^ (n >> 63) if -(2**63) <= n < 2**63 else n << 1
+    out = bytearray()
+    while z > 0x7F:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)

@@ -32,7 +32,7 @@ from events.run_events import (
     RunCompleted,
     RunFailed,
 )
-from tests.strategies import envelope_strategy, message_strategy
+from tests.strategies import envelope_strategy, message_strategy, zigzag
 
 CODEC = Codec()
 
@@ -304,16 +304,6 @@ def test_trailing_bytes_are_refused(extra: bytes) -> None:
         CODEC.decode(_failed() + extra)
 
 
-def _zigzag(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
 def _approval_requested_with_allowed_count(count: bytes) -> bytes:
     """An ApprovalRequested whose `request.allowed` array declares `count` items, then ends."""
     notice = ApprovalRequested(
@@ -336,7 +326,7 @@ def _approval_requested_with_allowed_count(count: bytes) -> bytes:
 
 @pytest.mark.parametrize(
     "count",
-    [_zigzag(2**40), _zigzag(-(2**40)) + _zigzag(3), _zigzag(2**62)],
+    [zigzag(2**40), zigzag(-(2**40)) + zigzag(3), zigzag(2**62)],
     ids=["pos", "neg", "huge"],
 )
 def test_a_huge_array_block_count_is_refused_quickly(count: bytes) -> None:
@@ -362,7 +352,7 @@ def test_a_huge_array_block_count_is_refused_before_fastavro_reads(
     encoded = CODEC.encode(event)
     tail = b"\x00" + b"\x00" + b"\x00"  # approvers=[], reason="", deadline_us=null
     assert encoded.endswith(tail)
-    crafted = encoded[: -len(tail)] + _zigzag(2**40)
+    crafted = encoded[: -len(tail)] + zigzag(2**40)
     _forbid_fastavro_reads(monkeypatch)
 
     with pytest.raises(DecodeError, match="array block declares"):
@@ -372,7 +362,7 @@ def test_a_huge_array_block_count_is_refused_before_fastavro_reads(
 def test_a_huge_array_block_inside_a_nested_request_is_refused_before_fastavro_reads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    crafted = _approval_requested_with_allowed_count(_zigzag(2**40))
+    crafted = _approval_requested_with_allowed_count(zigzag(2**40))
     _forbid_fastavro_reads(monkeypatch)
 
     with pytest.raises(DecodeError, match="array block declares"):

@@ -25,7 +25,7 @@ from events.fields import is_json_field
 from events.json import canonical_json
 from events.run_events import RUN_EVENT_TYPES
 from events.schema_header import SCHEMA_HEADER
-from tests.strategies import envelope_strategy, message_strategy
+from tests.strategies import envelope_strategy, message_strategy, zigzag
 
 CODEC = Codec()
 REGISTRY_CODEC = Codec(registry_format=True)
@@ -40,16 +40,6 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 CLASSES = sorted(MESSAGE_TYPES.values(), key=lambda cls: cls.__name__)
-
-
-def _zigzag(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63) if -(2**63) <= n < 2**63 else n << 1
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
 
 
 HOSTILE_JSON = st.sampled_from(
@@ -118,7 +108,7 @@ def _stretch_varint(draw: st.DrawFn, data: bytearray) -> None:
 def _huge_length(draw: st.DrawFn, data: bytearray) -> None:
     at = _at(draw, data, end=1)
     n = draw(st.sampled_from([2**31, 2**40, 2**62, 2**63 - 1, -(2**40), -1, len(data) * 4]))
-    data[at:at] = _zigzag(n)
+    data[at:at] = zigzag(n)
 
 
 def _json_swap(draw: st.DrawFn, data: bytearray) -> None:
@@ -127,11 +117,11 @@ def _json_swap(draw: st.DrawFn, data: bytearray) -> None:
     if not texts:
         return
     old = draw(st.sampled_from(texts))
-    spelled = _zigzag(len(old)) + old
+    spelled = zigzag(len(old)) + old
     at = data.find(spelled, HEADER_LEN)
     if at >= 0:
         new = draw(HOSTILE_JSON)
-        data[at : at + len(spelled)] = _zigzag(len(new)) + new
+        data[at : at + len(spelled)] = zigzag(len(new)) + new
 
 
 def _json_texts(data: bytearray) -> list[bytes]:

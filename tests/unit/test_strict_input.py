@@ -29,6 +29,7 @@ from events.run_events import (
     ToolCallCompleted,
     ToolCallScheduled,
 )
+from tests.strategies import zigzag
 
 CODEC = Codec()
 
@@ -68,24 +69,14 @@ def _with_json(message: Any, marker: str, replacement: bytes) -> bytes:
     quoted = f'"{marker}"'.encode()
     assert encoded.count(quoted) == 1
     at = encoded.index(quoted)
-    prefix = _zigzag(len(quoted))
+    prefix = zigzag(len(quoted))
     assert encoded[at - len(prefix) : at] == prefix
     return (
         encoded[: at - len(prefix)]
-        + _zigzag(len(replacement))
+        + zigzag(len(replacement))
         + replacement
         + encoded[at + len(quoted) :]
     )
-
-
-def _zigzag(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
 
 
 # -- JSON fields ---------------------------------------------------------------------------------
@@ -175,7 +166,7 @@ def test_an_over_long_command_string_is_refused_naming_the_field(field: str) -> 
     at_cap = _decision(**{field: "k" * cap})
     over = _decision(**{field: "k" * (cap + 1)})
     forged = CODEC.encode(at_cap).replace(
-        _zigzag(cap) + b"k" * cap, _zigzag(cap + 1) + b"k" * (cap + 1)
+        zigzag(cap) + b"k" * cap, zigzag(cap + 1) + b"k" * (cap + 1)
     )
 
     assert CODEC.decode_command(CODEC.encode(at_cap)) == at_cap
@@ -189,7 +180,7 @@ def test_a_600_kb_kind_is_refused_at_decode() -> None:
     huge = "approve" + "x" * 600_000
     encoded = CODEC.encode(_decision(kind="k" * MAX_KIND_CHARS))
     forged = encoded.replace(
-        _zigzag(MAX_KIND_CHARS) + b"k" * MAX_KIND_CHARS, _zigzag(len(huge)) + huge.encode()
+        zigzag(MAX_KIND_CHARS) + b"k" * MAX_KIND_CHARS, zigzag(len(huge)) + huge.encode()
     )
 
     with pytest.raises(InvalidField, match="kind"):
@@ -238,7 +229,7 @@ def test_negative_positions_and_times_are_refused_both_ways(meta: dict[str, int]
     good = _envelope(RunCompleted(output=None))
     bad = _envelope(RunCompleted(output=None), **meta)
     field = next(iter(meta))
-    forged = CODEC.encode(good).replace(_zigzag(getattr(good, field)), _zigzag(meta[field]), 1)
+    forged = CODEC.encode(good).replace(zigzag(getattr(good, field)), zigzag(meta[field]), 1)
 
     with pytest.raises(DecodeError, match="negative"):
         CODEC.decode(forged)
