@@ -142,6 +142,9 @@ class _Compiler:
         count = len(branches)
 
         def union(data: bytes, pos: int) -> int:
+            byte = data[pos]
+            if byte < 0x80 and not byte & 1 and byte >> 1 < count:
+                return branches[byte >> 1](data, pos + 1)
             index, pos = read_long(data, pos)
             if not 0 <= index < count:
                 raise DecodeError(f"union branch {index} out of range")
@@ -196,11 +199,18 @@ def _int(data: bytes, pos: int) -> int:
     return pos
 
 
+# Fast paths: most varints are one byte; only the rest pay for `read_long`.
+
+
 def _long(data: bytes, pos: int) -> int:
+    if data[pos] < 0x80:
+        return pos + 1
     return read_long(data, pos)[1]
 
 
 def _nonnegative_long(data: bytes, pos: int) -> int:
+    if data[pos] < 0x80 and not data[pos] & 1:
+        return pos + 1
     value, pos = read_long(data, pos)
     if value < 0:
         raise DecodeError(f"a position or time is negative ({value})")
@@ -220,6 +230,11 @@ def _float(data: bytes, pos: int) -> int:
 
 
 def _string(data: bytes, pos: int) -> int:
+    byte = data[pos]
+    if byte < 0x80 and not byte & 1:
+        end = pos + 1 + (byte >> 1)
+        if end <= len(data):
+            return end
     length, pos = read_long(data, pos)
     if length < 0 or length > len(data) - pos:
         raise DecodeError(f"declared length {length} exceeds the {len(data) - pos} bytes left")
