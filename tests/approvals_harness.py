@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumers.publisher import CommandPublisher
-from engine.app import App
-from engine.executor import Services
+from engine.agent.app import App
+from engine.core.executor import Services
+from engine.core.state import fold
 from engine.log.port import EventLog, Topics, partition_for
-from engine.state import fold
-from engine.worker import Worker, WorkerSettings
+from engine.runtime.worker import Worker, WorkerSettings
 from events.codec import Codec
 from events.envelope import EventEnvelope
 from events.notices import DecisionOutcome, Notice

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
 from typing import Protocol
 
-from engine.authorization import Level
+from engine.agent.authorization import Level
 from engine.errors import ConfigurationError
 from events.approval import RISK_LEVELS, DecisionKind, GateAction, RiskLevel, TimeoutAction
 from events.json import JsonObject

@@ -14,10 +14,19 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from engine.app import AgentSpec, App, ToolSpec
-from engine.context import AllCalls, Call, Decision, InterruptCall, RunContext, ToolCall, ToolResult
-from engine.errors import AgentProtocolError, ConfigurationError, NonDeterminismError
-from engine.gating import (
+from engine.agent.app import AgentSpec, App, ToolSpec
+from engine.agent.context import (
+    AllCalls,
+    Call,
+    Decision,
+    InterruptCall,
+    RunContext,
+    ToolCall,
+    ToolResult,
+)
+from engine.agent.guards import RunSignals, evaluate_call
+from engine.agent.policies import Gate, Proposal
+from engine.core.gating import (
     Cleared,
     GateContext,
     GateWalk,
@@ -30,9 +39,8 @@ from engine.gating import (
     question_purpose,
     signals_before,
 )
-from engine.guards import RunSignals, evaluate_call
-from engine.history import CallRecord, HistoryIndex
-from engine.policies import Gate, Proposal
+from engine.core.history import CallRecord, HistoryIndex
+from engine.errors import AgentProtocolError, ConfigurationError, NonDeterminismError
 from events.approval import ApprovalRequest
 from events.json import Json, JsonObject, canonical_json, digest
 from events.run_events import (

@@ -15,7 +15,14 @@ import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from engine.policies import DEFAULT_DEADLINE_S, TOOL_DECISIONS, Gate, Policy, Proposal, combine
+from engine.agent.policies import (
+    DEFAULT_DEADLINE_S,
+    TOOL_DECISIONS,
+    Gate,
+    Policy,
+    Proposal,
+    combine,
+)
 from events.approval import RiskLevel
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.argspec import validate
-from engine.authorization import EMPTY_DIRECTORY, Directory, refusal_for_principal
-from engine.state import EXPIRED, WITHDRAWN, RunState
+from engine.agent.argspec import validate
+from engine.agent.authorization import EMPTY_DIRECTORY, Directory, refusal_for_principal
+from engine.core.state import EXPIRED, WITHDRAWN, RunState
 from events.approval import DECISION_KINDS, ApprovalRequest
 from events.commands import SubmitDecision
 from events.run_events import (

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.executor import Replayer
-from engine.state import RunState, evolve
+from engine.core.executor import Replayer
+from engine.core.state import RunState, evolve
 from events.envelope import GENESIS_HASH, EventEnvelope, hash_encoded
 from events.run_events import RunEventPayload, RunStarted
 
