@@ -15,12 +15,22 @@ import structlog
 
 from engine.agent.app import App
 from engine.core.executor import Advance, ExecuteTool, Replayer, Services
+from engine.core.limits import DEFAULT_LIMITS, LIMIT_EXCEEDED, RunLimits, growth_refusal
 from engine.core.live_run import LiveRun
+from engine.errors import reason_of
 from engine.runtime.held import settle_held
 from engine.runtime.ownership import Ownership
 from engine.runtime.step import Step, StepAbandoned, StepWriter
+from events.errors import EncodeError, MessageTooLarge
 from events.json import canonical_json
-from events.run_events import RunEventPayload, ToolCallCompleted, ToolCallFailed
+from events.run_events import (
+    InterruptRaised,
+    RunEventPayload,
+    RunFailed,
+    RunParked,
+    ToolCallCompleted,
+    ToolCallFailed,
+)
 
 __all__ = ["Driver"]
 
@@ -35,7 +45,9 @@ class Driver:
         services: Services,
         ownership: Ownership,
         commit: Callable[[Step], Awaitable[None]],
+        limits: RunLimits = DEFAULT_LIMITS,
     ) -> None:
+        self._limits = limits
         self._app = app
         self._writer = writer
         self._services = services
@@ -48,12 +60,7 @@ class Driver:
             effects: list[tuple[LiveRun, ExecuteTool]] = []
             ran = list(step.touched.values())
             for run in ran:
-                advance = self._advance(run)
-                if advance is None:
-                    continue
-                for event in advance.events:
-                    self._writer.append(step, run, event, run.history[-1].event_id)
-                effects.extend((run, effect) for effect in advance.effects)
+                effects.extend((run, effect) for effect in self._advance(step, run))
             step.touched = {}
             settle_held(self._writer, self._app, self._services, step, ran)
             if not effects:
@@ -66,7 +73,7 @@ class Driver:
             results = await asyncio.gather(*(self._execute(run, fx) for run, fx in effects))
             self._still_owned(step, epoch, "tool_results_discarded")
             for (run, _), result in zip(effects, results, strict=True):
-                self._writer.append(step, run, result, run.history[-1].event_id)
+                self._record_result(step, run, result)
                 step.touched[run.run_id] = run
 
     def _still_owned(self, step: Step, epoch: int | None, what: str) -> None:
@@ -76,7 +83,56 @@ class Driver:
             log.warning("partition_lost_mid_step", partition=step.partition, action=what)
             raise StepAbandoned(step.partition)
 
-    def _advance(self, run: LiveRun) -> Advance | None:
+    def _advance(self, step: Step, run: LiveRun) -> list[ExecuteTool]:
+        """Advance one run and append what it did; the effects it asks for. A run whose
+        events the log cannot carry fails, one that breaks its limits fails, and one the
+        engine itself cannot drive is parked: never the worker (that would stop every run
+        of the partition, and the next owner would fail the same way)."""
+        try:
+            advance = self._replay(run)
+            if advance is None or run.state is None:
+                return []
+            interrupts = sum(isinstance(e, InterruptRaised) for e in advance.events)
+            full = growth_refusal(
+                run.state, run.size, len(advance.events), interrupts, self._limits
+            )
+            if full:
+                self._stop(step, run, RunFailed(error_type=LIMIT_EXCEEDED, error=full))
+                return []
+            for event in advance.events:
+                self._writer.append(step, run, event, run.history[-1].event_id)
+            return advance.effects
+        except (EncodeError, MessageTooLarge) as exc:
+            unrecordable = RunFailed(error_type="Unrecordable", error=reason_of(exc))
+            self._stop(step, run, unrecordable)
+        except Exception as exc:  # a fault of ours on this run: park it, keep the worker
+            log.exception("run_engine_error", run_id=run.run_id, error=reason_of(exc))
+            parked = RunParked(reason="engine-error", call=0, expected="", actual=reason_of(exc))
+            self._stop(step, run, parked)
+        return []
+
+    def _stop(self, step: Step, run: LiveRun, event: RunFailed | RunParked) -> None:
+        if run.replayer is not None:
+            run.replayer.close()
+        if run.state is not None and not run.state.terminal and run.state.status != "parked":
+            self._writer.append(step, run, event, run.history[-1].event_id)
+            log.warning("run_stopped", run_id=run.run_id, reason=event)
+
+    def _record_result(self, step: Step, run: LiveRun, result: RunEventPayload) -> None:
+        """A tool's result, or, when the log cannot carry it (too large, not text), the
+        failure the agent sees instead: the tool did run; what it returned is lost."""
+        try:
+            self._writer.append(step, run, result, run.history[-1].event_id)
+        except (EncodeError, MessageTooLarge) as exc:
+            assert isinstance(result, ToolCallCompleted | ToolCallFailed)
+            failed = ToolCallFailed(
+                call=result.call, error_type="ResultNotRecordable", error=reason_of(exc)
+            )
+            if run.replayer is not None:
+                run.replayer.feed([failed])
+            self._writer.append(step, run, failed, run.history[-1].event_id)
+
+    def _replay(self, run: LiveRun) -> Advance | None:
         if run.state is None or run.state.terminal:
             return None
         if run.replayer is None:

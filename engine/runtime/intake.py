@@ -7,12 +7,16 @@ run's state and its sender always learns the verdict.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import structlog
 
 from engine.agent.app import App
 from engine.core.executor import Services
-from engine.core.handling import judge_decision
+from engine.core.handling import DecisionVerdict, judge_decision
+from engine.core.limits import DEFAULT_LIMITS, RunLimits, growth_refusal
 from engine.core.live_run import LiveRun
+from engine.errors import reason_of
 from engine.log.port import Record
 from engine.runtime.held import settle_held
 from engine.runtime.step import Step, StepWriter
@@ -21,7 +25,7 @@ from engine.runtime.timers import expire
 from events.codec import Codec
 from events.commands import CancelRun, StartRun, SubmitDecision
 from events.errors import DecodeError
-from events.run_events import RunCancelled, RunFailed, RunStarted
+from events.run_events import DecisionRejected, RunCancelled, RunFailed, RunStarted
 
 __all__ = ["Intake"]
 
@@ -36,7 +40,9 @@ class Intake:
         writer: StepWriter,
         table: RunTable,
         services: Services,
+        limits: RunLimits = DEFAULT_LIMITS,
     ) -> None:
+        self._limits = limits
         self._app = app
         self._codec = codec
         self._writer = writer
@@ -44,6 +50,16 @@ class Intake:
         self._services = services
 
     def handle(self, step: Step, record: Record) -> None:
+        """Handle one command. Whatever it causes that cannot be carried out ends here, as a
+        dead letter with the reason, in the same commit as the command's offset: no record
+        can stop the worker (the next owner would read it again, and stop too)."""
+        try:
+            self._handle(step, record)
+        except Exception as exc:
+            log.exception("command_failed", partition=record.partition, offset=record.offset)
+            self._writer.dead_letter(step, record, f"cannot handle: {reason_of(exc)}")
+
+    def _handle(self, step: Step, record: Record) -> None:
         try:
             command = self._codec.decode_command(record.value)
         except DecodeError as exc:
@@ -71,13 +87,13 @@ class Intake:
         spec = self._app.find_agent(command.agent, command.agent_version)
         version = spec.version if spec else command.agent_version
         run = LiveRun(command.run_id, step.partition)
-        self._table.add(run)
         started = RunStarted(
             input=command.input, requested_by=command.requested_by, command_id=command.command_id
         )
         self._writer.append(
             step, run, started, command.command_id, agent=command.agent, version=version
         )
+        self._table.add(run)  # only once its first event could be written
         if spec is None:
             error = f"this app has no agent {command.agent!r}" + (
                 f" version {command.agent_version!r}" if command.agent_version else ""
@@ -97,6 +113,8 @@ class Intake:
         state = run.state if run else self._table.state_of(step.partition, command.run_id)
         verdict = judge_decision(state, command, directory=self._app.directory, now_us=now)
         # An unknown or finished run has nothing to append to; the sender still learns why.
+        if verdict.event is not None and run is not None and run.state is not None:
+            verdict = self._within_limits(run, verdict)
         if verdict.event is not None and run is not None:
             self._writer.append(step, run, verdict.event, command.decision_id)
             if verdict.accepted:
@@ -110,6 +128,18 @@ class Intake:
             reason=verdict.reason,
             repeat=verdict.repeat,
         )
+
+    def _within_limits(self, run: LiveRun, verdict: DecisionVerdict) -> DecisionVerdict:
+        """A run at its cap takes no more decisions; past `max_refusals` a refusal is told to
+        its sender but no longer recorded in the run (a flood cannot grow it)."""
+        assert run.state is not None
+        full = growth_refusal(run.state, run.size, 1, 0, self._limits)
+        if full:
+            return replace(verdict, accepted=False, reason=full, event=None, status="refused")
+        refused = isinstance(verdict.event, DecisionRejected)
+        if refused and run.state.refused >= self._limits.max_refusals:
+            return replace(verdict, event=None)
+        return verdict
 
     def _cancel(self, step: Step, record: Record, command: CancelRun) -> None:
         run = self._table.get(step.partition, command.run_id)

@@ -20,6 +20,7 @@ import structlog
 
 from engine.agent.app import App
 from engine.core.executor import Services
+from engine.core.limits import DEFAULT_LIMITS, RunLimits
 from engine.errors import TransientLogError
 from engine.log.port import EventLog, GroupMember, Record, Topics
 from engine.runtime.committing import Committer
@@ -47,6 +48,8 @@ class WorkerSettings:
     """How long a revocation waits for the step in flight to commit before dropping it."""
     retry_backoff_s: float = 0.5
     """The pause before polling again when the log is unreachable."""
+    limits: RunLimits = DEFAULT_LIMITS
+    """Per-run caps (`engine.core.limits`)."""
     keep_finished_runs: int = 1_000
     """Finished runs per partition whose states are kept (in memory and across restores)
     to answer repeated commands; older ones are forgotten (docs/exactly-once.md)."""
@@ -82,8 +85,11 @@ class Worker:
             revoke_grace_s=self._settings.revoke_grace_s,
         )
         self._committer = Committer(topics, self._own, self._rebalancer)
-        self._driver = Driver(app, self._writer, self._services, self._own, self._committer.commit)
-        self._intake = Intake(app, codec, self._writer, self._table, self._services)
+        limits = self._settings.limits
+        self._driver = Driver(
+            app, self._writer, self._services, self._own, self._committer.commit, limits
+        )
+        self._intake = Intake(app, codec, self._writer, self._table, self._services, limits)
 
     async def run(self, stop: asyncio.Event) -> None:
         member = self._log.member(self._settings.group, self._topics.commands, self._rebalancer)
