@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.app import App
+from engine.agent.app import App
 from engine.errors import LogError
 from engine.log.kafka import KafkaLog
 from engine.log.port import Outgoing, Position, Topics

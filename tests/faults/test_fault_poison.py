@@ -15,7 +15,7 @@ import pytest
 
 from engine.log.kafka import KafkaLog
 from engine.log.port import Outgoing, Topics
-from engine.restore import latest_checkpoint
+from engine.runtime.restore import latest_checkpoint
 from events.codec import Codec
 from examples.chaos import app
 from tests.faults.conftest import Broker
