@@ -7,6 +7,7 @@ EngineError
 └── LogError                the event log failed
     ├── Fenced              terminal for this writer: another worker owns the partition now
     └── TransientLogError   retry: the log was unreachable or the outcome is unknown
+        └── RegistryUnavailable  retry: the schema registry could not be asked
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class Fenced(LogError):
 
 class TransientLogError(LogError):
     """The log could not be reached or the outcome is unknown; the step can be retried."""
+
+
+class RegistryUnavailable(TransientLogError):
+    """The schema registry could not be asked (down, slow, refusing us): read the batch again
+    later; its commands are not poison."""
 
 
 def reason_of(exc: BaseException, limit: int = 500) -> str:

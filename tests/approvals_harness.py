@@ -19,6 +19,7 @@ from engine.core.executor import Services
 from engine.core.limits import DEFAULT_LIMITS, RunLimits
 from engine.core.state import fold
 from engine.log.port import EventLog, Record, Topics, partition_for
+from engine.log.schema_registry import SchemaRegistry
 from engine.runtime.worker import Worker, WorkerSettings
 from events.codec import Codec
 from events.envelope import EventEnvelope
@@ -65,10 +66,19 @@ class Running:
 
 
 class Harness:
-    def __init__(self, event_log: EventLog, topics: Topics, *, timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        event_log: EventLog,
+        topics: Topics,
+        *,
+        timeout: float = 20.0,
+        codec: Codec | None = None,
+        schema_registry: SchemaRegistry | None = None,
+    ) -> None:
         self.log = event_log
         self.topics = topics
-        self.codec = Codec()
+        self.codec = codec or Codec()
+        self.schema_registry = schema_registry
         self.publisher = CommandPublisher(event_log, topics, self.codec)
         self.timeout = timeout
         self.running: list[Running] = []
@@ -85,7 +95,13 @@ class Harness:
             group=group or f"{self.topics.prefix}.workers", poll_timeout_s=0.05, limits=limits
         )
         worker = Worker(
-            app, self.log, self.topics, self.codec, services=services(clock), settings=settings
+            app,
+            self.log,
+            self.topics,
+            self.codec,
+            services=services(clock),
+            settings=settings,
+            schema_registry=self.schema_registry,
         )
         stop = asyncio.Event()
         running = Running(worker, asyncio.create_task(worker.run(stop)), stop)

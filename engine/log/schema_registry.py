@@ -21,16 +21,12 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
-from engine.errors import TransientLogError
+from engine.errors import RegistryUnavailable
 from events.codec import Codec
 from events.errors import SchemaRefused
 from events.json import loads
 
 log = structlog.get_logger(__name__)
-
-
-class RegistryUnavailable(TransientLogError):
-    """The registry could not be asked (down, slow, refusing us): retry the batch later."""
 
 
 @dataclass(frozen=True)

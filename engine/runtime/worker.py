@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
 from engine.agent.app import App
 from engine.core.executor import Services
 from engine.core.limits import DEFAULT_LIMITS, RunLimits
-from engine.errors import TransientLogError
+from engine.errors import RegistryUnavailable, TransientLogError
 from engine.log.port import EventLog, GroupMember, Record, Topics
 from engine.runtime.committing import Committer
 from engine.runtime.driving import Driver
@@ -33,6 +34,9 @@ from engine.runtime.step import Step, StepAbandoned, StepWriter
 from engine.runtime.table import RunTable
 from engine.runtime.timers import DeadlineTimer, expire
 from events.codec import Codec
+
+if TYPE_CHECKING:
+    from engine.log.schema_registry import SchemaRegistry
 
 __all__ = ["Worker", "WorkerSettings", "live_services"]
 
@@ -65,8 +69,10 @@ class Worker:
         *,
         services: Services | None = None,
         settings: WorkerSettings | None = None,
+        schema_registry: SchemaRegistry | None = None,
     ) -> None:
         self._log = event_log
+        self._registry = schema_registry
         self._topics = topics
         self._settings = settings or WorkerSettings()
         self._services = services or live_services()
@@ -132,6 +138,7 @@ class Worker:
             by_partition: dict[int, list[Record]] = {}
             for record in records:
                 by_partition.setdefault(record.partition, []).append(record)
+            await self._prepare_schemas(member, by_partition)
             self._own.hold(by_partition)
             async with self._rebalancer.stepping():
                 for partition, batch in by_partition.items():
@@ -139,6 +146,20 @@ class Worker:
                         await self._process(partition, batch)
         except StepAbandoned as abandoned:
             log.warning("step_abandoned", partition=abandoned.args[0])
+
+    async def _prepare_schemas(
+        self, member: GroupMember, by_partition: dict[int, list[Record]]
+    ) -> None:
+        """Fetch the registry schemas this batch's commands need, so decoding stays pure. If
+        the registry cannot be asked, read the batch again later: its commands are not poison."""
+        if self._registry is None or not by_partition:
+            return
+        try:
+            await self._registry.prepare([r.value for b in by_partition.values() for r in b])
+        except RegistryUnavailable:
+            for partition, batch in by_partition.items():
+                await member.seek(partition, batch[0].offset)
+            raise
 
     async def _process(self, partition: int, records: list[Record]) -> None:
         step = Step(partition, consumed=records[-1].offset + 1, first_offset=records[0].offset)

@@ -12,7 +12,8 @@ from typing import Any
 import httpx  # noqa: TID251  (MockTransport: an in-memory registry behind the real client)
 import pytest
 
-from engine.log.schema_registry import RegistrySettings, RegistryUnavailable, SchemaRegistry
+from engine.errors import RegistryUnavailable
+from engine.log.schema_registry import RegistrySettings, SchemaRegistry
 from events.catalog import COMMANDS
 from events.codec import HEADER_LEN, Codec
 from events.commands import SubmitDecision
