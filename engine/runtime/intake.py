@@ -7,6 +7,7 @@ run's state and its sender always learns the verdict.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import structlog
@@ -19,7 +20,7 @@ from engine.core.live_run import LiveRun
 from engine.errors import reason_of
 from engine.log.port import Record
 from engine.runtime.held import settle_held
-from engine.runtime.step import Step, StepWriter
+from engine.runtime.step import FORWARDED_FROM, Step, StepWriter
 from engine.runtime.table import RunTable
 from engine.runtime.timers import expire
 from events.codec import Codec
@@ -40,8 +41,10 @@ class Intake:
         writer: StepWriter,
         table: RunTable,
         services: Services,
+        home: Callable[[str], int],
         limits: RunLimits = DEFAULT_LIMITS,
     ) -> None:
+        self._home = home
         self._limits = limits
         self._app = app
         self._codec = codec
@@ -65,9 +68,9 @@ class Intake:
         except DecodeError as exc:
             self._writer.dead_letter(step, record, str(exc))
             return
-        if record.key is not None and record.key != command.run_id:
-            reason = f"key {record.key!r} is not the run id {command.run_id!r}"
-            self._writer.dead_letter(step, record, reason)
+        home = self._home(command.run_id)
+        if home != record.partition:
+            self._forward(step, record, home)
             return
         match command:
             case StartRun():
@@ -76,6 +79,18 @@ class Intake:
                 self._decide(step, command)
             case CancelRun():
                 self._cancel(step, record, command)
+
+    def _forward(self, step: Step, record: Record, home: int) -> None:
+        """A command on another partition than its run's (a client that hashes keys its own
+        way, a key-less record) goes to the run's partition, in the same commit as its
+        offset here: it is handled there exactly once, by the run's owner."""
+        if record.header(FORWARDED_FROM) is not None:
+            # Forwarded once already: the workers disagree on the partitions (a change of
+            # the partition count mid-way); forwarding again could go round for ever.
+            reason = f"forwarded to partition {record.partition}, whose runs it is not for"
+            self._writer.dead_letter(step, record, reason)
+            return
+        self._writer.forward(step, record, home)
 
     def _start(self, step: Step, record: Record, command: StartRun) -> None:
         bound = log.bind(run_id=command.run_id, agent=command.agent)

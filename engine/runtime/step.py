@@ -23,7 +23,10 @@ from events.commands import SubmitDecision
 from events.notices import Notice
 from events.run_events import InterruptRaised, RunEventPayload, RunStarted
 
-__all__ = ["Step", "StepAbandoned", "StepWriter"]
+__all__ = ["FORWARDED_FROM", "Step", "StepAbandoned", "StepWriter"]
+
+FORWARDED_FROM = "countersign.forwarded-from"
+"""Header on a command forwarded to its run's partition: `topic/partition/offset` it came from."""
 
 log = structlog.get_logger(__name__)
 
@@ -123,6 +126,19 @@ class StepWriter:
             reason=reason,
         )
         step.records.append(outbox.dead_letter(record, reason, self._topics.dlq))
+
+    def forward(self, step: Step, record: Record, partition: int) -> None:
+        """The command's exact bytes to the commands partition of its run."""
+        here = f"{record.topic}/{record.partition}/{record.offset}".encode()
+        headers = (*record.headers, (FORWARDED_FROM, here))
+        key = record.key or ""
+        step.records.append(Outgoing(record.topic, key, record.value, partition, headers))
+        log.info(
+            "command_forwarded",
+            partition=record.partition,
+            offset=record.offset,
+            to_partition=partition,
+        )
 
     def _publish(self, step: Step, run_id: str, notice: Notice) -> None:
         encoded = self._codec.encode(notice)

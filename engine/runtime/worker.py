@@ -23,7 +23,7 @@ from engine.agent.app import App
 from engine.core.executor import Services
 from engine.core.limits import DEFAULT_LIMITS, RunLimits
 from engine.errors import RegistryUnavailable, TransientLogError
-from engine.log.port import EventLog, GroupMember, Record, Topics
+from engine.log.port import EventLog, GroupMember, Record, Topics, partition_for
 from engine.runtime.committing import Committer
 from engine.runtime.driving import Driver
 from engine.runtime.intake import Intake
@@ -95,9 +95,13 @@ class Worker:
         self._driver = Driver(
             app, self._writer, self._services, self._own, self._committer.commit, limits
         )
-        self._intake = Intake(app, codec, self._writer, self._table, self._services, limits)
+        self._partitions = 0
+        self._intake = Intake(
+            app, codec, self._writer, self._table, self._services, self._home, limits
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._partitions = await self._log.partition_count(self._topics.commands)
         member = self._log.member(self._settings.group, self._topics.commands, self._rebalancer)
         self._committer.bind(member)
         await member.start()
@@ -127,6 +131,10 @@ class Worker:
 
     async def on_revoked(self, partitions: frozenset[int]) -> None:
         await self._rebalancer.on_revoked(partitions)
+
+    def _home(self, run_id: str) -> int:
+        """The partition of a run's commands and events: Java's murmur2 of the run id."""
+        return partition_for(run_id, self._partitions)
 
     async def _poll_once(self, member: GroupMember) -> None:
         try:
