@@ -3,13 +3,17 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install demo kafka-jars test test-unit lint bench chaos clean schemas-check fuzz
+.PHONY: install demo kafka-jars registry-app test test-unit lint bench chaos clean schemas-check fuzz
 
 # Python only: no Java, no database server. The embedded default needs nothing else.
 install: $(VENV)/.installed
 
 demo: install
 	$(VENV)/bin/countersign demo
+
+# The local schema registry (Apicurio, Java 17) for the registry tests; their fixture fetches it too.
+registry-app: install
+	$(PY) -c "from countersign.local_registry import ensure_registry; print('registry in', ensure_registry())"
 
 # The local broker's jars (Java 17 + Maven); `countersign kafka up` and the tests fetch them too.
 kafka-jars: install

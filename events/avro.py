@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import fastavro
-import fastavro.read
 
 from events.errors import DecodeError
 
@@ -61,8 +60,3 @@ def read(
     if not isinstance(record, dict):
         raise DecodeError("the body is not a record")
     return record, body.tell()
-
-
-def resolution_error(exc: BaseException) -> bool:
-    """Whether fastavro failed because the writer cannot be read as the reader."""
-    return isinstance(exc, fastavro.read.SchemaResolutionError)
