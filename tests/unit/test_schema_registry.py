@@ -17,7 +17,7 @@ from engine.log.schema_registry import RegistrySettings, SchemaRegistry
 from events.catalog import COMMANDS
 from events.codec import HEADER_LEN, Codec
 from events.commands import SubmitDecision
-from events.errors import SchemaRefused, UnknownSchema
+from events.errors import DecodeError, SchemaRefused, UnknownSchema
 from tests import release2
 
 DECISION = SubmitDecision(
@@ -210,3 +210,23 @@ def _fields(value: Any) -> dict[str, Any]:
 def test_the_adapter_needs_a_codec_that_reads_the_registry_format() -> None:
     with pytest.raises(ValueError, match="registry_format"):
         SchemaRegistry(Codec(), RegistrySettings("http://registry.test"))
+
+
+def test_a_writer_with_a_recursive_extra_field_cannot_nest_past_the_stack() -> None:
+    """Today's reader skips a field it does not know, whatever its type: a hostile writer
+    schema may add a recursive one and nest it thousands deep. Refused, not a crash."""
+    codec = Codec(registry_format=True)
+    node = {
+        "type": "record",
+        "name": "Node",
+        "fields": [{"name": "next", "type": ["null", "Node"], "default": None}],
+    }
+    schema = _ours_with(lambda r: r["fields"].append({"name": "chain", "type": node}))
+    codec.learn(5, json.dumps(schema))
+    body = body_of(codec.encode(DECISION))
+    shallow = framed(5, body + b"\x02" * 3 + b"\x00")
+    deep = framed(5, body + b"\x02" * 50_000 + b"\x00")
+
+    assert codec.decode_command(shallow) == DECISION
+    with pytest.raises(DecodeError, match="deep"):
+        codec.decode_command(deep)
