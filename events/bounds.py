@@ -231,10 +231,14 @@ def _float(data: bytes, pos: int) -> int:
 
 def _string(data: bytes, pos: int) -> int:
     byte = data[pos]
-    if byte < 0x80 and not byte & 1:
-        end = pos + 1 + (byte >> 1)
-        if end <= len(data):
-            return end
+    if byte < 0x80:  # lengths up to 63, then up to 8,191 (a digest is 64): no tuple built
+        zigzag, start = byte, pos + 1
+    elif data[pos + 1] < 0x80:
+        zigzag, start = (byte & 0x7F) | (data[pos + 1] << 7), pos + 2
+    else:
+        zigzag, start = 1, pos  # the general path below
+    if not zigzag & 1 and start + (zigzag >> 1) <= len(data):
+        return start + (zigzag >> 1)
     length, pos = read_long(data, pos)
     if length < 0 or length > len(data) - pos:
         raise DecodeError(f"declared length {length} exceeds the {len(data) - pos} bytes left")
