@@ -90,9 +90,13 @@ class Harness:
         *,
         group: str | None = None,
         limits: RunLimits = DEFAULT_LIMITS,
+        keep_finished_runs: int = 1_000,
     ) -> Running:
         settings = WorkerSettings(
-            group=group or f"{self.topics.prefix}.workers", poll_timeout_s=0.05, limits=limits
+            group=group or f"{self.topics.prefix}.workers",
+            poll_timeout_s=0.05,
+            limits=limits,
+            keep_finished_runs=keep_finished_runs,
         )
         worker = Worker(
             app,

@@ -99,6 +99,13 @@ class Intake:
             if existing.start_command_id != command.command_id:
                 self._writer.dead_letter(step, record, f"run {command.run_id} already exists")
             return
+        index = self._table.index(step.partition)
+        if command.run_id in index:  # finished long ago: a run id starts once, ever
+            if index.started_by(command.run_id, command.command_id):
+                bound.info("start_repeated")
+            else:
+                self._writer.dead_letter(step, record, f"run {command.run_id} already exists")
+            return
         spec = self._app.find_agent(command.agent, command.agent_version)
         version = spec.version if spec else command.agent_version
         run = LiveRun(command.run_id, step.partition)
@@ -127,6 +134,9 @@ class Intake:
             expire(self._writer, step, run, now)  # a decision after its deadline loses to it
         state = run.state if run else self._table.state_of(step.partition, command.run_id)
         verdict = judge_decision(state, command, directory=self._app.directory, now_us=now)
+        if state is None and command.run_id in self._table.index(step.partition):
+            reason = f"run {command.run_id} finished long ago; it takes no more decisions"
+            verdict = replace(verdict, reason=reason)
         # An unknown or finished run has nothing to append to; the sender still learns why.
         if verdict.event is not None and run is not None and run.state is not None:
             verdict = self._within_limits(run, verdict)

@@ -128,7 +128,7 @@ class Rebalancer:
         restored = await restore_partition(
             self._log, self._topics, self._codec, partition, keep_finished=self._keep_finished
         )
-        self._table.install(partition, restored.live, restored.finished)
+        self._table.install(partition, restored.live, restored.finished, restored.index)
         self._timer.reset()
         self._own.restored(partition, restored.horizon, restored.checkpoint)
         self._to_resume.add(partition)
@@ -140,6 +140,7 @@ class Rebalancer:
             skipped=restored.skipped,
             live_runs=len(restored.live),
             finished_runs=len(restored.finished),
+            runs_ever=len(restored.index),
             seconds=round(restored.seconds, 4),
         )
         return restored

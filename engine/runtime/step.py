@@ -108,6 +108,11 @@ class StepWriter:
             )
         if isinstance(payload, RunStarted):
             self._own.started(step.partition, run.run_id)
+            self._table.index(step.partition).add(run.run_id, payload.command_id)
+            index = Outgoing(
+                self._topics.index, run.run_id, payload.command_id.encode(), step.partition
+            )
+            step.records.append(index)
         if run.state.terminal:
             self._table.retire(run, self._own.finished(step.partition, run.run_id))
 
