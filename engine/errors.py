@@ -4,6 +4,7 @@ EngineError
 ├── ConfigurationError      terminal: fix the app or the settings (unknown agent, tool, ...)
 ├── NonDeterminismError     replay diverged from the recorded history; the run is parked
 ├── AgentProtocolError      agent code awaited something outside its run context
+├── NewerRelease            this worker met records a newer release wrote: it stands down
 └── LogError                the event log failed
     ├── Fenced              terminal for this writer: another worker owns the partition now
     └── TransientLogError   retry: the log was unreachable or the outcome is unknown
@@ -29,6 +30,15 @@ class NonDeterminismError(EngineError):
         self.call = call
         self.expected = expected
         self.actual = actual
+
+
+class NewerRelease(EngineError):
+    """The log holds records written by a newer release of Countersign: not corruption, but
+    nothing this worker can act on. It leaves the group so that a newer worker takes over."""
+
+    def __init__(self, message: str, *, release: int) -> None:
+        super().__init__(message)
+        self.release = release
 
 
 class AgentProtocolError(EngineError):

@@ -30,7 +30,7 @@ MAX_ID_CHARS = 256
 """Ids: command_id, decision_id, run_id, interrupt_id (uuids are 36; room for prefixes)."""
 
 MAX_PRINCIPAL_CHARS = 256
-"""Who: requested_by, decided_by, cancelled_by (an e-mail address is at most 254)."""
+"""Who: requested_by, decided_by, cancelled_by, lifted_by (an e-mail is at most 254)."""
 
 MAX_NAME_CHARS = 128
 """agent and agent_version."""
@@ -52,6 +52,7 @@ COMMAND_STRING_CAPS: Mapping[str, int] = {
     "requested_by": MAX_PRINCIPAL_CHARS,
     "decided_by": MAX_PRINCIPAL_CHARS,
     "cancelled_by": MAX_PRINCIPAL_CHARS,
+    "lifted_by": MAX_PRINCIPAL_CHARS,
     "agent": MAX_NAME_CHARS,
     "agent_version": MAX_NAME_CHARS,
     "kind": MAX_KIND_CHARS,

@@ -16,6 +16,7 @@ from typing import Any
 from consumers.publisher import CommandPublisher
 from engine.agent.app import App
 from engine.core.executor import Services
+from engine.core.integrity import check_run
 from engine.core.limits import DEFAULT_LIMITS, RunLimits
 from engine.core.state import fold
 from engine.log.port import EventLog, Record, Topics, partition_for
@@ -82,6 +83,7 @@ class Harness:
         self.publisher = CommandPublisher(event_log, topics, self.codec)
         self.timeout = timeout
         self.running: list[Running] = []
+        self.chain_only = False
 
     async def start_worker(
         self,
@@ -131,13 +133,22 @@ class Harness:
         return partition_for(run_id, await self.log.partition_count(topic))
 
     async def events(self, run_id: str) -> list[EventEnvelope]:
+        """The run's events in log order; with `chain_only`, only those that extend its
+        chain (a test that plants strays reads what the engine trusts)."""
         partition = await self._partition(self.topics.runs, run_id)
-        out = []
-        async for record in self.log.read(self.topics.runs, partition, 0):
-            envelope = self.codec.decode_event(record.value)
-            if envelope.run_id == run_id:
-                out.append(envelope)
-        return out
+        records = [
+            (record.offset, record.value)
+            async for record in self.log.read(self.topics.runs, partition, 0)
+            if record.key == run_id
+        ]
+        if self.chain_only:
+            checked = check_run(lambda _, value: self.codec.decode_event(value), run_id, records)
+            return [envelope for envelope, _, _ in checked.chain]
+        return [
+            envelope
+            for envelope in (self.codec.decode_event(value) for _, value in records)
+            if envelope.run_id == run_id
+        ]
 
     async def dead_letters(self) -> list[Record]:
         out = []

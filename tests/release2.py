@@ -1,6 +1,7 @@
-"""A hypothetical "release 2" of Countersign's messages, built without touching the real ones.
+"""A hypothetical next release of Countersign's messages ("release 2" below: the one after
+today's), built without touching the real ones.
 
-What it changes, on top of today's schemas (release 1):
+What it changes, on top of today's schemas:
 - `RunStarted` gains `tenant` (string, default "");
 - `ToolCallCompleted` gains `duration_ms` (long, default 0);
 - `RunCompleted` is renamed `RunFinished` and gains `outcome` (default "completed"): a
@@ -99,7 +100,7 @@ def write_release2_schemas(directory: Path) -> Path:
     _write(root / "history" / RUN_FINISHED / "1.avsc", finished)
     del newest[RUN_COMPLETED]
     newest[RUN_FINISHED] = 1
-    releases["2"] = newest
+    releases[str(max(int(r) for r in releases) + 1)] = newest
     _write(root / "releases.json", releases)
     return root
 

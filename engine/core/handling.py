@@ -113,7 +113,7 @@ def command_of(held: DecisionHeld, run_id: str) -> SubmitDecision:
 def _judge(
     state: RunState, command: SubmitDecision, directory: Directory, now_us: int | None
 ) -> DecisionVerdict:
-    reason = _closed(state, command)
+    reason = _stopped(state) or _closed(state, command)
     if reason:
         return _refuse(command, reason)
     interrupt = state.open_interrupts.get(command.interrupt_id)
@@ -128,6 +128,22 @@ def _judge(
     if reason:
         return _refuse(command, reason)
     return _accept(state, command, interrupt)
+
+
+def _stopped(state: RunState) -> str:
+    """A run the engine will not move on takes no decision: accepting one would record an
+    approval that nothing acts on."""
+    if state.quarantined:
+        return (
+            f"run {state.run_id} is quarantined: its log holds records that break its chain; "
+            "an operator must cancel it or accept its chain (countersign runs quarantined)"
+        )
+    if state.status == "parked":
+        return (
+            f"run {state.run_id} is parked: it takes no decision until it is resumed "
+            "or cancelled (countersign runs show)"
+        )
+    return ""
 
 
 def _closed(state: RunState, command: SubmitDecision) -> str:

@@ -25,10 +25,16 @@ from engine.agent.context import RunContext
 from engine.core.executor import Replayer, Services
 from events.approval import ApprovalRequest
 from events.codec import Codec, Message
-from events.commands import COMMAND_TYPES, CancelRun, StartRun, SubmitDecision
+from events.commands import COMMAND_TYPES, CancelRun, LiftQuarantine, StartRun, SubmitDecision
 from events.envelope import EventEnvelope
 from events.json import Json, JsonObject
-from events.notices import NOTICE_TYPES, ActionNotified, ApprovalRequested, DecisionOutcome
+from events.notices import (
+    NOTICE_TYPES,
+    ActionNotified,
+    ApprovalRequested,
+    DecisionOutcome,
+    QuarantineNotified,
+)
 from events.run_events import (
     RUN_EVENT_TYPES,
     DecisionAccepted,
@@ -39,11 +45,13 @@ from events.run_events import (
     InterruptExpired,
     InterruptRaised,
     ModelCalled,
+    QuarantineLifted,
     RunCancelled,
     RunCompleted,
     RunEventPayload,
     RunFailed,
     RunParked,
+    RunQuarantined,
     RunStarted,
     ToolCallCompleted,
     ToolCallFailed,
@@ -54,7 +62,7 @@ from events.run_events import (
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 HISTORIES = GOLDEN / "histories"
-RELEASE = 1
+RELEASE = 2
 """The release this code is; its payloads go to `payloads/release-<RELEASE>/`."""
 PAYLOADS_ROOT = GOLDEN / "payloads"
 PAYLOADS = PAYLOADS_ROOT / f"release-{RELEASE}"
@@ -478,6 +486,35 @@ def _more_payload_fixtures() -> dict[str, Message]:
             cancelled_by="carol",
             issued_at_us=CLOCK_US + 9,
             reason="duplicate ticket",
+        ),
+        # Release 2: quarantine of runs whose log breaks their chain.
+        "run_quarantined": _envelope(
+            5,
+            RunQuarantined(
+                reason="1 record of the run does not extend its chain",
+                strays=[{"offset": 41, "why": "seq 3 does not carry the hash of seq 2"}],
+            ),
+            "d" * 64,
+        ),
+        "quarantine_lifted": _envelope(
+            6,
+            QuarantineLifted(lifted_by="oscar", reason="a known replay bug", command_id="cmd-3"),
+            "e" * 64,
+        ),
+        "lift_quarantine": LiftQuarantine(
+            command_id="cmd-golden-3",
+            run_id="run-golden-1",
+            lifted_by="oscar",
+            issued_at_us=CLOCK_US + 10,
+            reason="a known replay bug",
+        ),
+        "quarantine_notified": QuarantineNotified(
+            run_id="run-golden-1",
+            agent="refund",
+            agent_version="1",
+            reason="1 record of the run does not extend its chain",
+            strays=1,
+            notified_at_us=CLOCK_US + 5,
         ),
     }
 

@@ -29,6 +29,8 @@ from tests.unit.golden import PAYLOADS, PAYLOADS_ROOT, from_json, payload_fixtur
 
 CODEC = Codec()
 CATALOG = CODEC.catalog
+CURRENT, NEXT = str(CATALOG.release), str(CATALOG.release + 1)
+"""Today's release, and the hypothetical next one of tests/release2.py."""
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +41,18 @@ def r2(tmp_path_factory: pytest.TempPathFactory) -> Codec:
 # -- today's catalog -----------------------------------------------------------------------------
 
 
-def test_today_is_release_1_and_every_schema_is_released() -> None:
-    assert CATALOG.release == 1
+def test_today_is_release_2_and_every_schema_is_released() -> None:
+    assert CATALOG.release == 2
     assert {v.name for v in CATALOG.versions} == set(MESSAGE_TYPES)
     for name in MESSAGE_TYPES:
         assert CATALOG.version_of(name).version == 1
+    new_in_2 = {v.name for v in CATALOG.versions if v.release == 2}
+    assert new_in_2 == {
+        "countersign.events.RunQuarantined",
+        "countersign.events.QuarantineLifted",
+        "countersign.commands.LiftQuarantine",
+        "countersign.approvals.QuarantineNotified",
+    }
 
 
 @pytest.mark.parametrize("version", CATALOG.versions, ids=lambda v: f"{v.name}@{v.version}")
@@ -80,7 +89,7 @@ def test_a_schema_changed_without_a_release_is_refused(tmp_path: Path) -> None:
         lambda raw: raw["fields"].append({"name": "retry", "type": "boolean", "default": False}),
     )
 
-    with pytest.raises(CatalogError, match="RunFailed: today's schema is not the one release 1"):
+    with pytest.raises(CatalogError, match="RunFailed: today's schema is not the one release 2"):
         Catalog(root)
 
 
@@ -109,7 +118,7 @@ def _released_change(tmp_path: Path, name: str, field: dict[str, Any]) -> Path:
     _edit(root / f"{name}.avsc", lambda raw: raw["fields"].append(field))
     (root / "history" / name / "2.avsc").write_text((root / f"{name}.avsc").read_text())
     releases = json.loads((root / "releases.json").read_text())
-    releases["2"] = {**releases["1"], name: 2}
+    releases[NEXT] = {**releases[CURRENT], name: 2}
     (root / "releases.json").write_text(json.dumps(releases))
     return root
 
@@ -132,7 +141,7 @@ def test_the_check_refuses_a_changed_type(tmp_path: Path) -> None:
     _edit(path, lambda raw: raw["fields"][-1].update(type="long"))  # actual: string -> long
     (root / "history/countersign.events.RunParked/2.avsc").write_text(path.read_text())
     releases = json.loads((root / "releases.json").read_text())
-    releases["2"] = {**releases["1"], "countersign.events.RunParked": 2}
+    releases[NEXT] = {**releases[CURRENT], "countersign.events.RunParked": 2}
     (root / "releases.json").write_text(json.dumps(releases))
 
     problems = evolution_problems(Catalog(root))
@@ -148,7 +157,7 @@ def test_the_check_wants_commands_readable_both_ways(tmp_path: Path) -> None:
     _edit(root / f"{name}.avsc", lambda raw: raw["fields"].pop(0))  # command_id, no default
     (root / "history" / name / "2.avsc").write_text((root / f"{name}.avsc").read_text())
     releases = json.loads((root / "releases.json").read_text())
-    releases["2"] = {**releases["1"], name: 2}
+    releases[NEXT] = {**releases[CURRENT], name: 2}
     (root / "releases.json").write_text(json.dumps(releases))
 
     problems = evolution_problems(Catalog(root, types=MESSAGE_TYPES))
@@ -327,9 +336,10 @@ def test_release1_without_the_header_sees_an_unknown_schema(r2: Codec) -> None:
 def test_release1_with_the_header_sees_a_newer_schema(r2: Codec) -> None:
     encoded, header = _release2_bytes(r2)
 
-    with pytest.raises(NewerSchema, match="written by release 2; this is release 1") as newer:
+    match = f"written by release {NEXT}; this is release {CURRENT}"
+    with pytest.raises(NewerSchema, match=match) as newer:
         CODEC.decode_event(encoded, headers=[header])
-    assert newer.value.release == 2
+    assert newer.value.release == int(NEXT)
     assert newer.value.schema == "countersign.events.RunStarted"
     assert header[0] == SCHEMA_HEADER
 
@@ -339,7 +349,7 @@ def test_a_newer_claim_on_junk_is_still_junk(r2: Codec) -> None:
     other_fp = encoded[:2] + bytes(8) + encoded[10:]  # another (unknown) fingerprint
     name, value = header
     text = value.decode()
-    claims_r1 = text.replace(";r=2;", ";r=1;").encode()
+    claims_r1 = text.replace(f";r={NEXT};", f";r={CURRENT};").encode()
     garbled = text.replace(";fp=", ";fp=x").encode()
 
     for data, headers in [
