@@ -341,7 +341,7 @@ async def test_an_event_the_store_cannot_hold_refuses_the_whole_batch(
     with pytest.raises(UnstorableBatch):
         await store.apply("core", TOPIC, [*good, bad])
 
-    assert await store.positions("core", TOPIC) in ({}, {0: 0, 1: 0})  # nothing moved
+    assert await store.positions("core", TOPIC) == {}  # nothing moved, nothing created
     assert await store.fetch_run("ok") is None  # nothing of the batch is kept
     assert await store.fetch_events("ok") == []
     await apply(store, list(good))  # the same good events alone go in
