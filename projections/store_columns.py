@@ -54,6 +54,14 @@ def jsonb(value: Json) -> str | None:
     return dumped
 
 
+def _text_or_null(value: str | None) -> str | None:
+    return value if value is None or "\x00" not in value else text(value)
+
+
+def _jsonb_array(values: tuple[str, ...]) -> str | None:
+    return jsonb(list(values))
+
+
 def _clean(value: Json) -> Json:
     if isinstance(value, str):
         return text(value)
@@ -74,10 +82,7 @@ class Plain:
     """Passed through both ways (numbers, times, booleans, identifiers)."""
 
     sql: str
-    converts = False
-
-    def into(self, value: Any) -> Any:
-        return value
+    writer = None
 
     def out(self, value: Any, where: str) -> Any:
         return value
@@ -89,10 +94,10 @@ class Text:
 
     null_as: str | None = None
     sql = "text"
-    converts = True
 
-    def into(self, value: str | None) -> str | None:
-        return None if value is None else text(value)
+    @property
+    def writer(self) -> Callable[[str | None], str | None]:
+        return _text_or_null
 
     def out(self, value: Any, where: str) -> Any:
         return self.null_as if value is None else value
@@ -104,10 +109,7 @@ class Choice:
 
     values: tuple[str, ...]
     sql = "text"
-    converts = False
-
-    def into(self, value: str) -> str:
-        return value
+    writer = None
 
     def out(self, value: Any, where: str) -> Any:
         if value not in self.values:
@@ -121,10 +123,10 @@ class Jsonb:
 
     shape: Literal["any", "object", "strings"] = "any"
     sql = "jsonb"
-    converts = True
 
-    def into(self, value: Any) -> str | None:
-        return jsonb(list(value) if self.shape == "strings" else value)
+    @property
+    def writer(self) -> Callable[[Any], str | None]:
+        return _jsonb_array if self.shape == "strings" else jsonb
 
     def out(self, value: Any, where: str) -> Any:
         loaded = None if value is None else json.loads(value)
@@ -140,10 +142,7 @@ class Jsonb:
 @dataclass(frozen=True, slots=True)
 class Bytea:
     sql = "bytea"
-    converts = False
-
-    def into(self, value: bytes) -> bytes:
-        return value
+    writer = None
 
     def out(self, value: Any, where: str) -> Any:
         return bytes(value)
@@ -183,11 +182,8 @@ class Table(Generic[R]):
         self.generated = frozenset(generated)
         self.written = tuple(c for c in columns if c not in self.generated)
         self._values = attrgetter(*self.written)
-        self._conversions = [
-            (i, self.columns[c].into)
-            for i, c in enumerate(self.written)
-            if self.columns[c].converts
-        ]
+        writers = [self.columns[c].writer for c in self.written]
+        self._conversions = [(i, w) for i, w in enumerate(writers) if w is not None]
 
     def column_list(self, *, written: bool = False) -> str:
         """The columns for a SELECT (all) or an INSERT (`written`), quoted."""
@@ -199,8 +195,8 @@ class Table(Generic[R]):
         if not self._conversions:
             return tuple(values)
         converted = list(values)
-        for index, into in self._conversions:
-            converted[index] = into(converted[index])
+        for index, write in self._conversions:
+            converted[index] = write(converted[index])
         return tuple(converted)
 
     def records(self, rows: Iterable[R]) -> list[tuple[Any, ...]]:
