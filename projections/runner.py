@@ -144,8 +144,10 @@ class Projector:
         if bound is None:  # first use, or positions kept before logs had identities
             bound = await store.bind_log(self.name, self._topic, log_id)
             self._refuse_unless_mine(log_id, bound, positions, ends)  # another bound it first
-            event = "projection_log_adopted" if positions else "projection_log_bound"
-            self._logger.info(event, log_id=log_id, positions=positions)
+            if positions:  # kept before logs had identities: trusted since they fit the log
+                self._logger.warning("projection_log_adopted", log_id=log_id, positions=positions)
+            else:
+                self._logger.info("projection_log_bound", log_id=log_id)
         return True
 
     def _refuse_unless_mine(
