@@ -22,6 +22,7 @@ from engine.core.state import fold
 from engine.log.port import EventLog, Record, Topics, partition_for
 from engine.log.schema_registry import SchemaRegistry
 from engine.runtime.worker import Worker, WorkerSettings
+from engine.trust.loading import Trust
 from events.codec import Codec
 from events.envelope import EventEnvelope
 from events.notices import DecisionOutcome, Notice
@@ -93,6 +94,7 @@ class Harness:
         group: str | None = None,
         limits: RunLimits = DEFAULT_LIMITS,
         keep_finished_runs: int = 1_000,
+        trust: Trust | None = None,
     ) -> Running:
         settings = WorkerSettings(
             group=group or f"{self.topics.prefix}.workers",
@@ -108,6 +110,7 @@ class Harness:
             services=services(clock),
             settings=settings,
             schema_registry=self.schema_registry,
+            trust=trust,
         )
         stop = asyncio.Event()
         running = Running(worker, asyncio.create_task(worker.run(stop)), stop)

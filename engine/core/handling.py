@@ -14,7 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.agent.argspec import validate
-from engine.agent.authorization import EMPTY_DIRECTORY, Directory, refusal_for_principal
+from engine.agent.authorization import (
+    EMPTY_DIRECTORY,
+    Directory,
+    among,
+    refusal_for_principal,
+)
 from engine.core.limits import DEFAULT_LIMITS
 from engine.core.state import EXPIRED, WITHDRAWN, RunState
 from events.approval import DECISION_KINDS, ApprovalRequest
@@ -240,7 +245,7 @@ def _unauthorized(
     if reason:
         return reason
     voters = state.votes.get(command.interrupt_id, ())
-    if command.decided_by in voters:
+    if among(command.decided_by, voters):
         return (
             f"{_echo(command.decided_by)} already approved this request; "
             "each approval needs a different person"

@@ -53,6 +53,8 @@ class Driver:
         self._services = services
         self._own = ownership
         self._commit = commit
+        self.directory = app.directory
+        """Roles for judging held decisions (the worker sets the deployment's)."""
 
     async def drive(self, step: Step) -> None:
         epoch = self._own.epoch(step.partition)
@@ -62,7 +64,7 @@ class Driver:
             for run in ran:
                 effects.extend((run, effect) for effect in self._advance(step, run))
             step.touched = {}
-            settle_held(self._writer, self._app, self._services, step, ran)
+            settle_held(self._writer, self.directory, self._services, step, ran)
             if not effects:
                 if step.touched:
                     continue

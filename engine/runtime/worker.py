@@ -38,6 +38,7 @@ from events.codec import Codec
 
 if TYPE_CHECKING:
     from engine.log.schema_registry import SchemaRegistry
+    from engine.trust.loading import Trust
 
 __all__ = ["Worker", "WorkerSettings", "live_services"]
 
@@ -71,6 +72,7 @@ class Worker:
         services: Services | None = None,
         settings: WorkerSettings | None = None,
         schema_registry: SchemaRegistry | None = None,
+        trust: Trust | None = None,
     ) -> None:
         self._log = event_log
         self._registry = schema_registry
@@ -99,9 +101,19 @@ class Worker:
         self._partitions = 0
         self.stood_down: NewerRelease | None = None
         """Set when the worker met records of a newer release and left its group."""
+        self._trust = trust
         self._intake = Intake(
-            app, codec, self._writer, self._table, self._services, self._home, limits
+            app,
+            codec,
+            self._writer,
+            self._table,
+            self._services,
+            self._home,
+            limits,
+            gate=trust.gate if trust else None,
+            access=trust.access if trust else None,
         )
+        self._driver.directory = self._intake.access.directory
 
     async def run(self, stop: asyncio.Event) -> None:
         self._partitions = await self._log.partition_count(self._topics.commands)
@@ -109,6 +121,12 @@ class Worker:
         self._committer.bind(member)
         await member.start()
         log.info("worker_started", group=self._settings.group, topic=self._topics.commands)
+        if not self._intake.gate.require_signed:
+            log.warning(
+                "worker_accepts_unsigned_commands",
+                remedy="development only: anyone who can write the commands topic can act "
+                "as anyone (docs/signing.md)",
+            )
         try:
             while not stop.is_set():
                 try:
@@ -161,6 +179,8 @@ class Worker:
             for record in records:
                 by_partition.setdefault(record.partition, []).append(record)
             await self._prepare_schemas(member, by_partition)
+            if self._trust is not None:
+                self._intake.gate = await self._trust.prepare(by_partition.values())
             self._own.hold(by_partition)
             async with self._rebalancer.stepping():
                 for partition, batch in by_partition.items():
