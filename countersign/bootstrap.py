@@ -15,6 +15,7 @@ from events.codec import Codec
 
 if TYPE_CHECKING:
     from engine.log.schema_registry import SchemaRegistry
+    from engine.trust.loading import Trust
 
 
 def topics(settings: Settings) -> Topics:
@@ -91,6 +92,19 @@ async def database_url(settings: Settings) -> str:
     from countersign import local_pg
 
     return await asyncio.to_thread(local_pg.start_embedded, settings.pg_dir.resolve())
+
+
+async def trust(
+    settings: Settings, *, allow_unsigned: bool = False, development: bool = False
+) -> Trust:
+    """What a worker trusts (`countersign.trusting`): the trust file's issuers, the
+    deployment's access rules, and whether unsigned commands pass (never on Kafka unless
+    `allow_unsigned`, the development flag)."""
+    from countersign.trusting import worker_trust
+
+    return await worker_trust(
+        settings, backend(settings), allow_unsigned=allow_unsigned, development=development
+    )
 
 
 def load_app(spec: str) -> App:

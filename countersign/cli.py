@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from countersign import (
     cli_demo,
+    cli_keys,
     cli_processes,
     cli_projections,
     cli_queries,
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_queries.register(commands)
     cli_demo.register(commands)
     cli_projections.register(commands)
+    cli_keys.register(commands)
     return parser
 
 

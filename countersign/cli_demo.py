@@ -36,6 +36,8 @@ from engine.agent.authorization import is_listed
 from engine.errors import ConfigurationError, EngineError
 from engine.log.port import EventLog, partition_for
 from engine.runtime.worker import Worker, WorkerSettings
+from engine.trust import keys
+from engine.trust.loading import Trust
 from events.approval import ApprovalRequest
 from events.errors import DecodeError
 from events.json import JsonObject, canonical_json
@@ -75,6 +77,12 @@ def register(commands: Any) -> None:
         "dev", help="worker + projector in one process (embedded default); Ctrl-C stops both"
     )
     dev.add_argument("--app", required=True, help="module:attribute of an App")
+    dev.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="DEVELOPMENT ONLY: accept unsigned commands too (the CLI signs with the "
+        "development issuer `dev` makes)",
+    )
     dev.set_defaults(handler=run_dev)
 
 
@@ -90,7 +98,11 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     try:
         print(f"countersign dev: {_where(settings)}; topics {settings.topic_prefix}.*")
-        worker = _worker(app, event_log, settings, settings.worker_group)
+        # A local development issuer: `countersign start/decide/cancel` sign with its key.
+        trust = await bootstrap.trust(
+            settings, allow_unsigned=args.allow_unsigned, development=True
+        )
+        worker = _worker(app, event_log, settings, settings.worker_group, trust)
         projector = _projector(event_log, store, settings)
         await projector.check_log()  # projections of another log: refused before anything runs
         print(f"worker ({args.app}) and projector running; Ctrl-C stops both", flush=True)
@@ -171,7 +183,11 @@ class _Demo:
         self._stack.push_async_callback(self.store.close)
         await self.store.migrate()
         self.queries = Queries(self.store, self.codec)
-        self.publisher = CommandPublisher(self.log, self.topics, self.codec)
+        # The demo signs for its people with a local development issuer, which its workers
+        # trust: the same proofs any other system must give (docs/signing.md).
+        self.trust = await bootstrap.trust(self.settings, development=True)
+        key = keys.ensure_dev_issuer(self.settings.home)
+        self.publisher = CommandPublisher(self.log, self.topics, self.codec, key=key)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -222,7 +238,7 @@ class _Demo:
         await self.show_audit(run_id)
 
     def _worker_body(self) -> Body:
-        worker = _worker(self.app, self.log, self.settings, self.settings.worker_group)
+        worker = _worker(self.app, self.log, self.settings, self.settings.worker_group, self.trust)
         return worker.run
 
     async def paused_run(self) -> tuple[str, ApprovalRequested]:
@@ -371,13 +387,14 @@ def _effects() -> list[tuple[str, str]]:
     return list(refund.EFFECTS)
 
 
-def _worker(app: App, event_log: EventLog, settings: Settings, group: str) -> Worker:
+def _worker(app: App, event_log: EventLog, settings: Settings, group: str, trust: Trust) -> Worker:
     return Worker(
         app,
         event_log,
         bootstrap.topics(settings),
         bootstrap.codec(settings),
         settings=WorkerSettings(group=group),
+        trust=trust,
     )
 
 

@@ -18,6 +18,11 @@ def register(commands: Any) -> None:
         "--app", required=True, help="module:attribute of an App, e.g. examples.refund:app"
     )
     worker.add_argument("--group", default=None, help="consumer group (COUNTERSIGN_WORKER_GROUP)")
+    worker.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="DEVELOPMENT ONLY: accept unsigned commands (logged loudly; docs/signing.md)",
+    )
     worker.set_defaults(handler=run_worker)
     projector = commands.add_parser(
         "projector", help="feed the PostgreSQL projections from the runs topic"
@@ -43,6 +48,7 @@ async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     codec = bootstrap.codec(settings)
     registry = bootstrap.schema_registry(settings, codec)
+    trust = await bootstrap.trust(settings, allow_unsigned=args.allow_unsigned)
     try:
         worker = Worker(
             app,
@@ -51,6 +57,7 @@ async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
             codec,
             settings=WorkerSettings(group=args.group or settings.worker_group),
             schema_registry=registry,
+            trust=trust,
         )
         await worker.run(stop)
     finally:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import sys
 from typing import Any
 
 from consumers.publisher import CommandPublisher
-from countersign import bootstrap
+from countersign import bootstrap, trusting
 from countersign.settings import Settings
 from engine.errors import ConfigurationError
+from engine.log.port import EventLog
 from events.json import Json, JsonObject
 
 
@@ -27,6 +29,20 @@ def _json_object(text: str, what: str) -> JsonObject:
     if not isinstance(value, dict):
         raise ConfigurationError(f"{what} must be a JSON object")
     return value
+
+
+def _publisher(settings: Settings, event_log: EventLog, subject: str | None) -> CommandPublisher:
+    """A publisher that signs as `subject` (docs/signing.md: which key it picks)."""
+    key, made = trusting.command_key(settings, subject)
+    if made:
+        print(
+            f"countersign: made a local development signing key {key.kid} (issuer "
+            f"{key.issuer}) in {settings.home / 'keys'}; workers using this home trust it",
+            file=sys.stderr,
+        )
+    return CommandPublisher(
+        event_log, bootstrap.topics(settings), bootstrap.codec(settings), key=key
+    )
 
 
 def register(commands: Any) -> None:
@@ -75,13 +91,12 @@ async def start_run(settings: Settings, args: argparse.Namespace) -> int:
     run_input = _json_object(args.input, "--input")
     event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
     try:
-        publisher = CommandPublisher(
-            event_log, bootstrap.topics(settings), bootstrap.codec(settings)
-        )
+        requester = args.by or getpass.getuser()
+        publisher = _publisher(settings, event_log, requester)
         run_id = await publisher.start_run(
             args.agent,
             run_input,
-            requested_by=args.by or getpass.getuser(),
+            requested_by=requester,
             run_id=args.run_id,
             agent_version=args.agent_version,
         )
@@ -98,9 +113,7 @@ async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
     response = _json_arg(args.response, "--response") if args.response is not None else None
     event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
     try:
-        publisher = CommandPublisher(
-            event_log, bootstrap.topics(settings), bootstrap.codec(settings)
-        )
+        publisher = _publisher(settings, event_log, args.by)
         position = await publisher.outcome_position(args.run_id) if args.wait else None
         decision_id = await publisher.submit_decision(
             args.run_id,
@@ -140,12 +153,9 @@ async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
 async def cancel_run(settings: Settings, args: argparse.Namespace) -> int:
     event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
     try:
-        publisher = CommandPublisher(
-            event_log, bootstrap.topics(settings), bootstrap.codec(settings)
-        )
-        await publisher.cancel_run(
-            args.run_id, cancelled_by=args.by or getpass.getuser(), reason=args.reason
-        )
+        who = args.by or getpass.getuser()
+        publisher = _publisher(settings, event_log, who)
+        await publisher.cancel_run(args.run_id, cancelled_by=who, reason=args.reason)
     finally:
         await event_log.close()
     print(f"cancel requested for {args.run_id}")
