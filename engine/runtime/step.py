@@ -43,6 +43,10 @@ class Step:
     """Runs that may move on: drive them before committing."""
     changed: dict[str, LiveRun] = field(default_factory=dict)
     """Every run this step appended to (its deadlines may have changed)."""
+    heads: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """Each run's chain head (seq, hash) after this step's events: what an anchor attests."""
+    appended: int = 0
+    """Run events in this step."""
 
 
 class StepAbandoned(Exception):
@@ -88,6 +92,8 @@ class StepWriter:
         )
         encoded = self._codec.encode(envelope)
         run.record(envelope, encoded)
+        step.heads[run.run_id] = (envelope.seq, run.last_hash)
+        step.appended += 1
         if run.replayer is not None:
             run.replayer.feed([payload])  # harmless for events the replayer emitted itself
         # The schema header lets an older release tell "newer" from "corrupt" (docs/schemas.md).
