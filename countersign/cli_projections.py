@@ -28,9 +28,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from countersign import bootstrap
+from countersign import bootstrap, trusting
 from countersign.settings import Settings
 from engine.errors import ConfigurationError
+from projections.anchored import PartitionAnchors
 from projections.errors import ProjectionsError
 from projections.inbox import InboxItem, TeamOverdue
 from projections.insights import Insights
@@ -349,22 +350,26 @@ def _render_what_if(report: WhatIf) -> str:
 
 
 async def run_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from projections.verify import verify
+    from projections.verify import verify_report
 
     if bool(args.run_ids) == bool(args.all):
         raise ConfigurationError("name one or more RUN_IDs, or --all")
     event_log = await bootstrap.open_log(settings, client_id="countersign-verify")
+    topics = bootstrap.topics(settings)
     try:
         async with live_store(settings) as store:
-            verdicts = await verify(
+            report = await verify_report(
                 event_log,
-                bootstrap.topics(settings).runs,
+                topics.runs,
                 store,
                 bootstrap.codec(settings),
                 None if args.all else args.run_ids,
+                anchors=await trusting.anchor_check(settings, topics.anchors),
             )
     finally:
         await event_log.close()
+    verdicts = report.runs
+    problems = [problem for p in report.partitions for problem in p.problems]
     broken = [v for v in verdicts if not v.ok]
     unknown = [v.run_id for v in verdicts if not v.log_events and not v.projected_events]
     if args.json:
@@ -372,14 +377,29 @@ async def run_verify(settings: Settings, args: argparse.Namespace) -> int:
             {
                 "runs": len(verdicts),
                 "broken": len(broken),
-                "verdicts": [v.to_json() for v in (broken if args.all else verdicts)],
+                "anchor_problems": len(problems),
+                "verdicts": [v.to_json() for v in verdicts if args.all is False or not v.ok],
+                "anchors": [p.to_json() for p in report.partitions],
             }
         )
     else:
         print(_render_verdicts(verdicts, all_runs=args.all))
+        print(_render_anchors(report.partitions, verdicts))
     if unknown and not args.all:
         print(f"countersign: no events for {', '.join(unknown)}", file=sys.stderr)
-    return 1 if broken or (unknown and not args.all) else 0
+    return 1 if broken or problems or (unknown and not args.all) else 0
+
+
+def _render_anchors(partitions: Sequence[PartitionAnchors], verdicts: Sequence[RunVerdict]) -> str:
+    if not partitions:
+        return "anchors: none checked (no worker keys in the trust file; docs/anchors.md)"
+    lines = [f"BROKEN anchors: {problem}" for p in partitions for problem in p.problems]
+    tail = sum(v.unanchored or 0 for v in verdicts)
+    count = sum(p.anchors for p in partitions)
+    lines.append(
+        f"anchors: {count} signed anchors checked; {tail} events not anchored yet (the tail)"
+    )
+    return "\n".join(lines)
 
 
 def _render_verdicts(verdicts: Sequence[RunVerdict], *, all_runs: bool) -> str:

@@ -28,8 +28,9 @@ from engine.trust.gate import CommandGate
 from engine.trust.jws import SigningKey
 from engine.trust.loading import Trust, TrustLoader, read_json
 from engine.trust.store import TrustError
+from projections.verify import AnchorCheck
 
-__all__ = ["command_key", "worker_trust"]
+__all__ = ["anchor_check", "command_key", "worker_trust"]
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +74,7 @@ async def worker_trust(
     env = os.environ if env is None else env
     if development:
         keys.ensure_dev_issuer(settings.home)
+    anchor_key = keys.worker_key(settings.home, env)  # before loading: the home trusts it
     path = trust_file(settings, env)
     extra = None
     if development and path != keys.trust_path(settings.home):
@@ -87,7 +89,18 @@ async def worker_trust(
         )
     if store.development and backend == "kafka":
         log.warning("worker_trusts_development_issuer", issuers=list(store.development))
-    return Trust(gate, access(env), loader)
+    return Trust(gate, access(env), loader, anchor_key)
+
+
+async def anchor_check(
+    settings: Settings, topic: str, env: Mapping[str, str] | None = None
+) -> AnchorCheck | None:
+    """The anchors `verify` checks against: the trust file's worker keys (None: none)."""
+    env = os.environ if env is None else env
+    store = await TrustLoader(trust_file(settings, env)).load()
+    if not store.anchor_keys:
+        return None
+    return AnchorCheck(topic=topic, keys=store.anchor_keys)
 
 
 def command_key(settings: Settings, subject: str | None) -> tuple[SigningKey, bool]:

@@ -1,4 +1,5 @@
-"""`countersign verify`: each run's hash chain, from the log and from the projections.
+"""`countersign verify`: each run's hash chain, from the log and from the projections, and
+both against the workers' signed anchors.
 
 For every run asked about: its records are read from the runs topic through the event-log
 port (only the run's partition for one run; every partition for `--all`), its rows from the
@@ -6,6 +7,12 @@ events index and the audit log; `projections.chain` finds the first break, if an
 log, in the projection, between the two, or in the audit rows. The log is the source of
 truth: a break in the projection means its rows were changed after they were written (the
 append-only triggers stop the projector's own role, not an owner who disables them).
+
+With `anchors` (the anchors topic and the trusted worker keys) the log itself is checked
+against what the workers signed (`projections.anchored`): someone who can write the log's
+storage can re-make a run's chain, but not sign its head; a deleted run, a truncated tail,
+a rewritten and re-chained event, an inserted or moved one, and a deleted or unsigned
+anchor are each named.
 """
 
 from __future__ import annotations
@@ -15,9 +22,17 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from engine.log.port import EventLog, partition_for
+from engine.trust.jws import VerifyKey
 from events.codec import Codec
 from events.errors import DecodeError
 from events.json import JsonObject
+from projections.anchored import (
+    AnchoredHead,
+    PartitionAnchors,
+    anchor_break,
+    partition_anchors,
+    unanchored,
+)
 from projections.batch import LoggedEvent
 from projections.chain import (
     Break,
@@ -62,6 +77,9 @@ class RunVerdict:
     undecodable: tuple[int, ...] = ()
     """Offsets of records with the run's key that do not decode (not part of the chain)."""
     breaks: tuple[Break, ...] = ()
+    unanchored: int | None = None
+    """Events past the run's last signed head (the tail not anchored yet); None: no anchors
+    were checked."""
 
     @property
     def ok(self) -> bool:
@@ -82,7 +100,26 @@ class RunVerdict:
             "undecodable_offsets": list(self.undecodable),
             "first_break": None if first is None else first.to_json(),
             "breaks": [b.to_json() for b in self.breaks],
+            "unanchored": self.unanchored,
         }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AnchorCheck:
+    """Where the anchors are and whose signatures count."""
+
+    topic: str
+    keys: Mapping[str, VerifyKey]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VerifyReport:
+    runs: list[RunVerdict]
+    partitions: list[PartitionAnchors]
+
+    @property
+    def ok(self) -> bool:
+        return all(v.ok for v in self.runs) and not any(p.problems for p in self.partitions)
 
 
 @dataclass(kw_only=True)
@@ -101,10 +138,28 @@ async def verify(
     run_ids: Sequence[str] | None = None,
     *,
     projection: str = "core",
+    anchors: AnchorCheck | None = None,
 ) -> list[RunVerdict]:
     """Verdicts for `run_ids` (None: every run in the log or in the projection). Refuses
     (`ForeignLog`) projections whose positions were read from another log: comparing them
     with this one would call every run broken."""
+    report = await verify_report(
+        log, topic, store, codec, run_ids, projection=projection, anchors=anchors
+    )
+    return report.runs
+
+
+async def verify_report(
+    log: EventLog,
+    topic: str,
+    store: VerifySource,
+    codec: Codec,
+    run_ids: Sequence[str] | None = None,
+    *,
+    projection: str = "core",
+    anchors: AnchorCheck | None = None,
+) -> VerifyReport:
+    """`verify`, with the anchors of each partition read (their problems included)."""
     await _same_log(log, topic, store, projection)
     count = await log.partition_count(topic)
     wanted = None if run_ids is None else set(run_ids)
@@ -116,6 +171,21 @@ async def verify(
     sides: dict[str, _LogSide] = {run_id: _LogSide() for run_id in wanted or ()}
     for partition in partitions:
         await _read_partition(log, topic, partition, codec, wanted, sides)
+    signed: dict[int, PartitionAnchors] = {}
+    if anchors is not None:
+        for partition in partitions:
+            found = await _read_anchors(log, anchors, partition)
+            signed[partition] = found
+            for run_id in found.heads:
+                if wanted is None or run_id in wanted:
+                    sides.setdefault(run_id, _LogSide())
+            events = sum(
+                1 for s in sides.values() for link in s.links if link.partition == partition
+            )
+            if events and not found.anchors and wanted is None:
+                found.problems.append(
+                    f"unsigned span: partition {partition} holds {events} events and no anchor"
+                )
     if wanted is None:
         for run_id in await store.fetch_run_ids():
             sides.setdefault(run_id, _LogSide())
@@ -126,6 +196,7 @@ async def verify(
         rows = await store.fetch_events_of(chunk)
         audit = await store.fetch_audit_of(chunk)
         for run_id in chunk:
+            home = signed.get(partition_for(run_id, count)) if anchors is not None else None
             verdicts.append(
                 _verdict(
                     run_id,
@@ -135,9 +206,15 @@ async def verify(
                     codec,
                     positions,
                     errors,
+                    home,
                 )
             )
-    return verdicts
+    return VerifyReport(runs=verdicts, partitions=[signed[p] for p in sorted(signed)])
+
+
+async def _read_anchors(log: EventLog, check: AnchorCheck, partition: int) -> PartitionAnchors:
+    records = [(r.offset, r.value) async for r in log.read(check.topic, partition, 0)]
+    return partition_anchors(partition, records, check.keys)
 
 
 async def _same_log(log: EventLog, topic: str, store: VerifySource, projection: str) -> None:
@@ -189,10 +266,14 @@ def _verdict(
     codec: Codec,
     positions: Mapping[int, int],
     errors: Mapping[tuple[int, int], str],
+    anchors: PartitionAnchors | None = None,
 ) -> RunVerdict:
     log, log_problem = log_links(run_id, side.links)
+    heads: list[AnchoredHead] = anchors.heads.get(run_id, []) if anchors is not None else []
     projected, envelopes, row_problem = projection_links(run_id, rows, codec.decode_event)
     found = [log_problem, row_problem]
+    if anchors is not None:
+        found.append(anchor_break(run_id, log, heads, anchors))
     found.append(comparison_break(run_id, log, projected, positions, errors))
     if not any(found):
         events = [
@@ -208,6 +289,7 @@ def _verdict(
         pending=pending,
         undecodable=tuple(side.undecodable),
         breaks=_first_first(b for b in found if b is not None),
+        unanchored=None if anchors is None else unanchored(log, heads),
     )
 
 

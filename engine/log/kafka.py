@@ -653,9 +653,14 @@ def _topic_configs(topics: Topics) -> list[tuple[frozenset[str], dict[str, str]]
     does the run index.
     Checkpoints keep only the newest record per key (partition); short segments let the
     cleaner drop the old ones soon (it never cleans the active segment)."""
-    special = {topics.runs, topics.checkpoints, topics.index}
+    special = {topics.runs, topics.checkpoints, topics.index, topics.anchors}
     return [
         (frozenset({topics.runs}), {"retention.ms": "-1"}),
+        # The anchors are the audit's outside proof: never compacted, never expired.
+        (
+            frozenset({topics.anchors}),
+            {"cleanup.policy": "delete", "retention.ms": "-1", "retention.bytes": "-1"},
+        ),
         # One record per run ever started, never expired (compaction keeps every key).
         (frozenset({topics.index}), {"cleanup.policy": "compact"}),
         (

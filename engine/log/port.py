@@ -63,8 +63,22 @@ class Topics:
         return f"{self.prefix}.index"
 
     @property
+    def anchors(self) -> str:
+        """Signed chain-head anchors of each runs partition (`engine.trust.anchors`): never
+        compacted, never expired, written only by workers."""
+        return f"{self.prefix}.anchors"
+
+    @property
     def all(self) -> tuple[str, ...]:
-        return (self.commands, self.runs, self.approvals, self.dlq, self.checkpoints, self.index)
+        return (
+            self.commands,
+            self.runs,
+            self.approvals,
+            self.dlq,
+            self.checkpoints,
+            self.index,
+            self.anchors,
+        )
 
 
 @dataclass(frozen=True, slots=True)

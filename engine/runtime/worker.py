@@ -26,6 +26,7 @@ from engine.core.integrity import quarantine_event
 from engine.core.limits import DEFAULT_LIMITS, RunLimits
 from engine.errors import NewerRelease, RegistryUnavailable, TransientLogError
 from engine.log.port import EventLog, GroupMember, Record, Topics, partition_for
+from engine.runtime.anchoring import Anchorer
 from engine.runtime.committing import Committer
 from engine.runtime.driving import Driver
 from engine.runtime.intake import Intake
@@ -39,6 +40,7 @@ from events.codec import Codec
 
 if TYPE_CHECKING:
     from engine.log.schema_registry import SchemaRegistry
+    from engine.trust.jws import SigningKey
     from engine.trust.loading import Trust
 
 __all__ = ["Worker", "WorkerSettings", "live_services"]
@@ -62,6 +64,9 @@ class WorkerSettings:
     keep_finished_runs: int = 1_000
     """Finished runs per partition whose states are kept (in memory and across restores)
     to answer repeated commands; older ones are forgotten (docs/exactly-once.md)."""
+    anchor_every_events: int = 256
+    anchor_every_s: float = 2.0
+    """A signed chain-head anchor per runs partition at least this often (docs/anchors.md)."""
 
 
 class Worker:
@@ -76,6 +81,7 @@ class Worker:
         settings: WorkerSettings | None = None,
         schema_registry: SchemaRegistry | None = None,
         trust: Trust | None = None,
+        anchor_key: SigningKey | None = None,
     ) -> None:
         self._log = event_log
         self._registry = schema_registry
@@ -105,6 +111,17 @@ class Worker:
         self.stood_down: NewerRelease | None = None
         """Set when the worker met records of a newer release and left its group."""
         self._trust = trust
+        anchor_key = anchor_key or (trust.anchor_key if trust is not None else None)
+        if anchor_key is not None:
+            self._committer.anchors = Anchorer(
+                event_log,
+                topics,
+                codec,
+                anchor_key,
+                every_events=self._settings.anchor_every_events,
+                every_s=self._settings.anchor_every_s,
+                epoch=self._own.epoch,
+            )
         self._intake = Intake(
             app,
             codec,
@@ -177,6 +194,7 @@ class Worker:
             async with self._rebalancer.stepping():
                 await self._resume_restored()
                 await self._fire_deadlines()
+                await self._fire_anchors()
             records = await member.poll(self._settings.poll_timeout_s, self._settings.max_batch)
             by_partition: dict[int, list[Record]] = {}
             for record in records:
@@ -273,6 +291,14 @@ class Worker:
             for run in due:
                 expire(self._writer, step, run, now)
             await self._finish(step)
+
+    async def _fire_anchors(self) -> None:
+        """Anchor what an idle partition committed, once it is `anchor_every_s` old."""
+        anchors = self._committer.anchors
+        if anchors is None:
+            return
+        for partition in anchors.idle_due(sorted(self._table.partitions)):
+            await self._finish(Step(partition))
 
     async def _finish(self, step: Step) -> None:
         await self._driver.drive(step)

@@ -25,7 +25,7 @@ from engine.errors import ConfigurationError
 from engine.log.port import Record
 from engine.trust.access import Access
 from engine.trust.gate import PROOF_HEADER, CommandGate
-from engine.trust.jws import BadToken, read_header
+from engine.trust.jws import BadToken, SigningKey, read_header
 from engine.trust.store import TrustError, TrustStore, parse_jwks
 
 __all__ = ["Trust", "TrustLoader", "read_json"]
@@ -137,6 +137,8 @@ class Trust:
     gate: CommandGate
     access: Access
     loader: TrustLoader | None = None
+    anchor_key: SigningKey | None = None
+    """The key this worker signs its chain-head anchors with (None: no anchors)."""
 
     async def prepare(self, batches: Iterable[Sequence[Record]]) -> CommandGate:
         """The gate to check these records with: the store refreshed for the issuers and
