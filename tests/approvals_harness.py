@@ -22,6 +22,7 @@ from engine.core.state import fold
 from engine.log.port import EventLog, Record, Topics, partition_for
 from engine.log.schema_registry import SchemaRegistry
 from engine.runtime.worker import Worker, WorkerSettings
+from engine.trust.jws import SigningKey
 from engine.trust.loading import Trust
 from events.codec import Codec
 from events.envelope import EventEnvelope
@@ -95,12 +96,17 @@ class Harness:
         limits: RunLimits = DEFAULT_LIMITS,
         keep_finished_runs: int = 1_000,
         trust: Trust | None = None,
+        anchor_key: SigningKey | None = None,
+        anchor_every_events: int = 256,
+        anchor_every_s: float = 2.0,
     ) -> Running:
         settings = WorkerSettings(
             group=group or f"{self.topics.prefix}.workers",
             poll_timeout_s=0.05,
             limits=limits,
             keep_finished_runs=keep_finished_runs,
+            anchor_every_events=anchor_every_events,
+            anchor_every_s=anchor_every_s,
         )
         worker = Worker(
             app,
@@ -111,6 +117,7 @@ class Harness:
             settings=settings,
             schema_registry=self.schema_registry,
             trust=trust,
+            anchor_key=anchor_key,
         )
         stop = asyncio.Event()
         running = Running(worker, asyncio.create_task(worker.run(stop)), stop)
