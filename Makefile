@@ -67,7 +67,7 @@ TAMPER_TRIALS ?= 1000
 TAMPER_CLEAN  ?= 1000
 tamper:
 	COUNTERSIGN_TAMPER_TRIALS=$(TAMPER_TRIALS) COUNTERSIGN_TAMPER_CLEAN=$(TAMPER_CLEAN) \
-		$(PY) -m pytest -q -p no:randomly tests/unit/test_tamper.py tests/integration/test_tamper_postgres.py
+		$(PY) -m pytest -q tests/unit/test_tamper.py tests/integration/test_tamper_postgres.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

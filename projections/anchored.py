@@ -106,7 +106,7 @@ def anchor_break(
     run_id: str,
     links: Sequence[Link],
     heads: Sequence[AnchoredHead],
-    anchors: PartitionAnchors | None,
+    anchors: Mapping[int, PartitionAnchors],
 ) -> Break | None:
     """The first way the run's log disagrees with its anchors (see the module doc)."""
     by_seq = {link.seq: link for link in links}
@@ -134,17 +134,16 @@ def anchor_break(
                 f"changed: seq {head.seq} is not the event {where} signed "
                 "(an event at or before it was rewritten and the chain re-made)",
             )
-    if anchors is None:
-        return None
     signed = max((h.seq for h in heads), default=-1)
     for link in sorted(links, key=lambda link: link.seq):
-        if link.seq > signed and 0 <= link.offset < anchors.through:
+        home = anchors.get(link.partition)
+        if home is not None and link.seq > signed and 0 <= link.offset < home.through:
             return _break(
                 run_id,
                 link.seq,
                 f"unsigned span: seq {link.seq} at offset {link.offset} "
-                f"lies in the anchored range of partition {anchors.partition} (below "
-                f"{anchors.through}) but no anchor signed it: inserted or moved there",
+                f"lies in the anchored range of partition {home.partition} (below "
+                f"{home.through}) but no anchor signed it: inserted or moved there",
             )
     return None
 

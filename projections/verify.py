@@ -196,7 +196,6 @@ async def verify_report(
         rows = await store.fetch_events_of(chunk)
         audit = await store.fetch_audit_of(chunk)
         for run_id in chunk:
-            home = signed.get(partition_for(run_id, count)) if anchors is not None else None
             verdicts.append(
                 _verdict(
                     run_id,
@@ -206,7 +205,8 @@ async def verify_report(
                     codec,
                     positions,
                     errors,
-                    home,
+                    signed if anchors is not None else None,
+                    partition_for(run_id, count),
                 )
             )
     return VerifyReport(runs=verdicts, partitions=[signed[p] for p in sorted(signed)])
@@ -266,10 +266,13 @@ def _verdict(
     codec: Codec,
     positions: Mapping[int, int],
     errors: Mapping[tuple[int, int], str],
-    anchors: PartitionAnchors | None = None,
+    anchors: Mapping[int, PartitionAnchors] | None = None,
+    home: int = 0,
 ) -> RunVerdict:
     log, log_problem = log_links(run_id, side.links)
-    heads: list[AnchoredHead] = anchors.heads.get(run_id, []) if anchors is not None else []
+    heads: list[AnchoredHead] = []
+    if anchors is not None and home in anchors:
+        heads = anchors[home].heads.get(run_id, [])
     projected, envelopes, row_problem = projection_links(run_id, rows, codec.decode_event)
     found = [log_problem, row_problem]
     if anchors is not None:

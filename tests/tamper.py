@@ -57,8 +57,8 @@ async def clean_history(
     await worker()
     run_ids = []
     paused = []
-    for _ in range(runs):
-        amount = rng.choice([100, 300, 900, 2400])
+    for n in range(runs):
+        amount = 2400 if n == 0 else rng.choice([100, 300, 900, 2400])  # one approval at least
         run_id = await h.publisher.start_run(
             "refund", {"order_id": f"A-{rng.randrange(99)}", "amount": amount}, requested_by="bob"
         )
@@ -72,7 +72,7 @@ async def clean_history(
         await worker()
     for run_id in paused:
         [raised] = await h.open_interrupts(run_id, 1)
-        choice = rng.random()
+        choice = 0.0 if run_id == run_ids[0] else rng.random()
         if choice < 0.6:
             await h.publisher.submit_decision(
                 run_id, raised.interrupt_id, "approve", decided_by="alice"
