@@ -82,8 +82,12 @@ class Anchorer:
             and self._clock_s() - state.since >= self._every_s
         )
 
-    def idle_due(self, partitions: Sequence[int]) -> list[int]:
-        return [p for p in partitions if self.due(p)]
+    async def idle_due(self, partition: int) -> bool:
+        """Whether an idle partition should commit an anchor now: its committed events are
+        `every_s` old — including those a previous owner left unanchored, which a new
+        owner reads back here even if it has nothing else to commit."""
+        await self._ready(partition)
+        return self.due(partition)
 
     async def attach(self, step: Step) -> Outgoing | None:
         """The anchor to commit with `step`, if one is due."""

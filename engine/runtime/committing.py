@@ -56,7 +56,7 @@ class Committer:
         anchors = self.anchors if checkpoint is None else None
         if checkpoint is None:
             idle = not step.records and step.consumed is None
-            if idle and (anchors is None or not anchors.due(step.partition)):
+            if idle and (anchors is None or not await anchors.idle_due(step.partition)):
                 return
             checkpoint = self._own.checkpoint_for(step.partition, step.consumed)
         assert self._member is not None

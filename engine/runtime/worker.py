@@ -297,8 +297,9 @@ class Worker:
         anchors = self._committer.anchors
         if anchors is None:
             return
-        for partition in anchors.idle_due(sorted(self._table.partitions)):
-            await self._finish(Step(partition))
+        for partition in sorted(self._table.partitions):
+            if await anchors.idle_due(partition):
+                await self._finish(Step(partition))
 
     async def _finish(self, step: Step) -> None:
         await self._driver.drive(step)
