@@ -77,16 +77,15 @@ def backend(settings: Settings) -> str:
 def serving(settings: Settings) -> dict[str, str]:
     """What a process serves, for its first log line: the log, the prefix, the database."""
     chosen = backend(settings)
-    database = (
-        redacted(settings.database_url)
-        if settings.database_url
-        else f"embedded PostgreSQL in {settings.pg_dir}"
-    )
+    embedded = f"embedded, {settings.pg_dir}"
     where = {
         "kafka": f"Kafka at {kafka_bootstrap(settings)}",
         "memory": "in memory (this process only)",
-        "postgres": f"PostgreSQL ({database})",
+        "postgres": "PostgreSQL (a configured database)"
+        if settings.database_url
+        else f"PostgreSQL ({embedded})",
     }[chosen]
+    database = redacted(settings.database_url) if settings.database_url else embedded
     out = {"log": where, "prefix": settings.topic_prefix, "database": database}
     if chosen == "postgres" and not settings.log_backend:
         out["why"] = (

@@ -2,9 +2,10 @@
 
 `approvals` reads the approvals topic as the workers wrote it (requests, outcomes,
 notifications), through the approvals feed; with `--run RUN --wait` it waits for the run's
-approval request and prints it as a card. `dlq` reads the dead-letter topic and sends an
-entry's original bytes back to the commands topic (`consumers.dead_letters` says how that is
-recorded and why a second requeue needs `--force`).
+approval request and prints it as a card (`--ids`: only the interrupt ids, for scripts).
+`dlq` reads the dead-letter topic and sends an entry's original bytes back to the commands
+topic (`consumers.dead_letters` says how that is recorded and why a second requeue needs
+`--force`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def register(commands: Any) -> None:
     )
     approvals.add_argument("--run", dest="run_id", default=None, help="one run's notices")
     wait_option(approvals, "with --run: for the run's approval request, and show it")
+    approvals.add_argument(
+        "--ids", action="store_true", help="print only the requests' interrupt ids, one a line"
+    )
     approvals.add_argument("--json", action="store_true", help="machine-readable output")
     approvals.set_defaults(handler=show_approvals)
 
@@ -76,10 +80,12 @@ async def show_approvals(settings: Settings, args: argparse.Namespace) -> int:
             found = []
             for partition in range(await runtime.log.partition_count(runtime.topics.approvals)):
                 found += [item async for item in feed.notices(partition)]
+    requests = [i.notice for i in found if isinstance(i.notice, ApprovalRequested)]
     if args.json:
         print(json.dumps([_notice_json(item) for item in found]))
+    elif args.ids:
+        print("\n".join(dict.fromkeys(r.interrupt_id for r in requests)))
     elif args.wait is not None:
-        requests = [i.notice for i in found if isinstance(i.notice, ApprovalRequested)]
         now_us = time.time_ns() // 1000
         print("\n".join(demo_view.card(r, now_us, ids=True) for r in requests))
     else:

@@ -115,7 +115,7 @@ def test_the_worker_says_which_log_it_serves_and_logs_json_only(cli: Processes) 
     lines = cli.log_lines("worker")
     first = json.loads(lines[0])
     assert first["event"] == "worker_serving"
-    assert first["log"].startswith("PostgreSQL (embedded PostgreSQL in ")
+    assert first["log"].startswith("PostgreSQL (embedded, ")
     assert "no Kafka configured" in first["why"]
     assert (first["prefix"], first["app"]) == ("countersign", "examples.refund:app")
     assert all(line.startswith("{") for line in lines), lines  # library lines too
