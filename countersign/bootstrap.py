@@ -138,7 +138,7 @@ def _stop_if_idle(data_dir: Path) -> None:
 
     others = local_pg.other_clients(data_dir)
     if others:
-        log.info("postgres_left_running", data_dir=str(data_dir), clients=others)
+        log.debug("postgres_left_running", data_dir=str(data_dir), clients=others)
         return
     local_pg.stop_embedded(data_dir)
 

@@ -54,6 +54,8 @@ DEMO_APP = "examples.refund:app"
 DEMO_EFFECTS = "examples.refund:EFFECTS"
 """The example's tools append (tool, idempotency key) here on every real execution."""
 DEMO_SCHEMA = "countersign_demo"
+APPROVAL_LIMIT = 500.0
+"""The example's `refund-limit`: above it a person decides."""
 REQUESTER = "bob"
 STEP_TIMEOUT_S = 30.0
 CANCEL_TIMEOUT_S = 15.0
@@ -116,6 +118,11 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    if args.amount <= APPROVAL_LIMIT:
+        raise ConfigurationError(
+            f"--amount {args.amount:g}: refunds up to {APPROVAL_LIMIT:g} run without asking "
+            "anyone, and this demo is about asking; give more"
+        )
     started = time.perf_counter()
     if not args.verbose:
         configure_logging(settings.log_format, "warning")
@@ -137,10 +144,11 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({**summary, "seconds": seconds}))
         return 0
-    out.say(f"\ndemo finished in {seconds:.1f} s. Its runs are in the projections schema "
-            f"{DEMO_SCHEMA}: `COUNTERSIGN_PROJECTION_SCHEMA={DEMO_SCHEMA} countersign runs list`"
-            f" (with --keep-db).\nNext: `countersign dev --app {DEMO_APP}` runs a worker and a "
-            "projector for your own runs.")  # fmt: skip
+    out.say(f"\ndemo finished in {seconds:.1f} s. Its runs stay in the projections schema "
+            f"{DEMO_SCHEMA}, apart from yours;\nlook with --keep-db and "
+            f"`COUNTERSIGN_PROJECTION_SCHEMA={DEMO_SCHEMA} countersign runs list`.\n"
+            f"Next: `countersign dev --app {DEMO_APP}` runs a worker and a projector "
+            "for your own runs.")  # fmt: skip
     return 0
 
 

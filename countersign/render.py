@@ -307,7 +307,7 @@ def verdicts(found: Sequence[RunVerdict], *, all_runs: bool) -> str:
             pending = f", {v.pending} not projected yet" if v.pending else ""
             lines.append(f"ok     {v.run_id}: {v.log_events} events chained{pending}")
     broken = sum(not v.ok for v in found)
-    lines.append(f"{len(found)} runs checked, {broken} broken")
+    lines.append(f"{len(found)} run{'' if len(found) == 1 else 's'} checked, {broken} broken")
     return "\n".join(lines)
 
 
@@ -318,7 +318,7 @@ def status(found: ProjectionStatus) -> str:
         for p in found.partitions
     ]
     body = table(
-        ("PARTITION", "POSITION", "END", "LAG", "LAG S", "LAST EVENT"),
+        ("PARTITION", "POSITION", "END", "LAG", "LAG SECONDS", "LAST EVENT"),
         rows,
         right="PARTITION POSITION END LAG",
     )
