@@ -33,13 +33,13 @@ import structlog
 
 from consumers import ApprovalsFeed, CommandPublisher, DeadLetters
 from countersign.settings import Settings
-from engine.app import App
+from engine.agent.app import App
 from engine.errors import ConfigurationError
 from engine.log.port import EventLog, Topics
 from events.codec import Codec
 
 if TYPE_CHECKING:
-    from engine.worker import Worker
+    from engine.runtime.worker import Worker
     from projections.live import LiveStore
     from projections.runner import Projector
     from projections.store import ProjectionStore
@@ -199,7 +199,7 @@ class Runtime:
 
     def worker(self, app: App, *, group: str | None = None) -> Worker:
         # The one import of the worker (`engine` is being reshaped: change it here only).
-        from engine.worker import Worker, WorkerSettings
+        from engine.runtime.worker import Worker, WorkerSettings
 
         settings = WorkerSettings(group=group or self.settings.worker_group)
         return Worker(app, self.log, self.topics, self.codec, settings=settings)

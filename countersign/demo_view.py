@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from countersign.render import clean
-from engine.authorization import Directory, is_listed
+from engine.agent.authorization import Directory, is_listed
 from events.approval import ApprovalRequest
 from events.notices import ApprovalRequested
 from projections.rows import TimelineEntry

@@ -642,12 +642,15 @@ class _RebalanceBridge(ConsumerRebalanceListener):  # type: ignore[misc]  # aiok
 
 
 def _topic_configs(topics: Topics) -> list[tuple[frozenset[str], dict[str, str]]]:
-    """Topic settings by kind. The runs topic is the source of truth: it never expires.
+    """Topic settings by kind. The runs topic is the source of truth: it never expires; nor
+    does the run index.
     Checkpoints keep only the newest record per key (partition); short segments let the
     cleaner drop the old ones soon (it never cleans the active segment)."""
-    special = {topics.runs, topics.checkpoints}
+    special = {topics.runs, topics.checkpoints, topics.index}
     return [
         (frozenset({topics.runs}), {"retention.ms": "-1"}),
+        # One record per run ever started, never expired (compaction keeps every key).
+        (frozenset({topics.index}), {"cleanup.policy": "compact"}),
         (
             frozenset({topics.checkpoints}),
             {

@@ -31,7 +31,7 @@ Headers = tuple[tuple[str, bytes], ...]
 class Topics:
     """The topics of one deployment, named `<prefix>.commands` and so on. All have the same
     partition count; `checkpoints` is compacted where the log supports it (Kafka): its
-    partition N holds the restore checkpoints of runs partition N (`engine.checkpoint`)."""
+    partition N holds the restore checkpoints of runs partition N (`engine.core.checkpoint`)."""
 
     prefix: str = "countersign"
 
@@ -56,8 +56,14 @@ class Topics:
         return f"{self.prefix}.checkpoints"
 
     @property
+    def index(self) -> str:
+        """Every run id each runs partition ever started (compacted; key = run id, value =
+        the start command id): a run id starts once, ever (`engine.core.run_index`)."""
+        return f"{self.prefix}.index"
+
+    @property
     def all(self) -> tuple[str, ...]:
-        return (self.commands, self.runs, self.approvals, self.dlq, self.checkpoints)
+        return (self.commands, self.runs, self.approvals, self.dlq, self.checkpoints, self.index)
 
 
 @dataclass(frozen=True, slots=True)

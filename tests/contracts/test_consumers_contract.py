@@ -16,7 +16,7 @@ from consumers import (
 )
 from consumers.dead_letters import MARKER, REQUEUED_BY, REQUEUED_FROM
 from engine.log.port import EventLog, Outgoing, Topics, partition_for
-from engine.worker import Worker, WorkerSettings
+from engine.runtime.worker import Worker, WorkerSettings
 from events.codec import Codec
 from events.commands import CancelRun
 from events.notices import ApprovalRequested, DecisionOutcome

@@ -1,6 +1,6 @@
 """Rebuilding the runs of one partition from the log, from its latest checkpoint (I/O).
 
-`restore_partition` reads the partition's latest checkpoint (`engine.checkpoint`), reads the
+`restore_partition` reads the partition's latest checkpoint (`engine.core.checkpoint`), reads the
 runs topic from the checkpoint's `restore_from` to its end (read_committed), sorts the
 records with a `RestoreScan` (records of forgotten runs are skipped without decoding) and
 decodes only the runs the previous owner kept: the live ones, ready to resume without
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from engine.checkpoint import (
+from engine.core.checkpoint import (
     Checkpoint,
     Horizon,
     RawEvent,
@@ -23,10 +23,11 @@ from engine.checkpoint import (
     RestoreScan,
     decode_checkpoint,
 )
+from engine.core.live_run import LiveRun
+from engine.core.run_index import RunIndex
+from engine.core.state import RunState
 from engine.errors import ConfigurationError
-from engine.live_run import LiveRun
 from engine.log.port import EventLog, Topics
-from engine.state import RunState
 from events.codec import Codec
 from events.errors import DecodeError
 from events.run_events import RunCancelled, RunCompleted, RunFailed, RunStarted
@@ -37,6 +38,7 @@ log = structlog.get_logger(__name__)
 
 _ENDS = (RunCompleted, RunFailed, RunCancelled)
 _FIRST_WINDOW = 16
+_MAX_ID_BYTES = 1024
 
 
 @dataclass
@@ -48,6 +50,8 @@ class Restored:
     finished: dict[str, RunState]
     """In the order the runs finished, oldest first."""
     horizon: Horizon
+    index: RunIndex
+    """Every run the partition ever started (`engine.core.run_index`)."""
     checkpoint: Checkpoint | None
     read: int
     skipped: int
@@ -89,8 +93,20 @@ async def restore_partition(
         log.error("checkpoint_outside_log", partition=partition, restore_from=start)
         restored = await _restore_from(log_, topics, codec, partition, 0, keep_finished)
     restored.checkpoint = checkpoint
+    restored.index.extend(await _started_runs(log_, topics, partition))
     restored.seconds = time.perf_counter() - started
     return restored
+
+
+async def _started_runs(log_: EventLog, topics: Topics, partition: int) -> list[tuple[str, str]]:
+    """(run id, start command id) of every run the partition ever started, from the index
+    topic (a record nobody but a worker writes; one that is not what a worker writes is
+    skipped: the index may only ever refuse more, never less)."""
+    pairs = []
+    async for record in log_.read(topics.index, partition, 0):
+        if record.key and len(record.value) <= _MAX_ID_BYTES:
+            pairs.append((record.key, record.value.decode("utf-8", "replace")))
+    return pairs
 
 
 async def _restore_from(
@@ -107,18 +123,23 @@ async def _restore_from(
         scan.add(record.key or "", record.offset, record.value, _kind(codec, record.value))
     horizon = Horizon(keep, next_offset=end)
     live = _decode_runs(codec, partition, scan.live.items(), horizon)
+    ended = _decode_runs(codec, partition, scan.finished.items(), horizon)
+    decoded = [*live.values(), *ended.values()]
     finished: dict[str, RunState] = {}
-    for run in _decode_runs(codec, partition, scan.finished.items(), horizon).values():
+    for run in ended.values():
         if run.state is not None and run.state.terminal:
             horizon.finished(run.run_id)
             finished[run.run_id] = run.state
         else:  # its history broke before its end: kept as it is, like a live run
             live[run.run_id] = run
+    index = RunIndex()  # the runs found here too: a log written before the index existed
+    index.extend((run.run_id, run.state.start_command_id) for run in decoded if run.state)
     return Restored(
         partition=partition,
         live={run_id: run for run_id, run in live.items() if _is_live(run)},
         finished=finished,
         horizon=horizon,
+        index=index,
         checkpoint=None,
         read=read,
         skipped=scan.skipped,
