@@ -107,18 +107,27 @@ async def test_decide_waits_for_the_outcome_and_a_refusal_exits_non_zero(cli: Pr
     assert re.fullmatch(r"[0-9a-f-]{36}", published.stdout.strip())
 
 
-def test_the_worker_says_which_log_it_serves_and_logs_json_only(cli: Processes) -> None:
+def test_long_running_processes_say_which_log_they_serve_and_log_json_only(
+    cli: Processes,
+) -> None:
     cli.spawn("worker", "worker", "--app", "examples.refund:app")
+    cli.spawn("projector", "projector")
     cli.run("start", "refund", "--input", ORDER, "--by", "bob")
     cli.end_all()
 
-    lines = cli.log_lines("worker")
-    first = json.loads(lines[0])
+    worker, projector = cli.log_lines("worker"), cli.log_lines("projector")
+    first = json.loads(worker[0])
     assert first["event"] == "worker_serving"
     assert first["log"].startswith("PostgreSQL (embedded, ")
     assert "no Kafka configured" in first["why"]
     assert (first["prefix"], first["app"]) == ("countersign", "examples.refund:app")
-    assert all(line.startswith("{") for line in lines), lines  # library lines too
+    served = json.loads(projector[0])
+    assert (served["event"], served["log"], served["schema"]) == (
+        "projector_serving",
+        first["log"],
+        "public",
+    )
+    assert all(line.startswith("{") for line in worker + projector)  # library lines too
 
 
 def test_a_query_stops_the_embedded_database_it_started_and_only_that(cli: Processes) -> None:

@@ -157,3 +157,28 @@ def test_kafka_up_prints_no_export_line(
     assert "export COUNTERSIGN" not in out
     assert "kafka running at 127.0.0.1:39092" in out
     assert f"COUNTERSIGN_HOME={tmp_path}" in out
+
+
+def test_the_inbox_has_a_header_and_aligned_columns() -> None:
+    from projections.inbox import InboxItem
+    from projections.rows import InterruptRow
+
+    def request(interrupt_id: str, title: str, amount: float) -> InboxItem:
+        row = InterruptRow(interrupt_id=interrupt_id, run_id="r", seq=4, call=1, kind="tool",
+                           title=title, tool="refund", args={}, risk="high", amount=amount,
+                           policy="limit@1", approvers=("role:lead",), allowed=("approve",),
+                           deadline=AT, on_timeout="reject", level=1, quorum=1, votes=0,
+                           status="open", raised_at=AT, closed_at=None, decided_by=None,
+                           decision_kind=None, reason=None, agent="refund")  # fmt: skip
+        return InboxItem(request=row, sla="on_time", age_s=5.0, deciders=("role:lead",))
+
+    text = render.inbox([request("i-1", "refund(9)", 9.0), request("i-22", "x" * 30, 2400.0)],
+                        closed=False)  # fmt: skip
+
+    head, *lines = text.splitlines()
+    assert head.split()[:4] == ["INTERRUPT", "SLA", "AGE", "DEADLINE"]
+    assert head.endswith("MAY DECIDE")
+    assert lines[0].index("on_time") == lines[1].index("on_time") == head.index("SLA")
+    assert lines[0].index("role:lead") == lines[1].index("role:lead") == head.index("MAY DECIDE")
+    amount_end = head.index("AMOUNT") + len("AMOUNT")
+    assert [line[:amount_end].split()[-1] for line in lines] == ["9.00", "2,400.00"]
