@@ -14,7 +14,8 @@ left in the home dir by `countersign kafka up`), else the embedded PostgreSQL (p
 which also holds the projections. A command that starts the embedded PostgreSQL stops it
 again when it is done, unless something else is connected; the long-running processes
 (worker, projector, dev) leave it running for the others (`countersign db down` stops it).
-Client libraries are imported late, so that `countersign --help` loads none of them.
+Adapters are imported when chosen: aiokafka only when Kafka is the log, the worker only
+where a worker runs.
 """
 
 from __future__ import annotations
@@ -198,7 +199,7 @@ class Runtime:
         return DeadLetters(self.log, self.topics)
 
     def worker(self, app: App, *, group: str | None = None) -> Worker:
-        # The one import of the worker (`engine` is being reshaped: change it here only).
+        # The one place the worker is imported (and only where a worker is built).
         from engine.runtime.worker import Worker, WorkerSettings
 
         settings = WorkerSettings(group=group or self.settings.worker_group)
