@@ -126,7 +126,8 @@ class DeadLetters:
     async def get(self, partition: int, offset: int) -> DeadLetter:
         """One entry with its original bytes; `RequeueRefused` if there is none there."""
         self._checked(partition, await self._log.partition_count(self._topics.dlq))
-        for letter in await self._read(partition, keep_value_of=offset):
+        # Markers always come after their entry: reading from the entry on finds them all.
+        for letter in await self._read(partition, keep_value_of=offset, start=offset):
             if letter.offset == offset:
                 return letter
         raise RequeueRefused(f"no dead letter at {self._topics.dlq}[{partition}] offset {offset}")
@@ -189,9 +190,11 @@ class DeadLetters:
             marker_offset=noted.offset,
         )
 
-    async def _read(self, partition: int, keep_value_of: int | None) -> list[DeadLetter]:
+    async def _read(
+        self, partition: int, keep_value_of: int | None, start: int = 0
+    ) -> list[DeadLetter]:
         letters: dict[int, DeadLetter] = {}
-        async for record in self._log.read(self._topics.dlq, partition, 0):
+        async for record in self._log.read(self._topics.dlq, partition, start):
             marked = _marker(record)
             if marked is None:
                 letters[record.offset] = _letter(record, keep=record.offset == keep_value_of)
