@@ -40,6 +40,7 @@ from engine.log.port import EventLog, Topics
 from events.codec import Codec
 
 if TYPE_CHECKING:
+    from engine.log.schema_registry import SchemaRegistry
     from engine.runtime.worker import Worker
     from projections.live import LiveStore
     from projections.runner import Projector
@@ -53,7 +54,20 @@ def topics(settings: Settings) -> Topics:
 
 
 def codec(settings: Settings) -> Codec:
-    return Codec(max_message_bytes=settings.max_message_bytes)
+    return Codec(
+        max_message_bytes=settings.max_message_bytes,
+        registry_format=settings.schema_registry_url is not None,
+    )
+
+
+def schema_registry(settings: Settings, codec: Codec) -> SchemaRegistry | None:
+    """The registry adapter when COUNTERSIGN_SCHEMA_REGISTRY_URL is set (the codec must be
+    this settings' `codec`)."""
+    if settings.schema_registry_url is None:
+        return None
+    from engine.log.schema_registry import RegistrySettings, SchemaRegistry
+
+    return SchemaRegistry(codec, RegistrySettings(settings.schema_registry_url))
 
 
 # -- which log, which database ----------------------------------------------------------------
@@ -188,6 +202,8 @@ class Runtime:
     log: EventLog
     topics: Topics
     codec: Codec
+    registry: SchemaRegistry | None = None
+    """The schema registry client, when COUNTERSIGN_SCHEMA_REGISTRY_URL is set."""
 
     def publisher(self) -> CommandPublisher:
         return CommandPublisher(self.log, self.topics, self.codec)
@@ -203,7 +219,14 @@ class Runtime:
         from engine.runtime.worker import Worker, WorkerSettings
 
         settings = WorkerSettings(group=group or self.settings.worker_group)
-        return Worker(app, self.log, self.topics, self.codec, settings=settings)
+        return Worker(
+            app,
+            self.log,
+            self.topics,
+            self.codec,
+            settings=settings,
+            schema_registry=self.registry,
+        )
 
     def projector(
         self, store: LiveStore | ProjectionStore, *, group: str | None = None
@@ -230,7 +253,11 @@ async def connected(
             url = await stack.enter_async_context(database(settings, keep_running=keep_database))
         event_log = await open_log(settings, client_id=client_id, url=url)
         stack.push_async_callback(event_log.close)
-        yield Runtime(settings, event_log, topics(settings), codec(settings))
+        encoding = codec(settings)
+        registry = schema_registry(settings, encoding)
+        if registry is not None:
+            stack.push_async_callback(registry.close)
+        yield Runtime(settings, event_log, topics(settings), encoding, registry)
 
 
 # -- the projections --------------------------------------------------------------------------

@@ -107,6 +107,7 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     ):
         worker = runtime.worker(app)
         projector = runtime.projector(store)
+        await projector.check_log()  # projections of another log: refused before anything runs
         print(f"worker ({args.app}) and projector running; Ctrl-C stops both", flush=True)
         async with asyncio.TaskGroup() as group:  # one failing stops the other
             group.create_task(worker.run(stop))

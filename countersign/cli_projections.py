@@ -302,11 +302,12 @@ async def show_status(settings: Settings, args: argparse.Namespace) -> int:
         live_store(settings) as store,
     ):
         status = await projection_status(runtime.log, store, runtime.topics.runs)
+    failed = 1 if status.problems else 0  # positions of another log, or past its end
     if args.json:
         _print_json(status.to_json())
-        return 0
+        return failed
     print(render.status(status))
-    return 0
+    return failed
 
 
 async def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:

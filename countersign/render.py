@@ -314,15 +314,27 @@ def verdicts(found: Sequence[RunVerdict], *, all_runs: bool) -> str:
 def status(found: ProjectionStatus) -> str:
     head = f"projection {found.projection} in schema {found.schema}, topic {found.topic}"
     rows = [
-        (p.partition, p.position, p.end_offset, p.lag, f"{p.lag_s:.1f}", when(p.last_event_at))
+        (
+            p.partition,
+            p.position,
+            p.end_offset,
+            p.lag,
+            f"{p.lag_s:.1f}",
+            when(p.last_event_at),
+            "PAST THE END" if p.past_end else "",
+        )
         for p in found.partitions
     ]
     body = table(
-        ("PARTITION", "POSITION", "END", "LAG", "LAG SECONDS", "LAST EVENT"),
+        ("PARTITION", "POSITION", "END", "LAG", "LAG SECONDS", "LAST EVENT", ""),
         rows,
         right="PARTITION POSITION END LAG",
     )
-    return f"{head}\n{body}\ntotal lag {found.lag} records, {found.lag_s:.1f}s"
+    lines = [head, body, f"total lag {found.lag} records, {found.lag_s:.1f}s"]
+    lines += [f"problem: {clean(problem)}" for problem in found.problems]
+    if found.remedy:
+        lines.append(f"what to do: {clean(found.remedy)}")
+    return "\n".join(lines)
 
 
 # -- the approvals feed and the dead letters --------------------------------------------------

@@ -152,6 +152,7 @@ class Horizon:
 class RawEvent:
     offset: int
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass
@@ -163,6 +164,7 @@ class RestoreScan:
     the last `keep_finished` to finish (the same rule `Horizon` keeps, so a restore brings
     back exactly the set the previous owner kept). Records of runs that started before the
     range are skipped: by the checkpoint's promise those runs are finished and forgotten.
+    Records behind a kept run's end are kept with it, for the restore's chain check.
     """
 
     keep_finished: int
@@ -171,14 +173,26 @@ class RestoreScan:
     skipped: int = 0
     kept: int = 0
 
-    def add(self, run_id: str, offset: int, value: bytes, kind: RecordKind) -> None:
+    def add(
+        self,
+        run_id: str,
+        offset: int,
+        value: bytes,
+        kind: RecordKind,
+        headers: tuple[tuple[str, bytes], ...] = (),
+    ) -> None:
         events = self.live.get(run_id)
         if events is None:
-            if kind != "start" or run_id in self.finished:
+            ended = self.finished.get(run_id)
+            if ended is not None:  # behind a kept run's end: checked with it
+                ended.append(RawEvent(offset, value, headers))
+                self.kept += 1
+                return
+            if kind != "start":
                 self.skipped += 1
                 return
             events = self.live[run_id] = []
-        events.append(RawEvent(offset, value))
+        events.append(RawEvent(offset, value, headers))
         self.kept += 1
         if kind == "end":
             del self.live[run_id]

@@ -19,8 +19,12 @@ from dataclasses import dataclass, field
 
 from events.envelope import GENESIS_HASH, EventEnvelope, hash_encoded
 from events.errors import DecodeError
+from events.json import Json
+from events.run_events import RunQuarantined
 
-__all__ = ["CheckedRun", "Stray", "check_run"]
+__all__ = ["MAX_STRAYS_NAMED", "CheckedRun", "Stray", "check_run", "quarantine_event"]
+
+MAX_STRAYS_NAMED = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,16 +42,17 @@ class CheckedRun:
 
 
 def check_run(
-    decode: Callable[[bytes], EventEnvelope],
+    decode: Callable[[int, bytes], EventEnvelope],
     run_id: str,
     records: Iterable[tuple[int, bytes]],
 ) -> CheckedRun:
-    """Sort a run's records, (offset, bytes) in log order, into its chain and its strays."""
+    """Sort a run's records, (offset, bytes) in log order, into its chain and its strays.
+    `decode(offset, bytes)` raises `DecodeError` for what it cannot read."""
     checked = CheckedRun(run_id)
     hashes: list[str] = []
     for offset, value in records:
         try:
-            envelope = decode(value)
+            envelope = decode(offset, value)
         except DecodeError as exc:
             checked.strays.append(Stray(offset, f"undecodable: {str(exc)[:200]}"))
             continue
@@ -76,3 +81,12 @@ def _why_not_next(envelope: EventEnvelope, digest: str, hashes: list[str]) -> st
     if envelope.prev_hash != expected:
         return f"seq {seq} does not carry the hash of seq {seq - 1}"
     return ""
+
+
+def quarantine_event(strays: list[Stray]) -> RunQuarantined:
+    """The event that quarantines a run for `strays` (the first `MAX_STRAYS_NAMED` named; a
+    later restore that finds more, unnamed, quarantines it again only after it was lifted)."""
+    named: list[Json] = [{"offset": s.offset, "why": s.why} for s in strays[:MAX_STRAYS_NAMED]]
+    count = f"{len(strays)} record{'s' if len(strays) != 1 else ''}"
+    reason = f"{count} of the run's log do not extend its chain (first: {strays[0].why})"
+    return RunQuarantined(reason=reason, strays=named)

@@ -198,6 +198,13 @@ class KafkaLog:
             count = self._partition_counts[topic] = counts[topic]
         return count
 
+    async def log_id(self, topic: str) -> str:
+        """`kafka:<cluster id>:<topic id>`: a topic created again gets another one."""
+        try:
+            return str(await self._call_admin(kafka_admin.topic_identity(self.bootstrap, topic)))
+        except kafka_admin.UnknownTopicError as error:
+            raise ConfigurationError(str(error)) from error
+
     async def _call_admin(self, call: Any) -> Any:
         try:
             return await call

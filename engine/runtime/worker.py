@@ -15,13 +15,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
 from engine.agent.app import App
 from engine.core.executor import Services
+from engine.core.integrity import quarantine_event
 from engine.core.limits import DEFAULT_LIMITS, RunLimits
-from engine.errors import TransientLogError
+from engine.errors import NewerRelease, RegistryUnavailable, TransientLogError
 from engine.log.port import EventLog, GroupMember, Record, Topics, partition_for
 from engine.runtime.committing import Committer
 from engine.runtime.driving import Driver
@@ -33,6 +35,9 @@ from engine.runtime.step import Step, StepAbandoned, StepWriter
 from engine.runtime.table import RunTable
 from engine.runtime.timers import DeadlineTimer, expire
 from events.codec import Codec
+
+if TYPE_CHECKING:
+    from engine.log.schema_registry import SchemaRegistry
 
 __all__ = ["Worker", "WorkerSettings", "live_services"]
 
@@ -65,8 +70,10 @@ class Worker:
         *,
         services: Services | None = None,
         settings: WorkerSettings | None = None,
+        schema_registry: SchemaRegistry | None = None,
     ) -> None:
         self._log = event_log
+        self._registry = schema_registry
         self._topics = topics
         self._settings = settings or WorkerSettings()
         self._services = services or live_services()
@@ -90,6 +97,8 @@ class Worker:
             app, self._writer, self._services, self._own, self._committer.commit, limits
         )
         self._partitions = 0
+        self.stood_down: NewerRelease | None = None
+        """Set when the worker met records of a newer release and left its group."""
         self._intake = Intake(
             app, codec, self._writer, self._table, self._services, self._home, limits
         )
@@ -107,6 +116,16 @@ class Worker:
                 except TransientLogError as exc:  # the log is away (a broker restart): wait
                     log.warning("log_unavailable", error=str(exc))
                     await asyncio.sleep(self._settings.retry_backoff_s)
+        except NewerRelease as newer:
+            # Not corruption: a newer release wrote what this one cannot read. Leave the
+            # group (its partitions go to the other members) and say what to do.
+            self.stood_down = newer
+            log.error(
+                "worker_stood_down",
+                reason=str(newer),
+                newer_release=newer.release,
+                remedy="run this worker at the newer release (a rolling upgrade in progress?)",
+            )
         finally:
             await member.stop()
             log.info("worker_stopped")
@@ -131,6 +150,7 @@ class Worker:
         return partition_for(run_id, self._partitions)
 
     async def _poll_once(self, member: GroupMember) -> None:
+        self._stand_down_if_older()
         try:
             await self._rebalancer.retry(member)
             async with self._rebalancer.stepping():
@@ -140,6 +160,7 @@ class Worker:
             by_partition: dict[int, list[Record]] = {}
             for record in records:
                 by_partition.setdefault(record.partition, []).append(record)
+            await self._prepare_schemas(member, by_partition)
             self._own.hold(by_partition)
             async with self._rebalancer.stepping():
                 for partition, batch in by_partition.items():
@@ -148,6 +169,25 @@ class Worker:
         except StepAbandoned as abandoned:
             log.warning("step_abandoned", partition=abandoned.args[0])
 
+    async def _prepare_schemas(
+        self, member: GroupMember, by_partition: dict[int, list[Record]]
+    ) -> None:
+        """Fetch the registry schemas this batch's commands need, so decoding stays pure. If
+        the registry cannot be asked, read the batch again later: its commands are not poison."""
+        if self._registry is None or not by_partition:
+            return
+        try:
+            await self._registry.prepare([r.value for b in by_partition.values() for r in b])
+        except RegistryUnavailable:
+            for partition, batch in by_partition.items():
+                await member.seek(partition, batch[0].offset)
+            raise
+
+    def _stand_down_if_older(self) -> None:
+        newer = self._rebalancer.newer
+        if newer is not None:
+            raise NewerRelease(str(newer), release=newer.release)
+
     async def _process(self, partition: int, records: list[Record]) -> None:
         step = Step(partition, consumed=records[-1].offset + 1, first_offset=records[0].offset)
         for record in records:
@@ -155,11 +195,18 @@ class Worker:
         await self._finish(step)
 
     async def _resume_restored(self) -> None:
-        """Continue runs that were mid-way when their previous owner stopped."""
-        while (partition := self._rebalancer.next_restored()) is not None:
+        """Quarantine the runs a restore found broken, and continue the ones that were
+        mid-way when their previous owner stopped."""
+        while (restored := self._rebalancer.next_restored()) is not None:
+            partition, quarantine = restored
             step = Step(partition)
+            for run_id, strays in quarantine.items():
+                run = self._table.get(partition, run_id)
+                if run is not None:
+                    self._writer.append(step, run, quarantine_event(strays), "restore")
+                    log.error("run_quarantined", run_id=run_id, partition=partition)
             for run in self._table.live(partition).values():
-                if run.state is not None and run.state.status in ("running", "waiting"):
+                if run.state is not None and run.state.moving:
                     step.touched[run.run_id] = run
             await self._finish(step)
 

@@ -44,7 +44,7 @@ def _envelope(run_id: str, seq: int, prev: str, payload: RunEventPayload) -> Eve
 
 
 def _check(values: list[bytes]) -> tuple[list[int], list[tuple[int, str]]]:
-    checked = check_run(CODEC.decode_event, "r", enumerate(values))
+    checked = check_run(lambda _, value: CODEC.decode_event(value), "r", enumerate(values))
     return (
         [event.seq for event, _, _ in checked.chain],
         [(stray.offset, stray.why) for stray in checked.strays],
