@@ -13,7 +13,7 @@ import uuid
 from consumers.approvals import ApprovalsFeed, FeedTimeout
 from engine.log.port import EventLog, Outgoing, Topics
 from events.codec import Codec
-from events.commands import CancelRun, Command, StartRun, SubmitDecision
+from events.commands import CancelRun, Command, LiftQuarantine, StartRun, SubmitDecision
 from events.json import Json, JsonObject
 from events.notices import DecisionOutcome
 
@@ -99,6 +99,18 @@ class CommandPublisher:
                 command_id=str(uuid.uuid4()),
                 run_id=run_id,
                 cancelled_by=cancelled_by,
+                issued_at_us=_now_us(),
+                reason=reason,
+            )
+        )
+
+    async def lift_quarantine(self, run_id: str, *, lifted_by: str, reason: str = "") -> None:
+        """Accept a quarantined run's chain as it is, so that it goes on (an operator's act)."""
+        await self.publish(
+            LiftQuarantine(
+                command_id=str(uuid.uuid4()),
+                run_id=run_id,
+                lifted_by=lifted_by,
                 issued_at_us=_now_us(),
                 reason=reason,
             )

@@ -1,4 +1,4 @@
-"""`countersign runs show|list` and `countersign audit`: read the PostgreSQL projections.
+"""`countersign runs show|list|quarantined|lift` and `countersign audit`: the projections.
 
 The projections follow the log a moment behind. `runs show RUN --wait` waits until the
 projector has read everything on the run's partition *and* the run is at rest (waiting for a
@@ -42,6 +42,22 @@ def register(commands: Any) -> None:
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(handler=runs_list)
+    quarantined = actions.add_parser(
+        "quarantined",
+        help="runs held because their log breaks their chain (resolve with `runs lift` or "
+        "`cancel`)",
+    )
+    quarantined.add_argument("--json", action="store_true", help="machine-readable output")
+    quarantined.set_defaults(handler=runs_quarantined)
+    lift = actions.add_parser(
+        "lift",
+        help="accept a quarantined run's chain as it is, so that it goes on (LiftQuarantine)",
+    )
+    lift.add_argument("run_id")
+    lift.add_argument("--by", required=True, help="who takes the decision (recorded)")
+    lift.add_argument("--reason", required=True, help="why the chain may be trusted (recorded)")
+    lift.add_argument("--json", action="store_true", help="machine-readable output")
+    lift.set_defaults(handler=runs_lift)
 
     audit = commands.add_parser("audit", help="who decided what, when and why")
     audit.add_argument("--run", dest="run_id", default=None, help="one run only")
@@ -104,6 +120,28 @@ async def runs_list(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps([r.to_json() for r in runs]))
         return 0
     print(render.runs(runs))
+    return 0
+
+
+async def runs_quarantined(settings: Settings, args: argparse.Namespace) -> int:
+    async with queries(settings) as q:
+        rows = await q.quarantined()
+    if args.json:
+        print(json.dumps([row.to_json() for row in rows]))
+        return 0
+    print(render.audit(rows) if rows else "(no run is quarantined)")
+    return 0
+
+
+async def runs_lift(settings: Settings, args: argparse.Namespace) -> int:
+    async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
+        await runtime.publisher().lift_quarantine(
+            args.run_id, lifted_by=args.by, reason=args.reason
+        )
+    if args.json:
+        print(json.dumps({"run_id": args.run_id, "lift_requested": True}))
+    else:
+        print(f"lift requested for {args.run_id} (see `countersign runs show {args.run_id}`)")
     return 0
 
 
