@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 
+from consumers.agents import Agents
 from consumers.approvals import ApprovalsFeed, FeedTimeout
 from engine.log.port import EventLog, Outgoing, Topics
 from events.codec import Codec
@@ -48,19 +49,25 @@ class CommandPublisher:
         requested_by: str,
         run_id: str | None = None,
         agent_version: str = "",
+        agents: Agents | None = None,
+        patience_s: float = 0.0,
     ) -> str:
+        """Start a run; with `agents`, only one a worker serves (looked for `patience_s`), with
+        an input that fits the agent's schema (`UnknownAgent`, `InvalidInput` otherwise:
+        nothing is sent)."""
         run_id = run_id or str(uuid.uuid4())
-        await self.publish(
-            StartRun(
-                command_id=str(uuid.uuid4()),
-                run_id=run_id,
-                agent=agent,
-                input=input,
-                requested_by=requested_by,
-                issued_at_us=_now_us(),
-                agent_version=agent_version,
-            )
+        start = StartRun(
+            command_id=str(uuid.uuid4()),
+            run_id=run_id,
+            agent=agent,
+            input=input,
+            requested_by=requested_by,
+            issued_at_us=_now_us(),
+            agent_version=agent_version,
         )
+        if agents is not None:
+            await agents.check(start, patience_s=patience_s)
+        await self.publish(start)
         return run_id
 
     async def submit_decision(

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
-from consumers import ApprovalsFeed, CommandPublisher, DeadLetters
+from consumers import Agents, ApprovalsFeed, CommandPublisher, DeadLetters
 from countersign.settings import Settings
 from engine.agent.app import App
 from engine.errors import ConfigurationError
@@ -213,6 +213,9 @@ class Runtime:
 
     def dead_letters(self) -> DeadLetters:
         return DeadLetters(self.log, self.topics)
+
+    def agents(self) -> Agents:
+        return Agents(self.log, self.topics, self.codec)
 
     def worker(self, app: App, *, group: str | None = None) -> Worker:
         # The one place the worker is imported (and only where a worker is built).

@@ -11,12 +11,15 @@ import getpass
 import json
 from typing import Any
 
-from countersign import bootstrap
+from countersign import bootstrap, cli_queries
 from countersign.cli_options import wait_option
 from countersign.render import clean
 from countersign.settings import Settings
 from engine.errors import ConfigurationError
 from events.json import Json, JsonObject
+
+START_PATIENCE_S = 15.0
+"""How long `start` looks for a worker serving the agent (one started a moment ago)."""
 
 
 def _json_arg(text: str, what: str) -> Json:
@@ -41,6 +44,12 @@ def register(commands: Any) -> None:
     start.add_argument("--by", default=None, help="who asks for the run (default: $USER)")
     start.add_argument("--run-id", default=None, help="choose the run id (default: a new uuid)")
     start.add_argument("--agent-version", default="", help="pin a version (default: newest)")
+    start.add_argument(
+        "--force",
+        action="store_true",
+        help="send it even if no worker has registered the agent, or the input breaks its schema",
+    )
+    wait_option(start, "until the run waits for a person or finishes, then show it")
     start.add_argument("--json", action="store_true", help="machine-readable output")
     start.set_defaults(handler=start_run)
 
@@ -88,9 +97,14 @@ async def start_run(settings: Settings, args: argparse.Namespace) -> int:
             requested_by=args.by or getpass.getuser(),
             run_id=args.run_id,
             agent_version=args.agent_version,
+            agents=None if args.force else runtime.agents(),
+            patience_s=START_PATIENCE_S,
         )
-    print(json.dumps({"run_id": run_id}) if args.json else run_id)
-    return 0
+    if args.wait is None:
+        print(json.dumps({"run_id": run_id}) if args.json else run_id)
+        return 0
+    shown = argparse.Namespace(run_id=run_id, wait=args.wait, json=args.json)
+    return await cli_queries.runs_show(settings, shown)
 
 
 async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
