@@ -1,19 +1,25 @@
-"""`countersign start | decide | cancel`: publish commands, as any other system would."""
+"""`countersign start | decide | cancel`: publish commands, as any other system would.
+
+`decide` waits for the decision's outcome by default (`--no-wait` only publishes) and exits
+non-zero unless the decision was accepted (or counted towards a quorum).
+"""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 import json
-import sys
 from typing import Any
 
-from consumers.publisher import CommandPublisher
-from countersign import bootstrap, trusting
+from countersign import bootstrap, cli_queries
+from countersign.cli_options import wait_option
+from countersign.render import clean
 from countersign.settings import Settings
 from engine.errors import ConfigurationError
-from engine.log.port import EventLog
 from events.json import Json, JsonObject
+
+START_PATIENCE_S = 15.0
+"""How long `start` looks for a worker serving the agent (one started a moment ago)."""
 
 
 def _json_arg(text: str, what: str) -> Json:
@@ -31,20 +37,6 @@ def _json_object(text: str, what: str) -> JsonObject:
     return value
 
 
-def _publisher(settings: Settings, event_log: EventLog, subject: str | None) -> CommandPublisher:
-    """A publisher that signs as `subject` (docs/signing.md: which key it picks)."""
-    key, made = trusting.command_key(settings, subject)
-    if made:
-        print(
-            f"countersign: made a local development signing key {key.kid} (issuer "
-            f"{key.issuer}) in {settings.home / 'keys'}; workers using this home trust it",
-            file=sys.stderr,
-        )
-    return CommandPublisher(
-        event_log, bootstrap.topics(settings), bootstrap.codec(settings), key=key
-    )
-
-
 def register(commands: Any) -> None:
     start = commands.add_parser("start", help="start a run (publishes StartRun; prints the run id)")
     start.add_argument("agent", help="agent name, e.g. refund")
@@ -52,10 +44,18 @@ def register(commands: Any) -> None:
     start.add_argument("--by", default=None, help="who asks for the run (default: $USER)")
     start.add_argument("--run-id", default=None, help="choose the run id (default: a new uuid)")
     start.add_argument("--agent-version", default="", help="pin a version (default: newest)")
+    start.add_argument(
+        "--force",
+        action="store_true",
+        help="send it even if no worker has registered the agent, or the input breaks its schema",
+    )
+    wait_option(start, "until the run waits for a person or finishes, then show it")
+    start.add_argument("--json", action="store_true", help="machine-readable output")
     start.set_defaults(handler=start_run)
 
     decide = commands.add_parser(
-        "decide", help="publish a decision on an interrupt (SubmitDecision on the commands topic)"
+        "decide",
+        help="publish a decision on an interrupt (SubmitDecision) and wait for its outcome",
     )
     decide.add_argument("run_id")
     decide.add_argument("interrupt_id")
@@ -66,44 +66,46 @@ def register(commands: Any) -> None:
     decide.add_argument("--response", default=None, help="respond: the answer (JSON)")
     decide.add_argument("--digest", default="", help="the request digest you decided on")
     decide.add_argument("--decision-id", default=None, help="idempotency key (default: new uuid)")
-    decide.add_argument(
-        "--wait",
-        type=float,
-        nargs="?",
-        const=30.0,
-        default=None,
-        metavar="SECONDS",
-        help="wait for the outcome: accepted, refused (exit 2, with the reason), or counted "
-        "(one vote of a k-of-n quorum); a decision held for an interrupt not raised yet is "
-        "waited out",
+    waiting = decide.add_mutually_exclusive_group()
+    wait_option(
+        waiting,
+        "for the outcome: accepted or counted (one vote of a k-of-n quorum) exit 0, refused "
+        "exits 2 with the reason, none in time exits 1; a decision held for an interrupt "
+        "not raised yet is waited out",
+        default=30.0,
+    )
+    waiting.add_argument(
+        "--no-wait", action="store_true", help="publish and exit: print the decision id only"
     )
     decide.add_argument("--json", action="store_true", help="machine-readable output")
     decide.set_defaults(handler=submit_decision)
 
-    cancel = commands.add_parser("cancel", help="cancel a run")
+    cancel = commands.add_parser("cancel", help="cancel a run (publishes CancelRun)")
     cancel.add_argument("run_id")
-    cancel.add_argument("--by", default=None)
+    cancel.add_argument("--by", default=None, help="who cancels (default: $USER)")
     cancel.add_argument("--reason", default="")
+    cancel.add_argument("--json", action="store_true", help="machine-readable output")
     cancel.set_defaults(handler=cancel_run)
 
 
 async def start_run(settings: Settings, args: argparse.Namespace) -> int:
     run_input = _json_object(args.input, "--input")
-    event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
-    try:
-        requester = args.by or getpass.getuser()
-        publisher = _publisher(settings, event_log, requester)
-        run_id = await publisher.start_run(
+    requester = args.by or getpass.getuser()
+    async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
+        run_id = await runtime.publisher(signer=requester).start_run(
             args.agent,
             run_input,
             requested_by=requester,
             run_id=args.run_id,
             agent_version=args.agent_version,
+            agents=None if args.force else runtime.agents(),
+            patience_s=START_PATIENCE_S,
         )
-    finally:
-        await event_log.close()
-    print(run_id)
-    return 0
+    if args.wait is None:
+        print(json.dumps({"run_id": run_id}) if args.json else run_id)
+        return 0
+    shown = argparse.Namespace(run_id=run_id, wait=args.wait, json=args.json)
+    return await cli_queries.runs_show(settings, shown)
 
 
 async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
@@ -111,10 +113,9 @@ async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
     if args.kind == "edit" and edited is None:
         raise ConfigurationError("an edit needs --args '{...}' with the new arguments")
     response = _json_arg(args.response, "--response") if args.response is not None else None
-    event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
-    try:
-        publisher = _publisher(settings, event_log, args.by)
-        position = await publisher.outcome_position(args.run_id) if args.wait else None
+    async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
+        publisher = runtime.publisher(signer=args.by)
+        position = None if args.no_wait else await publisher.outcome_position(args.run_id)
         decision_id = await publisher.submit_decision(
             args.run_id,
             args.interrupt_id,
@@ -130,8 +131,6 @@ async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
             print(json.dumps({"decision_id": decision_id}) if args.json else decision_id)
             return 0
         outcome = await publisher.wait_for_outcome(decision_id, position, args.wait)
-    finally:
-        await event_log.close()
     status = outcome.status or ("accepted" if outcome.accepted else "refused")
     if args.json:
         print(
@@ -146,17 +145,18 @@ async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
         )
     else:
         detail = f": {outcome.reason}" if outcome.reason and status != "accepted" else ""
-        print(f"{decision_id} {status}{detail}")
+        print(f"{decision_id} {status}{clean(detail)}")
     return 0 if outcome.accepted else 2
 
 
 async def cancel_run(settings: Settings, args: argparse.Namespace) -> int:
-    event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
-    try:
+    async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
         who = args.by or getpass.getuser()
-        publisher = _publisher(settings, event_log, who)
-        await publisher.cancel_run(args.run_id, cancelled_by=who, reason=args.reason)
-    finally:
-        await event_log.close()
-    print(f"cancel requested for {args.run_id}")
+        await runtime.publisher(signer=who).cancel_run(
+            args.run_id, cancelled_by=who, reason=args.reason
+        )
+    if args.json:
+        print(json.dumps({"run_id": args.run_id, "cancel_requested": True}))
+    else:
+        print(f"cancel requested for {args.run_id}")
     return 0

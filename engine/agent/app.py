@@ -66,6 +66,8 @@ class AgentSpec:
     version: str
     fn: AgentFn
     description: str = ""
+    input_schema: JsonObject | None = None
+    """What a run's input must satisfy (`engine.agent.argspec`); None: anything."""
 
 
 class App:
@@ -129,7 +131,18 @@ class App:
 
         return register
 
-    def agent(self, name: str, *, version: str = "1", description: str = "") -> Callable[[F], F]:
+    def agent(
+        self,
+        name: str,
+        *,
+        version: str = "1",
+        description: str = "",
+        input_schema: JsonObject | None = None,
+    ) -> Callable[[F], F]:
+        """Register an agent version. `input_schema` (the JSON-schema subset of
+        `engine.agent.argspec`) is published with it: `countersign start` checks a run's input
+        against it before sending."""
+
         def register(fn: F) -> F:
             if not inspect.iscoroutinefunction(fn):
                 raise ConfigurationError(f"agent {name!r} must be an async function")
@@ -137,7 +150,11 @@ class App:
             if version in versions:
                 raise ConfigurationError(f"agent {name!r} version {version!r} is registered twice")
             versions[version] = AgentSpec(
-                name=name, version=version, fn=fn, description=description or (fn.__doc__ or "")
+                name=name,
+                version=version,
+                fn=fn,
+                description=description or (fn.__doc__ or ""),
+                input_schema=input_schema,
             )
             return fn
 

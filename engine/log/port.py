@@ -69,6 +69,12 @@ class Topics:
         return f"{self.prefix}.anchors"
 
     @property
+    def agents(self) -> str:
+        """What each worker serves (compacted; key = `agent@version`): `countersign agents`,
+        and what `countersign start` checks a run against."""
+        return f"{self.prefix}.agents"
+
+    @property
     def all(self) -> tuple[str, ...]:
         return (
             self.commands,
@@ -78,6 +84,7 @@ class Topics:
             self.checkpoints,
             self.index,
             self.anchors,
+            self.agents,
         )
 
 

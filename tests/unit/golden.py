@@ -36,6 +36,7 @@ from events.notices import (
     DecisionOutcome,
     QuarantineNotified,
 )
+from events.registry import AgentRegistered
 from events.run_events import (
     RUN_EVENT_TYPES,
     DecisionAccepted,
@@ -69,7 +70,8 @@ PAYLOADS_ROOT = GOLDEN / "payloads"
 PAYLOADS = PAYLOADS_ROOT / f"release-{RELEASE}"
 
 _TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (*RUN_EVENT_TYPES, *COMMAND_TYPES, *NOTICE_TYPES, Checkpoint)
+    cls.__name__: cls
+    for cls in (*RUN_EVENT_TYPES, *COMMAND_TYPES, *NOTICE_TYPES, Checkpoint, AgentRegistered)
 }
 
 # -- JSON <-> messages ------------------------------------------------------------------------
@@ -508,6 +510,16 @@ def _more_payload_fixtures() -> dict[str, Message]:
             lifted_by="oscar",
             issued_at_us=CLOCK_US + 10,
             reason="a known replay bug",
+        ),
+        "agent_registered": AgentRegistered(
+            app="refund-example",
+            agent="refund",
+            version="1",
+            description="Refund an order; ask a person above 500.",
+            input_schema={"type": "object", "required": ["order_id", "amount"]},
+            tools=[{"name": "refund", "idempotent": False}],
+            worker="host-1:4242",
+            registered_at_us=CLOCK_US,
         ),
         "checkpoint": Checkpoint(restore_from=1207, consumed=88, attempt_at=88, attempts=2),
         "quarantine_notified": QuarantineNotified(
