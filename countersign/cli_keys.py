@@ -20,12 +20,14 @@ def register(commands: Any) -> None:
     create.add_argument("--subject", default=None, help="the only principal it may sign for")
     create.add_argument("--alg", choices=["EdDSA", "ES256"], default="EdDSA")
     create.add_argument("--default", action="store_true", help="sign the CLI's commands with it")
+    create.add_argument("--json", action="store_true", help="machine-readable output")
     create.set_defaults(handler=create_key)
     listing = sub.add_parser("list", help="local signing keys and the trusted issuers")
-    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(handler=list_keys)
     jwks = sub.add_parser("jwks", help="print the public JWKS of the local keys (to trust)")
     jwks.add_argument("--issuer", default=None, help="only this issuer's keys")
+    jwks.add_argument("--json", action="store_true", help="(the JWKS is JSON already)")
     jwks.set_defaults(handler=print_jwks)
 
 
@@ -37,6 +39,21 @@ async def create_key(settings: Settings, args: argparse.Namespace) -> int:
         algorithm=args.alg,
         default=True if args.default else None,
     )
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "kid": made.key.kid,
+                    "issuer": made.key.issuer,
+                    "algorithm": made.key.algorithm,
+                    "subjects": list(made.subjects),
+                    "default": made.default,
+                    "private_key": str(made.path),
+                    "trust_file": str(keys.trust_path(settings.home)),
+                }
+            )
+        )
+        return 0
     scope = f"signs for {made.subjects[0]} only" if made.subjects else "signs for anyone"
     print(f"created {made.key.kid} ({made.key.algorithm}, issuer {made.key.issuer}, {scope})")
     print(f"private key  {made.path} (keep it secret)")
