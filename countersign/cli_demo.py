@@ -349,8 +349,8 @@ class _Demo:
         run = await self.queries.get_run(run_id)
         if run is not None and run.status in FINISHED_STATUSES:
             return
-        await self.publisher.cancel_run(
-            run_id, cancelled_by="demo", reason="the demo was stopped before the run finished"
+        await self.publisher.cancel_run(  # for its requester: a run's own requester may cancel it
+            run_id, cancelled_by=REQUESTER, reason="the demo was stopped before the run finished"
         )
         if not any(s.name.startswith("worker") and not s.task.done() for s in self.services):
             self.start("worker (cancel)", self.runtime.worker(self.app, trust=self.trust).run)

@@ -11,7 +11,8 @@ A directory file (JSON; `COUNTERSIGN_DIRECTORY`) owned by the deployment:
 Entries are principals or `role:<name>`, compared in canonical form. Without `may_start`
 any proven principal may start any agent; an agent not named uses `*` when given. A run may
 always be cancelled by the principal who started it; others need `may_cancel` (default:
-`role:operator`). Lifting a quarantine needs `may_lift` (default: `role:operator`). Roles
+`role:operator`). Lifting a quarantine needs `may_lift` when it is given (else any proven
+principal may: the act is recorded with its name). Roles
 are the directory's (this file's merged with the App's) plus those a trusted issuer
 asserted in the proof (`engine.trust.store`, `roles_claim`).
 """
@@ -39,7 +40,8 @@ class Access:
     directory: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     may_start: Mapping[str, tuple[str, ...]] | None = None
     may_cancel: tuple[str, ...] = DEFAULT_OPERATORS
-    may_lift: tuple[str, ...] = DEFAULT_OPERATORS
+    may_lift: tuple[str, ...] | None = None
+    """None: any proven principal may lift (an operator's act, recorded with its name)."""
 
     def with_directory(self, directory: Directory) -> Access:
         """These rules with another directory's roles added (the App's, in code)."""
@@ -80,11 +82,11 @@ class Access:
         )
 
     def lift_refusal(self, proven: Proven) -> str:
-        if self._listed(proven, self.may_lift):
+        if self.may_lift is None or self._listed(proven, self.may_lift):
             return ""
         return (
             f"{_echo(proven.principal)} may not lift a quarantine "
-            f"(needs {', '.join(self.may_lift) or 'nobody'})"
+            f"(needs {', '.join(self.may_lift or ()) or 'nobody'})"
         )
 
     def _listed(self, proven: Proven, entries: Sequence[str]) -> bool:
@@ -121,7 +123,7 @@ class Access:
             if start is None
             else MappingProxyType({a: _names(v, f"may_start.{a}") for a, v in start.items()}),
             _names(data.get("may_cancel", list(DEFAULT_OPERATORS)), "may_cancel"),
-            _names(data.get("may_lift", list(DEFAULT_OPERATORS)), "may_lift"),
+            None if "may_lift" not in data else _names(data["may_lift"], "may_lift"),
         )
 
 

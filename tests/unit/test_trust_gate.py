@@ -281,6 +281,7 @@ def test_access_rules_for_starting_cancelling_and_lifting() -> None:
         {
             "principals": {"Oscar": ["Operator"], "sam": ["support"]},
             "may_start": {"refund": ["role:support"], "*": ["carol"]},
+            "may_lift": ["role:operator"],
         }
     )
     sam, oscar, carol = Proven("sam"), Proven("oscar"), Proven("carol")
@@ -294,6 +295,7 @@ def test_access_rules_for_starting_cancelling_and_lifting() -> None:
     assert "may not cancel" in access.cancel_refusal(carol, requester="sam")
     assert access.lift_refusal(oscar) == ""
     assert access.lift_refusal(sam) != ""
+    assert Access().lift_refusal(sam) == ""  # no may_lift: any proven principal
     assert access.cancel_refusal(Proven("x", frozenset({"operator"})), requester="sam") == ""
 
 
