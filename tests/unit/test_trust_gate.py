@@ -306,3 +306,13 @@ def test_sign_refuses_nothing_it_cannot_verify() -> None:
         "kid": "alice-1",
         "typ": "countersign-command+jwt",
     }
+
+
+def test_a_proof_nested_past_the_stack_is_refused_not_a_crash() -> None:
+    command = decision()
+    deep = base64.urlsafe_b64encode(b"[" * 5000).decode().rstrip("=")
+
+    refused = check(command, CODEC.encode(command), _with(f"{deep}.e30.x"))
+
+    assert isinstance(refused, Refused)
+    assert refused.kind == "bad signature"
