@@ -34,6 +34,7 @@ __all__ = [
     "Divergence",
     "DivergenceKind",
     "Site",
+    "caller_frame",
     "caller_site",
     "compare",
     "diff_args",
@@ -354,13 +355,19 @@ def site_of(tb: TracebackType | None) -> Site | None:
     return found
 
 
-def caller_site(frame: FrameType | None) -> Site | None:
+def caller_frame(frame: FrameType | None) -> FrameType | None:
     """The first frame of agent code outward from `frame` (e.g. the frame resolving a call)."""
     while frame is not None and _is_engine(frame):
         frame = frame.f_back
-    if frame is None:
+    return frame
+
+
+def caller_site(frame: FrameType | None) -> Site | None:
+    """The line of agent code outward from `frame`: where it made the call being resolved."""
+    found = caller_frame(frame)
+    if found is None:
         return None
-    return Site(file=frame.f_code.co_filename, line=frame.f_lineno, function=_name(frame))
+    return Site(file=found.f_code.co_filename, line=found.f_lineno, function=_name(found))
 
 
 def _is_engine(frame: FrameType) -> bool:
