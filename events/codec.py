@@ -19,7 +19,7 @@ Every failure is a `DecodeError`. Encoding refuses what decoding would refuse.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from events import avro
@@ -74,6 +74,21 @@ class Codec:
 
     def fingerprint_of(self, cls: type[Any]) -> bytes:
         return self._by_class[cls].version.fingerprint
+
+    def writer_schema(self, fingerprint: bytes) -> Mapping[str, Any] | None:
+        """The released schema (self-contained) that `fingerprint` names, if this release
+        reads it: what a file of exported events embeds (`events.history_file`)."""
+        writer = self._by_fingerprint.get(bytes(fingerprint))
+        return None if writer is None else writer.schema.raw
+
+    def body_end(self, fingerprint: bytes, data: bytes, start: int) -> int:
+        """Where the Avro body written with `fingerprint`'s schema that starts at `start`
+        ends: the bounds walk, which refuses what fastavro would misread. `UnknownSchema`
+        for a fingerprint this release does not read; `DecodeError` for bad bytes."""
+        writer = self._by_fingerprint.get(bytes(fingerprint))
+        if writer is None:
+            raise UnknownSchema(f"no schema with fingerprint {bytes(fingerprint).hex()}")
+        return walk(writer.walk, data, start)
 
     # -- encoding -----------------------------------------------------------------------------
 
