@@ -13,8 +13,9 @@ values along (the order id from the input into a tool call) replays against a re
 exactly as against the original. Code that computes with a string (parses it, slices it,
 formats it into a new one) sees a token instead, and replay says where that diverges.
 Numbers, booleans, object keys, ids, tool and policy names, the titles of questions (the
-agent's own words, which replay matches) and times are kept. The chain is the redacted events' own: its hashes prove nothing about
-the original run (a history file keeps the original head beside them).
+agent's own words, which replay matches) and times are kept. The chain is the redacted
+events' own: its hashes prove nothing about the original run (a history file keeps the
+original head beside them).
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ def test_a_redacted_run_is_a_chain_of_its_own() -> None:
     original = chained(CODEC, record())
     redacted = redact_run(CODEC, record())
     assert redacted != original
-    assert read_history(CODEC, write_history(CODEC, redacted)).head != read_history(
-        CODEC, write_history(CODEC, original)
-    ).head
+    assert (
+        read_history(CODEC, write_history(CODEC, redacted)).head
+        != read_history(CODEC, write_history(CODEC, original)).head
+    )

@@ -1,0 +1,242 @@
+"""`countersign replay | export | import`: re-run recorded runs against the code, take them home.
+
+    countersign replay RUN_ID --app examples.refund:app       # from the projections
+    countersign replay --file run.cshist --app examples.refund:app   # no Kafka, no PostgreSQL
+    countersign replay --all --status waiting --app new.module:app   # can I deploy?
+    countersign export RUN_ID -o run.cshist [--redact]
+    countersign import run.cshist                              # into the configured log
+
+Exit codes of `replay`: 0 the code replays the history identically (every run, with --all),
+3 it diverges (or a run would park: its version is not in the app), 1 an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from countersign import bootstrap, run_source
+from countersign.replay_debug import breakpoint_calls, debugger
+from countersign.replay_view import render_rerun, render_table
+from countersign.settings import Settings
+from engine.agent.app import App
+from engine.core.rerun import Rerun, RerunOptions, rerun
+from engine.errors import ConfigurationError
+from events.envelope import EventEnvelope, hash_encoded
+
+__all__ = ["EXIT_DIVERGES", "EXIT_IDENTICAL", "register"]
+
+EXIT_IDENTICAL = 0
+EXIT_DIVERGES = 3
+
+STATUSES = ("running", "waiting", "parked", "completed", "failed", "cancelled")
+
+
+def register(commands: Any) -> None:
+    replay = commands.add_parser(
+        "replay",
+        help="re-run recorded runs against the code (nothing runs); exit 3 when one diverges",
+        description="Re-run a recorded run against the given code: recorded results come "
+        "back, no tool, model or clock is touched. Prints every step and stops at the first "
+        "difference. Exit 0: identical; 3: diverges (or would park); 1: error.",
+    )
+    replay.add_argument("run_id", nargs="?", help="a run in the projections")
+    replay.add_argument("--app", required=True, help="module:attribute of the App to replay with")
+    replay.add_argument("--file", type=Path, help="a history file (countersign export)")
+    replay.add_argument("--all", action="store_true", help="every run (see --status, --since)")
+    replay.add_argument("--status", choices=STATUSES, help="with --all: runs in this status")
+    replay.add_argument("--since", help="with --all: runs started since (ISO time with zone)")
+    replay.add_argument("--until", type=int, metavar="SEQ", help="stop after event SEQ")
+    replay.add_argument("--agent-version", help="replay with this version of the agent")
+    replay.add_argument("--brief", action="store_true", help="the verdict only, not every step")
+    replay.add_argument("--json", action="store_true", help="machine-readable output")
+    replay.add_argument(
+        "--pdb",
+        action="store_true",
+        help="open the debugger in the agent's code: at --until SEQ, at a divergence, or at "
+        "the last call",
+    )
+    replay.add_argument(
+        "--break",
+        dest="breaks",
+        type=int,
+        action="append",
+        default=[],
+        metavar="SEQ",
+        help="open the debugger when the agent reaches event SEQ (repeatable)",
+    )
+    replay.set_defaults(handler=run_replay)
+
+    export = commands.add_parser("export", help="write a run's events to a history file")
+    export.add_argument("run_id")
+    export.add_argument("-o", "--output", type=Path, required=True, help="e.g. run.cshist")
+    export.add_argument(
+        "--redact", action="store_true", help="replace personal fields (input, arguments, ...)"
+    )
+    export.set_defaults(handler=run_export)
+
+    importing = commands.add_parser(
+        "import", help="append a history file's events, byte for byte, to the configured log"
+    )
+    importing.add_argument("file", type=Path)
+    importing.set_defaults(handler=run_import)
+
+
+# -- replay ---------------------------------------------------------------------------------------
+
+
+async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
+    if sum(bool(x) for x in (args.run_id, args.file, args.all)) != 1:
+        raise ConfigurationError("name a RUN_ID, or give --file FILE, or --all")
+    if (args.status or args.since) and not args.all:
+        raise ConfigurationError("--status and --since go with --all")
+    app = bootstrap.load_app(args.app)
+    codec = bootstrap.codec(settings)
+    if args.all:
+        return await _replay_all(settings, app, args)
+    if args.file is not None:
+        history = run_source.from_file(args.file, codec)
+        return _replay_one(app, list(history.events), args)
+    from countersign.cli_projections import live_store
+
+    async with live_store(settings) as store:
+        loaded = await run_source.from_projections(store, args.run_id, codec)
+    return _replay_one(app, list(loaded.events), args)
+
+
+def _replay_one(app: App, history: Sequence[EventEnvelope], args: argparse.Namespace) -> int:
+    options = RerunOptions(
+        until=args.until,
+        version=args.agent_version,
+        steps=not args.brief,
+        frames=args.until is not None,
+    )
+    if args.pdb or args.breaks:
+        options = _with_debugger(options, history, args)
+    report = rerun(app, history, options)
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        print(render_rerun(report, app=args.app, steps=not args.brief))
+    return EXIT_IDENTICAL if report.identical else EXIT_DIVERGES
+
+
+def _with_debugger(
+    options: RerunOptions, history: Sequence[EventEnvelope], args: argparse.Namespace
+) -> RerunOptions:
+    seqs = list(args.breaks)
+    if args.pdb and not seqs:
+        seqs = [args.until if args.until is not None else len(history) - 1]
+    try:
+        calls = breakpoint_calls(history, seqs)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    return RerunOptions(
+        until=options.until,
+        version=options.version,
+        steps=options.steps,
+        frames=options.frames,
+        pause_at=calls,
+        pause=debugger(),
+    )
+
+
+async def _replay_all(settings: Settings, app: App, args: argparse.Namespace) -> int:
+    from countersign.cli_projections import _since, live_store
+
+    since = _since(args.since)
+    started = time.perf_counter()
+    reports: list[Rerun] = []
+    refused: list[tuple[str, str]] = []
+    options = RerunOptions(version=args.agent_version, explain=3)
+    async with live_store(settings) as store:
+        async for loaded in run_source.many_from_projections(
+            store, bootstrap.codec(settings), status=args.status, since=since
+        ):
+            if isinstance(loaded, tuple):
+                refused.append(loaded)
+                continue
+            reports.append(rerun(app, loaded.events, options))
+    seconds = time.perf_counter() - started
+    if args.json:
+        runs = [{k: v for k, v in r.to_json().items() if k != "steps"} for r in reports]
+        unreadable = [{"run_id": run_id, "reason": why} for run_id, why in refused]
+        print(json.dumps({"runs": runs, "unreadable": unreadable, "seconds": round(seconds, 3)}))
+    else:
+        print(render_table(reports, refused, seconds))
+    clean = all(r.identical for r in reports) and not refused
+    return EXIT_IDENTICAL if clean else EXIT_DIVERGES
+
+
+# -- export / import ------------------------------------------------------------------------------
+
+
+async def run_export(settings: Settings, args: argparse.Namespace) -> int:
+    from countersign.cli_projections import live_store
+    from events.history_file import write_history
+    from events.redact import redact_run
+
+    codec = bootstrap.codec(settings)
+    async with live_store(settings) as store:
+        loaded = await run_source.from_projections(store, args.run_id, codec)
+    raws = list(loaded.raw)
+    origin_head = ""
+    if args.redact:
+        origin_head = hash_encoded(raws[-1])
+        raws = redact_run(codec, loaded.events)
+    data = write_history(codec, raws, redacted=args.redact, origin_head=origin_head)
+    _write_atomically(args.output, data)
+    redacted = ", personal fields redacted" if args.redact else ""
+    print(f"exported {len(raws)} events of run {args.run_id} to {args.output}{redacted}")
+    return 0
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+
+
+async def run_import(settings: Settings, args: argparse.Namespace) -> int:
+    from engine.log.port import Outgoing, partition_for
+
+    codec = bootstrap.codec(settings)
+    history = run_source.from_file(args.file, codec)
+    topics = bootstrap.topics(settings)
+    event_log = await bootstrap.open_log(settings, client_id="countersign-import")
+    try:
+        partition = partition_for(history.run_id, await event_log.partition_count(topics.runs))
+        async for record in event_log.read(topics.runs, partition, 0):
+            if record.key == history.run_id:
+                raise ConfigurationError(
+                    f"run {history.run_id} already has events in this log: import into a log "
+                    "that does not have it"
+                )
+        records = [
+            Outgoing(
+                topics.runs,
+                history.run_id,
+                raw,
+                partition,
+                headers=(codec.schema_header(raw),),
+            )
+            for raw in history.raw
+        ]
+        start = history.events[0].payload
+        command_id = getattr(start, "command_id", "")
+        records.append(Outgoing(topics.index, history.run_id, command_id.encode(), partition))
+        await event_log.publish(records)
+    finally:
+        await event_log.close()
+    print(
+        f"imported {len(history.raw)} events of run {history.run_id} "
+        f"(partition {partition}, head {history.head[:12]})",
+        file=sys.stdout,
+    )
+    return 0
