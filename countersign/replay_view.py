@@ -7,7 +7,7 @@ import linecache
 import os
 from collections.abc import Sequence
 
-from engine.core.divergence import CallView, Site
+from engine.core.divergence import CallShape, Site
 from engine.core.rerun import Rerun, Step
 from events.limits import clip
 from projections.describe import summarize
@@ -63,7 +63,7 @@ def _steps(steps: Sequence[Step]) -> list[str]:
     return out
 
 
-def _made(made: CallView, differs: bool) -> str:
+def _made(made: CallShape, differs: bool) -> str:
     mark = "✗ code makes" if differs else "✓ code makes"
     at = f"  ({where(made.site)})" if made.site is not None else ""
     return f"{mark} {made.describe()}{at}"
@@ -103,11 +103,11 @@ def _diverges(report: Rerun) -> list[str]:
     divergence = report.divergence
     if divergence is not None:
         recorded = divergence.recorded.describe() if divergence.recorded else "(no call)"
-        now = divergence.now.describe() if divergence.now else "(no call)"
+        now = divergence.new.describe() if divergence.new else "(no call)"
         out.append(f"  recorded  {recorded}")
         out.append(f"  now       {now}")
-        if divergence.now is not None and divergence.now.site is not None:
-            out.extend(_site_lines(divergence.now.site))
+        if divergence.new is not None and divergence.new.site is not None:
+            out.extend(_site_lines(divergence.new.site))
         out.extend(f"  changed   {change.describe()}" for change in divergence.changes)
         if divergence.more_changes:
             out.append(f"  changed   … and {divergence.more_changes} more")

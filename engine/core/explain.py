@@ -19,7 +19,7 @@ from typing import Literal, TypeAlias
 
 from engine.agent.app import AgentSpec, App
 from engine.agent.context import Call
-from engine.core.divergence import CallView, Divergence, compare, recorded_view
+from engine.core.divergence import CallShape, Divergence, compare, recorded_shape
 from engine.core.executor import Replayer, Services
 from engine.core.history import HistoryIndex
 from engine.core.limits import LIMIT_EXCEEDED
@@ -139,11 +139,11 @@ def trouble(
 def _tries(
     index: HistoryIndex, divergence: Divergence, made: Call | str | None, window: int
 ) -> list[_Try]:
-    n = divergence.call
+    n = divergence.step
     last = max(index.calls, default=-1)
     horizon = min(n + window, last)
-    now = divergence.now
-    view: Callable[[int], CallView] = lambda p: recorded_view(index.calls[p])  # noqa: E731
+    now = divergence.new
+    view: Callable[[int], CallShape] = lambda p: recorded_shape(index.calls[p])  # noqa: E731
     matching = [m for m in range(n + 1, horizon + 1) if m in index.calls and _fits(view(m), now)]
     earlier = [_moved_earlier(n, m, view) for m in matching]
     later = [_moved_later(n, k, view) for k in range(n + 1, horizon + 1) if n in index.calls]
@@ -157,11 +157,11 @@ def _tries(
     return [*earlier, *later, *added, *removed, *replaced]
 
 
-def _fits(recorded: CallView, now: CallView | None) -> bool:
+def _fits(recorded: CallShape, now: CallShape | None) -> bool:
     return now is not None and compare(0, recorded, now) is None
 
 
-def _moved_earlier(n: int, m: int, view: Callable[[int], CallView]) -> _Try:
+def _moved_earlier(n: int, m: int, view: Callable[[int], CallShape]) -> _Try:
     def where(c: int) -> int:
         return n if c == m else c + 1 if n <= c < m else c
 
@@ -174,7 +174,7 @@ def _moved_earlier(n: int, m: int, view: Callable[[int], CallView]) -> _Try:
     return _Try(where, affected=m, dropped=0, explanation=text)
 
 
-def _moved_later(n: int, k: int, view: Callable[[int], CallView]) -> _Try:
+def _moved_later(n: int, k: int, view: Callable[[int], CallShape]) -> _Try:
     def where(c: int) -> int:
         return k if c == n else c - 1 if n < c <= k else c
 
@@ -184,22 +184,24 @@ def _moved_later(n: int, k: int, view: Callable[[int], CallView]) -> _Try:
 
 
 def _moved(
-    moved: CallView, passed: CallView, was: int, now: int, way: Literal["earlier", "later"]
+    moved: CallShape, passed: CallShape, was: int, now: int, way: Literal["earlier", "later"]
 ) -> tuple[Cause, str]:
     """`moved`, recorded as call `was`, is made at `now`: before or after `passed`."""
     where = "before" if way == "earlier" else "after"
     if moved.kind == "interrupt":
         return "interrupt-moved", (
-            f"the {moved.describe()} moved {way}: recorded as call {was}, the code now asks it "
-            f"at call {now}, {where} the {passed.describe()}"
+            f"the {moved.describe()} moved {way}: recorded as step {was}, the code now asks it "
+            f"at step {now}, {where} the {passed.describe()}"
         )
     return "reordered", (
-        f"reordered: the {moved.describe()} (recorded as call {was}) now comes {where} the "
+        f"reordered: the {moved.describe()} (recorded as step {was}) now comes {where} the "
         f"{passed.describe()}"
     )
 
 
-def _added(n: int, made: Call | str, now: CallView, view: Callable[[int], CallView] | None) -> _Try:
+def _added(
+    n: int, made: Call | str, now: CallShape, view: Callable[[int], CallShape] | None
+) -> _Try:
     def text() -> tuple[Cause, str]:
         before = f", before the recorded {view(n).describe()}" if view is not None else ""
         return "added", f"a call was added: {now.describe()}{before}"
@@ -213,7 +215,7 @@ def _added(n: int, made: Call | str, now: CallView, view: Callable[[int], CallVi
     )
 
 
-def _removed(n: int, m: int, view: Callable[[int], CallView], now: CallView | None) -> _Try:
+def _removed(n: int, m: int, view: Callable[[int], CallShape], now: CallShape | None) -> _Try:
     def where(c: int) -> int | None:
         return None if n <= c < m else c - (m - n) if c >= m else c
 
@@ -227,7 +229,7 @@ def _removed(n: int, m: int, view: Callable[[int], CallView], now: CallView | No
     return _Try(where, affected=n, dropped=m - n, explanation=text)
 
 
-def _replaced(n: int, made: Call | str, now: CallView, view: Callable[[int], CallView]) -> _Try:
+def _replaced(n: int, made: Call | str, now: CallShape, view: Callable[[int], CallShape]) -> _Try:
     def text() -> tuple[Cause, str]:
         return "replaced", f"the {view(n).describe()} was replaced by the {now.describe()}"
 
@@ -241,15 +243,15 @@ def _replaced(n: int, made: Call | str, now: CallView, view: Callable[[int], Cal
 
 
 def _returns_early(divergence: Divergence, index: HistoryIndex) -> str:
-    n = divergence.call
+    n = divergence.step
     rest = [p for p in index.calls if p >= n]
-    missing = recorded_view(index.calls[min(rest)]).describe() if rest else "recorded calls"
+    missing = recorded_shape(index.calls[min(rest)]).describe() if rest else "recorded calls"
     if len(rest) > 1:
         return (
-            f"the agent now returns after call {n - 1}: the {missing} and {len(rest) - 1} more "
+            f"the agent now returns after step {n - 1}: the {missing} and {len(rest) - 1} more "
             "calls after it are no longer made"
         )
-    return f"the agent now returns after call {n - 1}: the {missing} is no longer made"
+    return f"the agent now returns after step {n - 1}: the {missing} is no longer made"
 
 
 def code_end(payloads: Sequence[RunEventPayload]) -> RunCompleted | RunFailed | None:

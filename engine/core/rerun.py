@@ -26,17 +26,17 @@ from typing import Any, Literal, TypeAlias
 from engine.agent.app import AgentSpec, App
 from engine.agent.context import Call, RunContext
 from engine.core.divergence import (
-    CallView,
+    CallShape,
     Divergence,
     Site,
     caller_frame,
     caller_site,
     compare,
     diff_args,
-    recorded_view,
+    recorded_shape,
+    shape_of_call,
     shown,
     site_of,
-    view_of_call,
 )
 from engine.core.executor import Advance, ExecuteTool, Replayer, Services
 from engine.core.explain import Cause, code_end, explain
@@ -97,7 +97,7 @@ class Step:
     seq: int
     envelope: EventEnvelope
     call: int | None
-    made: CallView | None
+    made: CallShape | None
     differs: bool
     state: RunState
 
@@ -251,7 +251,7 @@ class _Session:
         parked = next((e for e in advance.events if isinstance(e, RunParked)), None)
         if parked is not None and parked.reason == "non-determinism":
             divergence = self._call_divergence(parked.call)
-            seq = self._seq_of(divergence.call)
+            seq = self._seq_of(divergence.step)
             return _Found(seq, divergence.explanation, self.cause, divergence=divergence)
         if parked is not None:  # the app lacks a tool, or the agent awaited something else
             reason = f"{parked.reason}: {parked.actual}"
@@ -295,7 +295,7 @@ class _Session:
                 (p for p in self.index.calls if p >= position), default=position
             )
         rec = self.index.calls.get(recorded_position)
-        recorded = recorded_view(rec) if rec is not None else None
+        recorded = recorded_shape(rec) if rec is not None else None
         made = self.watch.view(position)
         divergence = compare(position, recorded, made) or compare(position, recorded, None)
         assert divergence is not None
@@ -342,7 +342,7 @@ class _Session:
             if call is not None and call not in seen:
                 seen.add(call)
                 made = self.watch.view(call)
-                differs = divergence is not None and call == divergence.call
+                differs = divergence is not None and call == divergence.step
             out.append(
                 Step(
                     seq=envelope.seq,
@@ -434,14 +434,14 @@ class _Watch:
         if self.want_sites:
             self.sites[position] = caller_site(frame)
 
-    def view(self, position: int) -> CallView | None:
+    def view(self, position: int) -> CallShape | None:
         call = self.calls.get(position)
         if call is None:
             return None
         site = self.sites.get(position)
         if isinstance(call, str):
-            return CallView(kind="value", name=call, site=site)
-        return view_of_call(call, site=site)
+            return CallShape("value", call, None, str(site) if site else "", "", site)
+        return shape_of_call(call, site=site)
 
     def diverged(self, position: int, frame: FrameType | None) -> None:
         """The call at `position` does not match the history: where it was made, always."""

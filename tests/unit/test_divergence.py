@@ -1,211 +1,83 @@
-"""The comparison of a recorded call with the call made now (engine.core.divergence)."""
+"""The divergence explanation a parked run carries: both calls, what differs, where, the fix."""
 
 from __future__ import annotations
 
-import sys
+import pytest
 
-from engine.agent.app import App
-from engine.agent.context import RunContext
-from engine.core.divergence import (
-    MAX_CHANGES,
-    ArgChange,
-    CallView,
-    caller_site,
-    compare,
-    diff_args,
-    recorded_view,
-    site_of,
-    view_of_call,
-)
-from engine.core.executor import Replayer, Services
-from engine.core.history import HistoryIndex
-from engine.errors import NonDeterminismError
-from events.approval import ApprovalRequest
-from events.json import Json, JsonObject, digest
-from events.run_events import InterruptRaised, RunStarted, ToolCallScheduled
-
-SERVICES = Services(clock_us=lambda: 0, new_uuid=lambda: "u", random=lambda: 0.5)
+from engine.core.divergence import ABSENT, ArgChange, CallShape, Divergence, diff_args
+from events.limits import MAX_ECHO_CHARS, MAX_ERROR_CHARS
 
 
-def _tool(name: str, args: JsonObject) -> CallView:
-    return CallView(kind="tool", name=name, digest=digest(args), args=args)
+def test_arguments_that_differ_are_listed_by_name_with_absent_ones_named() -> None:
+    changes = diff_args({"to": "ann", "n": 1, "same": [1]}, {"to": "bob", "same": [1], "cc": "x"})
 
-
-def test_the_same_call_matches() -> None:
-    assert compare(3, _tool("refund", {"amount": 1}), _tool("refund", {"amount": 1})) is None
-
-
-def test_other_arguments_are_listed_leaf_by_leaf() -> None:
-    recorded = _tool("refund", {"order_id": "A-17", "amount": 2400, "lines": [1, 2]})
-    now = _tool("refund", {"order_id": "A-17", "amount": 240, "lines": [1], "note": "x"})
-
-    divergence = compare(1, recorded, now)
-
-    assert divergence is not None
-    assert (divergence.kind, divergence.explanation) == (
-        "other-arguments",
-        "the arguments of refund changed",
+    assert changes == (
+        ArgChange("cc", ABSENT, '"x"'),
+        ArgChange("n", "1", ABSENT),
+        ArgChange("to", '"ann"', '"bob"'),
     )
-    assert [c.describe() for c in divergence.changes] == [
-        "amount: 2400 → 240",
-        "lines[1]: removed (was 2)",
-        'note: added "x"',
+
+
+def test_values_that_are_not_objects_differ_as_a_whole() -> None:
+    assert diff_args("Ship?", "Ship?") == ()
+    assert diff_args("Ship?", "Send?") == (ArgChange("(value)", '"Ship?"', '"Send?"'),)
+
+
+def test_same_call_other_arguments_points_at_unrecorded_values() -> None:
+    divergence = Divergence(
+        3,
+        CallShape("tool", "log_note", {"text": "n 17"}),
+        CallShape("tool", "log_note", {"text": "n 42"}, "agent.py:12 in run"),
+    )
+
+    text = divergence.explain("run-9")
+
+    assert text.splitlines() == [
+        "step 3 does not replay: the history has a different call there",
+        '  recorded: tool log_note {"text":"n 17"}',
+        '  now:      tool log_note {"text":"n 42"}',
+        "  arguments that differ:",
+        '    text: recorded "n 17", now "n 42"',
+        "  made at:  agent.py:12 in run",
+        f"likely fix: {divergence.hint()}",
+        "then resume the run (countersign runs resume-parked run-9) or cancel it",
     ]
-    assert divergence.summary().startswith("call 1: the arguments of refund changed (amount:")
+    assert "ctx.random(), ctx.now() and ctx.uuid()" in divergence.hint()
 
 
-def test_kinds_names_and_missing_sides_are_told_apart() -> None:
-    tool = _tool("lookup", {})
-    question = CallView(kind="interrupt", digest=digest("Ship?"), title="Ship?")
+@pytest.mark.parametrize(
+    ("new", "fix"),
+    [
+        (CallShape("tool", "refund", {"amount": 3}), "makes another call at this step"),
+        (CallShape("value", "now"), "makes another call at this step"),
+        (None, "now ends before this step"),
+    ],
+    ids=["other-tool", "value-for-tool", "returned"],
+)
+def test_another_call_or_none_points_at_versions_and_patches(
+    new: CallShape | None, fix: str
+) -> None:
+    divergence = Divergence(0, CallShape("tool", "lookup", {"id": 1}), new)
 
-    assert compare(0, tool, question).kind == "other-kind"  # type: ignore[union-attr]
-    assert compare(0, tool, _tool("notify", {})).kind == "other-name"  # type: ignore[union-attr]
-    assert compare(0, None, tool).kind == "new-call"  # type: ignore[union-attr]
-    assert compare(0, tool, None).kind == "missing-call"  # type: ignore[union-attr]
-    moved = compare(0, question, CallView(kind="interrupt", digest=digest("Go?"), title="Go?"))
-    assert moved is not None
-    assert moved.changes == (
-        ArgChange(path="title", change="changed", recorded="Ship?", now="Go?"),
-    )
+    assert fix in divergence.hint()
+    assert 'ctx.patched("change-id")' in divergence.hint()
+    assert "arguments that differ" not in divergence.explain()
+    shown = new.describe() if new is not None else "(no call)"
+    assert f"  now:      {shown}" in divergence.explain()
 
 
-def test_a_history_that_knows_only_a_digest_still_compares() -> None:
-    recorded = CallView(kind="tool", name="refund", digest=digest({"amount": 1}))
-    divergence = compare(0, recorded, _tool("refund", {"amount": 2}))
-    assert divergence is not None
+def test_huge_arguments_are_clipped_so_the_message_stays_bounded() -> None:
+    huge = {f"k{i}": "x" * 5_000 for i in range(50)}
+    divergence = Divergence(0, CallShape("tool", "t", huge), CallShape("tool", "t", {}))
+
+    text = divergence.explain()
+
+    assert len(text) <= MAX_ERROR_CHARS
+    assert all(len(line) < MAX_ECHO_CHARS + 60 for line in text.splitlines()[:3])
+
+
+def test_a_recorded_call_whose_arguments_were_not_kept_shows_no_diff() -> None:
+    divergence = Divergence(1, CallShape("tool", "t", None), CallShape("tool", "t", {"a": 1}))
+
     assert divergence.changes == ()
-    assert "arguments" in recorded.describe()
-    # A call refused for its arguments recorded neither name nor digest: anything of its kind.
-    assert compare(0, CallView(kind="tool"), _tool("refund", {"amount": 2})) is None
-
-
-def test_numbers_compare_as_json_and_booleans_are_not_numbers() -> None:
-    assert diff_args({"a": 1}, {"a": 1.0}) == ()
-    assert diff_args({"a": 1}, {"a": True}) == (
-        ArgChange(path="a", change="changed", recorded=1, now=True),
-    )
-
-
-def test_huge_and_deep_arguments_are_bounded() -> None:
-    old: Json = {f"k{i}": i for i in range(1000)}
-    new: Json = {f"k{i}": -i for i in range(1000)}
-    recorded, now = _tool("t", old), _tool("t", new)  # type: ignore[arg-type]
-
-    divergence = compare(0, recorded, now)
-
-    assert divergence is not None
-    assert len(divergence.changes) == MAX_CHANGES
-    assert divergence.more_changes == 1
-    deep_old: Json = 0
-    deep_new: Json = 1
-    for _ in range(5000):  # far past the recursion limit: the diff does not recurse
-        deep_old, deep_new = [deep_old], [deep_new]
-    [change] = diff_args(deep_old, deep_new)
-    assert change.path.endswith("[0]")
-    assert change.change == "changed"
-    assert len(CallView(kind="tool", name="t", args={"x": "y" * 10_000}).describe()) < 300
-
-
-def test_recorded_arguments_come_from_the_schedule_or_the_first_request() -> None:
-    args: JsonObject = {"amount": 2400}
-    index = HistoryIndex()
-    index.add(
-        ToolCallScheduled(
-            call=0,
-            tool="refund",
-            args={"amount": 10},  # an edit ran other arguments than the call's
-            args_digest=digest(args),
-            idempotency_key="k",
-            idempotent=False,
-        )
-    )
-    assert recorded_view(index.calls[0]).args is None
-    request = ApprovalRequest(kind="tool", title="refund", tool="refund", args=args)
-    index.add(InterruptRaised(call=0, interrupt_id="i", request=request))
-    assert recorded_view(index.calls[0]).args == args
-
-
-# -- the call site -----------------------------------------------------------------------------
-
-app = App("divergence")
-
-
-@app.tool()
-async def refund(amount: float) -> Json:
-    return {"amount": amount}
-
-
-@app.agent("a", version="1")
-async def agent(ctx: RunContext, input: JsonObject) -> Json:
-    result = await ctx.tool("refund", {"amount": input["amount"]})  # THE CALL
-    return result.value
-
-
-def _line(marker: str) -> int:
-    source = open(__file__, encoding="utf-8").read().splitlines()  # noqa: SIM115
-    return next(i for i, text in enumerate(source, 1) if marker in text and "_line(" not in text)
-
-
-def test_the_site_of_a_divergence_is_the_agent_line_that_made_the_call() -> None:
-    spec = app.find_agent("a")
-    assert spec is not None
-    started = RunStarted(input={"amount": 5}, requested_by="p", command_id="c")
-    replayer = Replayer(app, spec, "r", started, SERVICES)
-    replayer.feed(
-        [
-            ToolCallScheduled(
-                call=0,
-                tool="refund",
-                args={"amount": 7},
-                args_digest=digest({"amount": 7}),
-                idempotency_key="k",
-                idempotent=False,
-            )
-        ]
-    )
-    coro = spec.fn(replayer.context, started.input)
-    try:
-        coro.send(None)
-    except NonDeterminismError as exc:
-        site = site_of(exc.__traceback__)
-    else:  # pragma: no cover - the test fails below
-        site = None
-    finally:
-        coro.close()
-
-    assert site is not None
-    assert (site.file, site.line, site.function) == (__file__, _line("# THE CALL"), "agent")
-
-
-def test_the_caller_site_skips_engine_frames() -> None:
-    site = caller_site(sys._getframe())
-    assert site is not None
-    assert site.function.endswith("skips_engine_frames")
-
-
-class _Resolver:
-    replaying = False
-
-    def next_position(self) -> int:
-        return 0
-
-
-def test_a_call_being_made_is_viewed_with_its_arguments() -> None:
-    ctx = RunContext(_Resolver(), run_id="r", agent="a", agent_version="1", requested_by="p")  # type: ignore[arg-type]
-
-    tool = view_of_call(ctx.tool("refund", {"amount": 1}))
-    question = view_of_call(ctx.interrupt("Ship it?"))
-
-    assert (tool.kind, tool.name, tool.args, tool.digest) == (
-        "tool",
-        "refund",
-        {"amount": 1},
-        digest({"amount": 1}),
-    )
-    assert (question.kind, question.title, question.digest) == (
-        "interrupt",
-        "Ship it?",
-        digest("Ship it?"),
-    )
-    assert tool.describe() == "tool refund(amount=1)"
-    assert question.describe() == 'interrupt "Ship it?"'
+    assert "  recorded: tool t\n" in divergence.explain()

@@ -153,9 +153,9 @@ def test_the_recorded_code_replays_identically(history: list[EventEnvelope]) -> 
     assert report.effects == ()
     firsts = [step for step in report.steps if step.made is not None]
     assert [step.made.describe() for step in firsts][:3] == [  # type: ignore[union-attr]
-        'tool lookup(order_id="A-17")',
-        'interrupt "Why the refund?"',
-        'tool check(order_id="A-17")',
+        'tool lookup {"order_id":"A-17"}',
+        'question "Why the refund?"',
+        'tool check {"order_id":"A-17"}',
     ]
     assert not any(step.differs for step in report.steps)
     assert firsts[0].made.site is not None  # type: ignore[union-attr]
@@ -172,13 +172,13 @@ def test_a_tool_added() -> None:
     assert (report.outcome, report.cause) == ("diverges", "added")
     assert report.seq == first_seq(history, 2)  # where the run called check
     assert report.reason == (
-        'a call was added: tool check_fraud(order_id="A-17"), before the recorded '
-        'tool check(order_id="A-17")'
+        'a call was added: tool check_fraud {"order_id":"A-17"}, before the recorded '
+        'tool check {"order_id":"A-17"}'
     )
     assert report.divergence is not None
-    assert report.divergence.now is not None
-    assert report.divergence.now.site is not None
-    assert report.divergence.now.site.line == line_of(tool_added, "# ADDED")
+    assert report.divergence.new is not None
+    assert report.divergence.new.site is not None
+    assert report.divergence.new.site.line == line_of(tool_added, "# ADDED")
 
 
 def test_a_tool_removed() -> None:
@@ -190,10 +190,12 @@ def test_a_tool_removed() -> None:
         "removed",
         first_seq(history, 2),
     )
-    assert report.reason.startswith('the tool check(order_id="A-17") was removed; it goes on with')
+    assert report.reason.startswith(
+        'the tool check {"order_id":"A-17"} was removed; it goes on with'
+    )
     assert report.divergence is not None
-    assert report.divergence.now is not None
-    assert report.divergence.now.site.line == line_of(tool_removed, "# GOES ON")  # type: ignore[union-attr]
+    assert report.divergence.new is not None
+    assert report.divergence.new.site.line == line_of(tool_removed, "# GOES ON")  # type: ignore[union-attr]
 
 
 def test_calls_reordered() -> None:
@@ -206,10 +208,10 @@ def test_calls_reordered() -> None:
         first_seq(history, 0),
     )
     assert report.reason == (
-        'reordered: the tool check(order_id="A-17") (recorded as call 2) now comes before the '
-        'tool lookup(order_id="A-17")'
+        'reordered: the tool check {"order_id":"A-17"} (recorded as step 2) now comes before the '
+        'tool lookup {"order_id":"A-17"}'
     )
-    assert report.divergence.now.site.line == line_of(reordered, "# NOW FIRST")  # type: ignore[union-attr]
+    assert report.divergence.new.site.line == line_of(reordered, "# NOW FIRST")  # type: ignore[union-attr]
 
 
 async def asks_first(ctx: RunContext, input: JsonObject) -> Json:
@@ -227,8 +229,8 @@ def test_an_interrupt_moved_earlier() -> None:
 
     assert (report.cause, report.seq) == ("interrupt-moved", first_seq(history, 0))
     assert report.reason == (
-        'the interrupt "Why the refund?" moved earlier: recorded as call 1, the code now asks '
-        'it at call 0, before the tool lookup(order_id="A-17")'
+        'the question "Why the refund?" moved earlier: recorded as step 1, the code now asks '
+        'it at step 0, before the tool lookup {"order_id":"A-17"}'
     )
 
 
@@ -245,7 +247,7 @@ def test_arguments_changed() -> None:
     assert [c.describe() for c in report.divergence.changes] == ["amount: 2400 → 2160.0"]
     assert report.divergence.recorded is not None
     assert report.divergence.recorded.args == {"order_id": "A-17", "amount": 2400}
-    assert report.divergence.now.site.line == line_of(arguments_changed, "# ARGS")  # type: ignore[union-attr]
+    assert report.divergence.new.site.line == line_of(arguments_changed, "# ARGS")  # type: ignore[union-attr]
 
 
 def test_an_interrupt_moved_later() -> None:
@@ -258,8 +260,8 @@ def test_an_interrupt_moved_later() -> None:
         first_seq(history, 1),
     )
     assert report.reason == (
-        'the interrupt "Why the refund?" moved later: recorded as call 1, the code now asks it '
-        'at call 2, after the tool check(order_id="A-17")'
+        'the question "Why the refund?" moved later: recorded as step 1, the code now asks it '
+        'at step 2, after the tool check {"order_id":"A-17"}'
     )
 
 
@@ -300,7 +302,7 @@ def test_another_output_is_a_divergence_at_the_end() -> None:
     report = rerun(make_app(returns_other), history)
 
     assert (report.outcome, report.cause, report.seq) == ("diverges", "ending", len(history) - 1)
-    assert 'note: added "new"' in report.reason
+    assert 'note: (absent) → "new"' in report.reason
 
 
 def test_agent_code_that_raises_is_reported_with_its_line() -> None:
@@ -318,7 +320,7 @@ def test_a_completed_run_whose_code_now_goes_on() -> None:
     report = rerun(make_app(goes_on), history)
 
     assert (report.outcome, report.cause, report.seq) == ("diverges", "added", len(history) - 1)
-    assert report.reason.endswith('the code now goes on: tool notify(text="done", to="ops")')
+    assert report.reason.endswith('the code now goes on: tool notify {"text":"done","to":"ops"}')
 
 
 def test_until_stops_there_and_shows_where_the_agent_waits() -> None:
