@@ -52,6 +52,7 @@ def test_today_is_release_2_and_every_schema_is_released() -> None:
         "countersign.events.QuarantineLifted",
         "countersign.commands.LiftQuarantine",
         "countersign.approvals.QuarantineNotified",
+        "countersign.internal.Checkpoint",
     }
 
 
