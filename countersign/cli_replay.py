@@ -13,10 +13,12 @@ Exit codes of `replay`: 0 the code replays the history identically (every run, w
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import os
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,11 @@ from countersign.settings import Settings
 from engine.agent.app import App
 from engine.core.rerun import Rerun, RerunOptions, rerun
 from engine.errors import ConfigurationError
+from events.codec import Codec
+from events.commands import ForkRun
 from events.envelope import EventEnvelope, hash_encoded
+from events.notices import DecisionOutcome
+from events.run_events import ToolMode
 
 __all__ = ["EXIT_DIVERGES", "EXIT_IDENTICAL", "register"]
 
@@ -80,6 +86,31 @@ def register(commands: Any) -> None:
         "--redact", action="store_true", help="replace personal fields (input, arguments, ...)"
     )
     export.set_defaults(handler=run_export)
+
+    fork = commands.add_parser(
+        "fork",
+        help="start a new run from a run's history up to an interrupt, to try another decision",
+        description="The fork's history is the run's events up to the interrupt (recorded as "
+        "forked from RUN_ID@SEQ); a decision on its copy of the interrupt lets it go on. By "
+        "default no tool runs for real (dry run: recorded or stand-in results, ctx.dry_run).",
+    )
+    fork.add_argument("run_id", help="the run to fork (read from the projections)")
+    fork.add_argument("--at", required=True, metavar="INTERRUPT_ID", help="fork at this interrupt")
+    fork.add_argument("--decide", choices=["approve", "edit", "reject", "respond"])
+    fork.add_argument("--by", default=None, help="who forks and decides (default: $USER)")
+    fork.add_argument("--reason", default="")
+    fork.add_argument("--args", default=None, help="edit: the new arguments (JSON object)")
+    fork.add_argument("--response", default=None, help="respond: the answer (JSON)")
+    fork.add_argument(
+        "--live", action="store_true", help="run idempotent tools for real (others refused)"
+    )
+    fork.add_argument("--yes", action="store_true", help="with --live: run every tool for real")
+    fork.add_argument(
+        "--wait", type=float, nargs="?", const=30.0, default=None, metavar="SECONDS",
+        help="wait for the decision's outcome",
+    )  # fmt: skip
+    fork.add_argument("--json", action="store_true")
+    fork.set_defaults(handler=run_fork)
 
     importing = commands.add_parser(
         "import", help="append a history file's events, byte for byte, to the configured log"
@@ -240,3 +271,106 @@ async def run_import(settings: Settings, args: argparse.Namespace) -> int:
         file=sys.stdout,
     )
     return 0
+
+
+# -- fork -----------------------------------------------------------------------------------------
+
+
+async def run_fork(settings: Settings, args: argparse.Namespace) -> int:
+    from countersign.cli_projections import live_store
+
+    if args.yes and not args.live:
+        raise ConfigurationError("--yes goes with --live")
+    mode: ToolMode = ("live" if args.yes else "idempotent") if args.live else "dry-run"
+    codec = bootstrap.codec(settings)
+    async with live_store(settings) as store:
+        origin = await run_source.from_projections(store, args.run_id, codec)
+    event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
+    try:
+        fork, outcome = await _fork(event_log, settings, codec, origin, mode, args)
+    finally:
+        await event_log.close()
+    _print_fork(fork, mode, outcome, args)
+    return 0 if outcome is None or outcome.accepted else 2
+
+
+async def _fork(
+    event_log: Any,
+    settings: Settings,
+    codec: Codec,
+    origin: run_source.LoadedRun,
+    mode: ToolMode,
+    args: argparse.Namespace,
+) -> tuple[ForkRun, DecisionOutcome | None]:
+    """Publish the fork, and the decision on its interrupt if one is asked for."""
+    from consumers.publisher import CommandPublisher
+    from countersign.cli_runs import decision_fields
+    from engine.core.forking import colocated_id, fork_command, fork_interrupt_id
+
+    edited, response = decision_fields(args) if args.decide else (None, None)
+    by = args.by or getpass.getuser()
+    topics = bootstrap.topics(settings)
+    partitions = await event_log.partition_count(topics.runs)
+    fork_id = colocated_id(args.run_id, partitions, lambda: str(uuid.uuid4()))
+    try:
+        command = fork_command(
+            origin.events,
+            origin.raw,
+            at_interrupt=args.at,
+            fork_id=fork_id,
+            requested_by=by,
+            tool_mode=mode,
+            command_id=str(uuid.uuid4()),
+            issued_at_us=time.time_ns() // 1000,
+        )
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    publisher = CommandPublisher(event_log, topics, codec)
+    await publisher.publish(command)
+    if not args.decide:
+        return command, None
+    position = await publisher.outcome_position(fork_id) if args.wait else None
+    decision_id = await publisher.submit_decision(
+        fork_id,
+        fork_interrupt_id(fork_id, args.at),
+        args.decide,
+        decided_by=by,
+        reason=args.reason,
+        edited_args=edited,
+        response=response,
+    )
+    if position is None:
+        return command, None
+    return command, await publisher.wait_for_outcome(decision_id, position, args.wait)
+
+
+def _print_fork(
+    fork: ForkRun, mode: ToolMode, outcome: DecisionOutcome | None, args: argparse.Namespace
+) -> None:
+    from engine.core.forking import fork_interrupt_id
+
+    seq = len(fork.prefix) - 1
+    interrupt_id = fork_interrupt_id(fork.run_id, fork.at_interrupt)
+    status = None
+    if outcome is not None:
+        status = outcome.status or ("accepted" if outcome.accepted else "refused")
+    if args.json:
+        shown = {
+            "run_id": fork.run_id,
+            "forked_from": fork.origin_run_id,
+            "forked_at": seq,
+            "interrupt_id": interrupt_id,
+            "tool_mode": mode,
+            "decision": status,
+            "reason": None if outcome is None else outcome.reason,
+        }
+        print(json.dumps(shown))
+        return
+    print(
+        f"{fork.run_id} forked from {fork.origin_run_id}@{seq} ({mode}); interrupt {interrupt_id}"
+    )
+    if mode == "idempotent":
+        print("live fork: idempotent tools run for real, others are refused (--yes runs them)")
+    if outcome is not None:
+        detail = f": {outcome.reason}" if outcome.reason and not outcome.accepted else ""
+        print(f"decision {status}{detail}")

@@ -91,11 +91,18 @@ async def start_run(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
+def decision_fields(args: argparse.Namespace) -> tuple[JsonObject | None, Json]:
+    """A decision's edited arguments and response, from --args and --response."""
     edited = _json_object(args.args, "--args") if args.args is not None else None
-    if args.kind == "edit" and edited is None:
+    kind = getattr(args, "kind", None) or getattr(args, "decide", None)
+    if kind == "edit" and edited is None:
         raise ConfigurationError("an edit needs --args '{...}' with the new arguments")
     response = _json_arg(args.response, "--response") if args.response is not None else None
+    return edited, response
+
+
+async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
+    edited, response = decision_fields(args)
     event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
     try:
         publisher = CommandPublisher(
