@@ -112,6 +112,15 @@ def register(commands: Any) -> None:
     fork.add_argument("--json", action="store_true")
     fork.set_defaults(handler=run_fork)
 
+    timeline = commands.add_parser(
+        "timeline",
+        help="a run as a timeline: when, how long after the step before, who, what",
+    )
+    timeline.add_argument("run_id", nargs="?", help="a run in the projections")
+    timeline.add_argument("--file", type=Path, help="a history file instead")
+    timeline.add_argument("--html", type=Path, metavar="OUT", help="write a self-contained page")
+    timeline.set_defaults(handler=run_timeline)
+
     importing = commands.add_parser(
         "import", help="append a history file's events, byte for byte, to the configured log"
     )
@@ -203,6 +212,30 @@ async def _replay_all(settings: Settings, app: App, args: argparse.Namespace) ->
         print(render_table(reports, refused, seconds))
     clean = all(r.identical for r in reports) and not refused
     return EXIT_IDENTICAL if clean else EXIT_DIVERGES
+
+
+# -- timeline -------------------------------------------------------------------------------------
+
+
+async def run_timeline(settings: Settings, args: argparse.Namespace) -> int:
+    from countersign.timeline_view import render_html, render_text
+
+    if bool(args.run_id) == bool(args.file):
+        raise ConfigurationError("name a RUN_ID, or give --file FILE")
+    codec = bootstrap.codec(settings)
+    if args.file is not None:
+        events = list(run_source.from_file(args.file, codec).events)
+    else:
+        from countersign.cli_projections import live_store
+
+        async with live_store(settings) as store:
+            events = list((await run_source.from_projections(store, args.run_id, codec)).events)
+    if args.html is None:
+        print(render_text(events))
+        return 0
+    _write_atomically(args.html, render_html(events).encode())
+    print(f"wrote the timeline of run {events[0].run_id} ({len(events)} events) to {args.html}")
+    return 0
 
 
 # -- export / import ------------------------------------------------------------------------------
