@@ -194,7 +194,7 @@ async def _replay_all(settings: Settings, app: App, args: argparse.Namespace) ->
     started = time.perf_counter()
     reports: list[Rerun] = []
     refused: list[tuple[str, str]] = []
-    options = RerunOptions(version=args.agent_version, explain=3)
+    options = RerunOptions(version=args.agent_version, explain=3, state=False)
     async with live_store(settings) as store:
         async for loaded in run_source.many_from_projections(
             store, bootstrap.codec(settings), status=args.status, since=since

@@ -82,15 +82,6 @@ class Codec:
         writer = self._by_fingerprint.get(bytes(fingerprint))
         return None if writer is None else writer.schema.raw
 
-    def body_end(self, fingerprint: bytes, data: bytes, start: int) -> int:
-        """Where the Avro body written with `fingerprint`'s schema that starts at `start`
-        ends: the bounds walk, which refuses what fastavro would misread. `UnknownSchema`
-        for a fingerprint this release does not read; `DecodeError` for bad bytes."""
-        writer = self._by_fingerprint.get(bytes(fingerprint))
-        if writer is None:
-            raise UnknownSchema(f"no schema with fingerprint {bytes(fingerprint).hex()}")
-        return walk(writer.walk, data, start)
-
     # -- encoding -----------------------------------------------------------------------------
 
     def encode(self, message: Message) -> bytes:
@@ -152,6 +143,27 @@ class Codec:
         end = walk(writer.walk, data, start)
         if end != len(data):
             raise DecodeError(f"{len(data) - end} trailing bytes after a {writer.name} record")
+        return self._message(writer, data, start)
+
+    def decode_event_body(
+        self, fingerprint: bytes, data: bytes, start: int
+    ) -> tuple[EventEnvelope, int]:
+        """A run event whose Avro body, written with `fingerprint`'s schema, starts at `start`
+        in `data` (one of many records, as in a history file): the event, checked as `decode`
+        checks it, and where its body ends. `UnknownSchema` for a fingerprint this release
+        does not read."""
+        writer = self._by_fingerprint.get(bytes(fingerprint))
+        if writer is None:
+            raise UnknownSchema(f"no schema with fingerprint {bytes(fingerprint).hex()}")
+        end = walk(writer.walk, data, start)
+        if HEADER_LEN + end - start > self.max_message_bytes:
+            raise MessageTooLarge(f"a record of {end - start} bytes is over the record limit")
+        message = self._message(writer, data, start)
+        if not isinstance(message, EventEnvelope):
+            raise DecodeError(f"expected a run event, got {writer.name}")
+        return message, end
+
+    def _message(self, writer: Writer, data: bytes, start: int) -> Message:
         record = self._read(writer, data, start)
         target = writer.target
         try:

@@ -124,11 +124,7 @@ def read_history(codec: Codec, data: bytes, *, max_events: int = MAX_EVENTS) -> 
         raise HistoryFileError(str(exc)) from exc
     meta = container.metadata
     fingerprints = _header(codec, meta)
-    raws = _records(codec, container.blocks, fingerprints)
-    try:
-        events = [codec.decode_event(raw) for raw in raws]
-    except DecodeError as exc:
-        raise HistoryFileError(f"an event does not decode: {exc}") from exc
+    events, raws = _records(codec, container.blocks, fingerprints)
     problem = chain_problem(events, raws)
     if problem:
         raise HistoryFileError(problem)
@@ -236,8 +232,10 @@ def _header(codec: Codec, meta: Mapping[str, bytes]) -> list[bytes]:
 
 def _records(
     codec: Codec, blocks: Sequence[tuple[int, bytes]], fingerprints: Sequence[bytes]
-) -> list[bytes]:
-    raws = []
+) -> tuple[list[EventEnvelope], list[bytes]]:
+    """Each record's event (bounds-walked and decoded once) and its bytes as the log held
+    them (the single-object header, then the body)."""
+    events, raws = [], []
     for count, data in blocks:
         pos = 0
         for _ in range(count):
@@ -248,14 +246,18 @@ def _records(
             if not 0 <= branch < len(fingerprints):
                 raise HistoryFileError(f"a record names union branch {branch}")
             fp = fingerprints[branch]
-            end = codec.body_end(fp, data, pos)
+            try:
+                event, end = codec.decode_event_body(fp, data, pos)
+            except DecodeError as exc:
+                raise HistoryFileError(f"an event does not decode: {exc}") from exc
+            events.append(event)
             raws.append(MAGIC + fp + data[pos:end])
             pos = end
         if pos != len(data):
             raise HistoryFileError(f"{len(data) - pos} bytes after a block's {count} records")
     if not raws:
         raise HistoryFileError("the file holds no events")
-    return raws
+    return events, raws
 
 
 def _text(meta: Mapping[str, bytes], key: str) -> str:

@@ -83,6 +83,8 @@ class RerunOptions:
     """List every event with the call the code made there (and where it made it)."""
     frames: bool = False
     """Say where the agent waits at the end, with its local variables."""
+    state: bool = True
+    """Fold the run's state (its status and open interrupts); off to check many runs fast."""
     explain: int = 20
     """How far (in calls) to look for what moved when the code diverges; 0: do not look."""
     pause_at: frozenset[int] = frozenset()
@@ -185,7 +187,7 @@ def rerun(app: App, history: Sequence[EventEnvelope], options: RerunOptions | No
     if options.until is not None:
         history = history[: options.until + 1]
     first = history[0]
-    state = _fold(history)
+    state = _fold(history) if options.state else None
     base = Rerun(
         run_id=first.run_id,
         agent=first.agent,
