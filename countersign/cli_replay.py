@@ -16,7 +16,6 @@ import argparse
 import getpass
 import json
 import os
-import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -24,13 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from countersign import bootstrap, run_source
+from countersign.cli_options import wait_option
 from countersign.replay_debug import breakpoint_calls, debugger
 from countersign.replay_view import render_rerun, render_table
 from countersign.settings import Settings
 from engine.agent.app import App
 from engine.core.rerun import Rerun, RerunOptions, rerun
 from engine.errors import ConfigurationError
-from events.codec import Codec
 from events.commands import ForkRun
 from events.envelope import EventEnvelope, hash_encoded
 from events.notices import DecisionOutcome
@@ -105,10 +104,7 @@ def register(commands: Any) -> None:
         "--live", action="store_true", help="run idempotent tools for real (others refused)"
     )
     fork.add_argument("--yes", action="store_true", help="with --live: run every tool for real")
-    fork.add_argument(
-        "--wait", type=float, nargs="?", const=30.0, default=None, metavar="SECONDS",
-        help="wait for the decision's outcome",
-    )  # fmt: skip
+    wait_option(fork, "for the decision's outcome")
     fork.add_argument("--json", action="store_true")
     fork.set_defaults(handler=run_fork)
 
@@ -143,9 +139,7 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     if args.file is not None:
         history = run_source.from_file(args.file, codec)
         return _replay_one(app, list(history.events), args)
-    from countersign.cli_projections import live_store
-
-    async with live_store(settings) as store:
+    async with bootstrap.read_side(settings) as store:
         loaded = await run_source.from_projections(store, args.run_id, codec)
     return _replay_one(app, list(loaded.events), args)
 
@@ -188,14 +182,14 @@ def _with_debugger(
 
 
 async def _replay_all(settings: Settings, app: App, args: argparse.Namespace) -> int:
-    from countersign.cli_projections import _since, live_store
+    from countersign.cli_projections import _since
 
     since = _since(args.since)
     started = time.perf_counter()
     reports: list[Rerun] = []
     refused: list[tuple[str, str]] = []
     options = RerunOptions(version=args.agent_version, explain=3, state=False)
-    async with live_store(settings) as store:
+    async with bootstrap.read_side(settings) as store:
         async for loaded in run_source.many_from_projections(
             store, bootstrap.codec(settings), status=args.status, since=since
         ):
@@ -226,9 +220,7 @@ async def run_timeline(settings: Settings, args: argparse.Namespace) -> int:
     if args.file is not None:
         events = list(run_source.from_file(args.file, codec).events)
     else:
-        from countersign.cli_projections import live_store
-
-        async with live_store(settings) as store:
+        async with bootstrap.read_side(settings) as store:
             events = list((await run_source.from_projections(store, args.run_id, codec)).events)
     if args.html is None:
         print(render_text(events))
@@ -242,12 +234,11 @@ async def run_timeline(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_export(settings: Settings, args: argparse.Namespace) -> int:
-    from countersign.cli_projections import live_store
     from events.history_file import write_history
     from events.redact import redact_run
 
     codec = bootstrap.codec(settings)
-    async with live_store(settings) as store:
+    async with bootstrap.read_side(settings) as store:
         loaded = await run_source.from_projections(store, args.run_id, codec)
     raws = list(loaded.raw)
     origin_head = ""
@@ -272,9 +263,8 @@ async def run_import(settings: Settings, args: argparse.Namespace) -> int:
 
     codec = bootstrap.codec(settings)
     history = run_source.from_file(args.file, codec)
-    topics = bootstrap.topics(settings)
-    event_log = await bootstrap.open_log(settings, client_id="countersign-import")
-    try:
+    async with bootstrap.connected(settings, client_id="countersign-import") as runtime:
+        event_log, topics = runtime.log, runtime.topics
         partition = partition_for(history.run_id, await event_log.partition_count(topics.runs))
         async for record in event_log.read(topics.runs, partition, 0):
             if record.key == history.run_id:
@@ -283,25 +273,16 @@ async def run_import(settings: Settings, args: argparse.Namespace) -> int:
                     "that does not have it"
                 )
         records = [
-            Outgoing(
-                topics.runs,
-                history.run_id,
-                raw,
-                partition,
-                headers=(codec.schema_header(raw),),
-            )
+            Outgoing(topics.runs, history.run_id, raw, partition, (codec.schema_header(raw),))
             for raw in history.raw
         ]
         start = history.events[0].payload
         command_id = getattr(start, "command_id", "")
         records.append(Outgoing(topics.index, history.run_id, command_id.encode(), partition))
         await event_log.publish(records)
-    finally:
-        await event_log.close()
     print(
         f"imported {len(history.raw)} events of run {history.run_id} "
-        f"(partition {partition}, head {history.head[:12]})",
-        file=sys.stdout,
+        f"(partition {partition}, head {history.head[:12]})"
     )
     return 0
 
@@ -310,40 +291,31 @@ async def run_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_fork(settings: Settings, args: argparse.Namespace) -> int:
-    from countersign.cli_projections import live_store
-
     if args.yes and not args.live:
         raise ConfigurationError("--yes goes with --live")
     mode: ToolMode = ("live" if args.yes else "idempotent") if args.live else "dry-run"
     codec = bootstrap.codec(settings)
-    async with live_store(settings) as store:
+    async with bootstrap.read_side(settings) as store:
         origin = await run_source.from_projections(store, args.run_id, codec)
-    event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
-    try:
-        fork, outcome = await _fork(event_log, settings, codec, origin, mode, args)
-    finally:
-        await event_log.close()
+    async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
+        fork, outcome = await _fork(runtime, origin, mode, args)
     _print_fork(fork, mode, outcome, args)
     return 0 if outcome is None or outcome.accepted else 2
 
 
 async def _fork(
-    event_log: Any,
-    settings: Settings,
-    codec: Codec,
+    runtime: bootstrap.Runtime,
     origin: run_source.LoadedRun,
     mode: ToolMode,
     args: argparse.Namespace,
 ) -> tuple[ForkRun, DecisionOutcome | None]:
     """Publish the fork, and the decision on its interrupt if one is asked for."""
-    from consumers.publisher import CommandPublisher
     from countersign.cli_runs import decision_fields
     from engine.core.forking import colocated_id, fork_command, fork_interrupt_id
 
     edited, response = decision_fields(args) if args.decide else (None, None)
     by = args.by or getpass.getuser()
-    topics = bootstrap.topics(settings)
-    partitions = await event_log.partition_count(topics.runs)
+    partitions = await runtime.log.partition_count(runtime.topics.runs)
     fork_id = colocated_id(args.run_id, partitions, lambda: str(uuid.uuid4()))
     try:
         command = fork_command(
@@ -358,7 +330,7 @@ async def _fork(
         )
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
-    publisher = CommandPublisher(event_log, topics, codec)
+    publisher = runtime.publisher()
     await publisher.publish(command)
     if not args.decide:
         return command, None
