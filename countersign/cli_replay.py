@@ -24,6 +24,7 @@ from typing import Any
 
 from countersign import bootstrap, run_source
 from countersign.cli_options import wait_option
+from countersign.render import clean
 from countersign.replay_debug import breakpoint_calls, debugger
 from countersign.replay_view import render_rerun, render_table
 from countersign.settings import Settings
@@ -84,6 +85,7 @@ def register(commands: Any) -> None:
     export.add_argument(
         "--redact", action="store_true", help="replace personal fields (input, arguments, ...)"
     )
+    export.add_argument("--json", action="store_true", help="machine-readable output")
     export.set_defaults(handler=run_export)
 
     fork = commands.add_parser(
@@ -115,12 +117,14 @@ def register(commands: Any) -> None:
     timeline.add_argument("run_id", nargs="?", help="a run in the projections")
     timeline.add_argument("--file", type=Path, help="a history file instead")
     timeline.add_argument("--html", type=Path, metavar="OUT", help="write a self-contained page")
+    timeline.add_argument("--json", action="store_true", help="machine-readable output")
     timeline.set_defaults(handler=run_timeline)
 
     importing = commands.add_parser(
         "import", help="append a history file's events, byte for byte, to the configured log"
     )
     importing.add_argument("file", type=Path)
+    importing.add_argument("--json", action="store_true", help="machine-readable output")
     importing.set_defaults(handler=run_import)
 
 
@@ -157,8 +161,13 @@ def _replay_one(app: App, history: Sequence[EventEnvelope], args: argparse.Names
     if args.json:
         print(json.dumps(report.to_json(), ensure_ascii=False))
     else:
-        print(render_rerun(report, app=args.app, steps=not args.brief))
+        print(_safe(render_rerun(report, app=args.app, steps=not args.brief)))
     return EXIT_IDENTICAL if report.identical else EXIT_DIVERGES
+
+
+def _safe(text: str) -> str:
+    """Text for the terminal: whatever the events hold, no control character gets through."""
+    return "\n".join(clean(line) for line in text.split("\n"))
 
 
 def _with_debugger(
@@ -203,7 +212,7 @@ async def _replay_all(settings: Settings, app: App, args: argparse.Namespace) ->
         unreadable = [{"run_id": run_id, "reason": why} for run_id, why in refused]
         print(json.dumps({"runs": runs, "unreadable": unreadable, "seconds": round(seconds, 3)}))
     else:
-        print(render_table(reports, refused, seconds))
+        print(_safe(render_table(reports, refused, seconds)))
     clean = all(r.identical for r in reports) and not refused
     return EXIT_IDENTICAL if clean else EXIT_DIVERGES
 
@@ -212,7 +221,7 @@ async def _replay_all(settings: Settings, app: App, args: argparse.Namespace) ->
 
 
 async def run_timeline(settings: Settings, args: argparse.Namespace) -> int:
-    from countersign.timeline_view import render_html, render_text
+    from countersign.timeline_view import render_html, render_text, timeline_rows
 
     if bool(args.run_id) == bool(args.file):
         raise ConfigurationError("name a RUN_ID, or give --file FILE")
@@ -222,11 +231,16 @@ async def run_timeline(settings: Settings, args: argparse.Namespace) -> int:
     else:
         async with bootstrap.read_side(settings) as store:
             events = list((await run_source.from_projections(store, args.run_id, codec)).events)
+    if args.json:
+        print(json.dumps([row.to_json() for row in timeline_rows(events)], ensure_ascii=False))
+        return 0
     if args.html is None:
-        print(render_text(events))
+        print(_safe(render_text(events)))
         return 0
     _write_atomically(args.html, render_html(events).encode())
-    print(f"wrote the timeline of run {events[0].run_id} ({len(events)} events) to {args.html}")
+    print(
+        _safe(f"wrote the timeline of run {events[0].run_id} ({len(events)} events) to {args.html}")
+    )
     return 0
 
 
@@ -247,6 +261,10 @@ async def run_export(settings: Settings, args: argparse.Namespace) -> int:
         raws = redact_run(codec, loaded.events)
     data = write_history(codec, raws, redacted=args.redact, origin_head=origin_head)
     _write_atomically(args.output, data)
+    done = {"run_id": args.run_id, "file": str(args.output), "events": len(raws)}
+    if args.json:
+        print(json.dumps({**done, "redacted": args.redact, "bytes": len(data)}))
+        return 0
     redacted = ", personal fields redacted" if args.redact else ""
     print(f"exported {len(raws)} events of run {args.run_id} to {args.output}{redacted}")
     return 0
@@ -280,6 +298,10 @@ async def run_import(settings: Settings, args: argparse.Namespace) -> int:
         command_id = getattr(start, "command_id", "")
         records.append(Outgoing(topics.index, history.run_id, command_id.encode(), partition))
         await event_log.publish(records)
+    if args.json:
+        done = {"run_id": history.run_id, "events": len(history.raw), "partition": partition}
+        print(json.dumps({**done, "head": history.head}))
+        return 0
     print(
         f"imported {len(history.raw)} events of run {history.run_id} "
         f"(partition {partition}, head {history.head[:12]})"
@@ -378,4 +400,4 @@ def _print_fork(
         print("live fork: idempotent tools run for real, others are refused (--yes runs them)")
     if outcome is not None:
         detail = f": {outcome.reason}" if outcome.reason and not outcome.accepted else ""
-        print(f"decision {status}{detail}")
+        print(_safe(f"decision {status}{detail}"))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from events.envelope import EventEnvelope
+from events.json import JsonObject
 from events.limits import clip
 from events.run_events import (
     DecisionAccepted,
@@ -50,6 +51,16 @@ class TimelineRow:
     summary: str
     payload: str
     """The payload as indented JSON, clipped."""
+
+    def to_json(self) -> JsonObject:
+        return {
+            "seq": self.seq,
+            "at": self.at.isoformat(),
+            "after_s": self.after_s,
+            "type": self.type,
+            "actor": self.actor,
+            "summary": self.summary,
+        }
 
 
 def timeline_rows(events: Sequence[EventEnvelope]) -> list[TimelineRow]:

@@ -119,3 +119,30 @@ def test_pdb_stops_at_the_divergence_in_the_changed_code() -> None:
     assert "tests/replay_variants.py(" in out
     assert "refund_rounding_down()" in out
     assert "(Pdb) 2160.0" in out
+
+
+def test_values_from_a_history_cannot_drive_the_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dataclasses import replace
+
+    from events.codec import Codec
+    from events.history_file import write_history
+    from events.run_events import RunStarted
+    from tests.replay_helpers import chained
+    from tests.unit.test_rerun import record
+
+    history = record()
+    first = history[0]
+    assert isinstance(first.payload, RunStarted)
+    hostile = replace(first, payload=replace(first.payload, requested_by="bob\x1b[2J\x1b]0;x\x07"))
+    path = tmp_path / "hostile.cshist"
+    path.write_bytes(write_history(Codec(), chained(Codec(), [hostile, *history[1:]])))
+
+    for argv in (["replay", "--file", str(path), "--app", "tests.unit.test_rerun:APP"],
+                 ["timeline", "--file", str(path)]):  # fmt: skip
+        main(["--log-level", "warning", *argv])
+        out = capsys.readouterr().out
+        assert "\x1b" not in out
+        assert "\x07" not in out
+        assert "bob\\x1b[2J" in out

@@ -114,6 +114,10 @@ async def interrupt_moved(ctx: RunContext, input: JsonObject) -> Json:
     return {"refund": paid.value}
 
 
+APP = make_app(recorded)
+"""The recorded agent, for `--app tests.unit.test_rerun:APP`."""
+
+
 def record() -> list[EventEnvelope]:
     """The recorded agent's run, through to the end: a question answered, a refund approved."""
     sim = Sim(make_app(recorded), "refund", INPUT, requested_by="bob")
