@@ -138,7 +138,7 @@ def read_history(codec: Codec, data: bytes, *, max_events: int = MAX_EVENTS) -> 
         run_id=first.run_id,
         agent=first.agent,
         agent_version=first.agent_version,
-        release=int(_text(meta, "release") or 0),
+        release=_release(meta),
         redacted=_text(meta, "redacted") == "true",
         head=head,
         events=tuple(events),
@@ -258,6 +258,13 @@ def _records(
     if not raws:
         raise HistoryFileError("the file holds no events")
     return events, raws
+
+
+def _release(meta: Mapping[str, bytes]) -> int:
+    text = _text(meta, "release")
+    if not text.isdigit() or len(text) > 9:
+        raise HistoryFileError(f"countersign.release {text[:16]!r} is not a release number")
+    return int(text)
 
 
 def _text(meta: Mapping[str, bytes], key: str) -> str:

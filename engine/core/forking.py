@@ -33,6 +33,7 @@ from events.commands import ForkRun
 from events.envelope import EventEnvelope
 from events.json import Json, digest
 from events.run_events import (
+    DecisionHeld,
     InterruptRaised,
     RunEventPayload,
     RunStarted,
@@ -120,7 +121,8 @@ def fork_events(
 ) -> list[tuple[RunEventPayload, bool]]:
     """The fork's history: `started` (its own start), then the prefix's events after the
     origin's start with the fork's interrupt ids; each with whether people should hear of it
-    (the interrupts still open at the fork point, whose deadlines start over at `now_us`)."""
+    (the interrupts still open at the fork point, whose deadlines start over at `now_us`).
+    Decisions the origin held for an interrupt still open there are left out."""
     state = fold(prefix)
     assert state is not None
     still_open = set(state.open_interrupts)
@@ -131,6 +133,8 @@ def fork_events(
         if not isinstance(interrupt_id, str):
             out.append((payload, False))
             continue
+        if isinstance(payload, DecisionHeld) and interrupt_id in still_open:
+            continue  # the fork is for another decision: the origin's early one stays behind
         renamed = fork_interrupt_id(fork_id, interrupt_id)
         if isinstance(payload, InterruptRaised) and interrupt_id in still_open:
             request = payload.request

@@ -119,6 +119,7 @@ def test_a_file_must_end_at_its_stated_head(raws: list[bytes]) -> None:
         ("avro.schema", b'"string"', "embedded schema"),
         ("avro.codec", b"deflate", "only 'null'"),
         ("countersign.events", b"3", "event count"),
+        ("countersign.release", b"two", "not a release number"),
     ],
 )
 def test_metadata_that_lies_is_refused(
