@@ -487,30 +487,33 @@ class _Observed(Replayer):
         return position
 
     def resolve(self, call: Call) -> tuple[bool, Any]:
-        frame = sys._getframe(1)
-        self._watch.made(call.position, call, frame)
+        # Frames are looked at only when asked for: materialising one costs more than the
+        # rest of a recorded call's replay.
+        watch = self._watch
+        if call.position not in watch.calls:
+            watch.made(call.position, call, sys._getframe(1) if watch.want_sites else None)
         try:
             done, value = super().resolve(call)
         except NonDeterminismError:
-            self._watch.diverged(call.position, frame)
+            watch.diverged(call.position, sys._getframe(1))
             raise
-        self._watch.stop(call.position, "result" if done else "waits", frame)
+        if watch.pause is not None:
+            watch.stop(call.position, "result" if done else "waits", sys._getframe(1))
         return done, value
 
     def record_value(self, kind: Literal["now", "uuid", "random"]) -> Json:
         watch = self._watch
         watch.last = None
-        frame = sys._getframe(1)
         try:
             return super().record_value(kind)
         except NonDeterminismError:
             if watch.last is not None:
-                watch.made(watch.last, kind, frame)
-                watch.diverged(watch.last, frame)
+                watch.made(watch.last, kind, sys._getframe(1))
+                watch.diverged(watch.last, sys._getframe(1))
             raise
         finally:
             if watch.last is not None:
-                watch.made(watch.last, kind, frame)
+                watch.made(watch.last, kind, sys._getframe(1) if watch.want_sites else None)
 
 
 class _Traced:
