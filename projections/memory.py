@@ -91,8 +91,9 @@ class MemoryStore:
     ) -> tuple[_Staged, Applied]:
         staged = _Staged()
         fresh = applying.fresh(stored, items)
-        events = [i for i in fresh if isinstance(i, LoggedEvent)]
-        unusable = [i for i in fresh if isinstance(i, Unusable)]
+        logged = [i for i in fresh if isinstance(i, LoggedEvent)]
+        events, unchained = applying.chained(logged, self._heads(logged))
+        unusable = [i for i in fresh if isinstance(i, Unusable)] + unchained
         new, duplicates = self._new_and_duplicates(events)
         staged.events = [_as_stored(EVENTS, event_row(e)) for e in new]
         folded = fold(self._views(new), new)
@@ -111,6 +112,15 @@ class MemoryStore:
             positions={**stored, **moved},
         )
         return staged, applied
+
+    def _heads(self, events: Sequence[LoggedEvent]) -> dict[str, applying.Head]:
+        heads = {}
+        for run_id in applying.runs_with_history(events):
+            stored = self._events.get(run_id)
+            if stored:
+                last = stored[max(stored)]
+                heads[run_id] = (last.seq, last.hash)
+        return heads
 
     def _new_and_duplicates(
         self, events: Iterable[LoggedEvent]

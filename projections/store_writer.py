@@ -82,8 +82,9 @@ class PostgresWriter(StorePart):
 async def _apply(conn: Any, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
     stored = await _lock_positions(conn, projection, topic, sorted({i.partition for i in items}))
     fresh = applying.fresh(stored, items)
-    events = [i for i in fresh if isinstance(i, LoggedEvent)]
-    unusable = [i for i in fresh if isinstance(i, Unusable)]
+    logged = [i for i in fresh if isinstance(i, LoggedEvent)]
+    events, unchained = applying.chained(logged, await _heads(conn, logged))
+    unusable = [i for i in fresh if isinstance(i, Unusable)] + unchained
     inserted = await _insert_events(conn, events)
     new = [e for e in events if (e.partition, e.offset) in inserted]
     duplicates = [applying.duplicate(e) for e in events if (e.partition, e.offset) not in inserted]
@@ -168,6 +169,19 @@ async def _insert_events(conn: Any, events: Sequence[LoggedEvent]) -> set[tuple[
         inserted = await conn.fetch(_INSERT_EVENTS, *(columns_of(records) or ()))
         return {(int(r["partition"]), int(r["offset"])) for r in inserted}
     return {(e.partition, e.offset) for e in events}
+
+
+async def _heads(conn: Any, events: Sequence[LoggedEvent]) -> dict[str, applying.Head]:
+    """The last projected event (seq, hash) of each run the batch continues."""
+    run_ids = applying.runs_with_history(events)
+    if not run_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (run_id) run_id, seq, hash FROM cs_events"
+        " WHERE run_id = ANY($1::text[]) ORDER BY run_id, seq DESC",
+        run_ids,
+    )
+    return {str(r["run_id"]): (int(r["seq"]), str(r["hash"])) for r in rows}
 
 
 async def _load_views(conn: Any, events: Sequence[LoggedEvent]) -> dict[str, RunView]:
