@@ -116,7 +116,7 @@ class Replayer:
         started: RunStarted,
         services: Services,
     ) -> None:
-        self._app = app
+        self._app = app.owner_of(agent.name)  # its tools, guards and ladders, when included
         self._agent = agent
         self._run_id = run_id
         self._started = started

@@ -148,7 +148,8 @@ class Intake:
         if run is not None:
             expire(self._writer, step, run, now)  # a decision after its deadline loses to it
         state = run.state if run else self._table.state_of(step.partition, command.run_id)
-        verdict = judge_decision(state, command, directory=self._app.directory, now_us=now)
+        directory = self._app.directory_for(state.agent) if state else self._app.directory
+        verdict = judge_decision(state, command, directory=directory, now_us=now)
         if state is None and command.run_id in self._table.index(step.partition):
             reason = f"run {command.run_id} finished long ago; it takes no more decisions"
             verdict = replace(verdict, reason=reason)
