@@ -12,7 +12,7 @@ import uuid
 
 from engine.log.port import EventLog, Outgoing, Topics, partition_for
 from events.codec import Codec
-from events.commands import CancelRun, Command, StartRun, SubmitDecision
+from events.commands import CancelRun, Command, ResumeRun, StartRun, SubmitDecision
 from events.errors import DecodeError
 from events.json import Json, JsonObject
 from events.notices import DecisionOutcome
@@ -102,6 +102,20 @@ class CommandPublisher:
                 reason=reason,
             )
         )
+
+    async def resume_run(self, run_id: str, *, resumed_by: str, reason: str = "") -> str:
+        """Ask a parked run to go on; the command id (the `RunResumed` it causes names it)."""
+        command_id = str(uuid.uuid4())
+        await self.publish(
+            ResumeRun(
+                command_id=command_id,
+                run_id=run_id,
+                resumed_by=resumed_by,
+                issued_at_us=_now_us(),
+                reason=reason,
+            )
+        )
+        return command_id
 
     async def outcome_position(self, run_id: str) -> tuple[int, int]:
         """Where outcomes for `run_id` will appear; take it before publishing a decision."""

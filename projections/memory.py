@@ -136,6 +136,10 @@ class MemoryStore:
             i for i in self._interrupts.values() if i.run_id in wanted and i.status == "open"
         ]
         named = [self._interrupts[i] for i in interrupt_ids if i in self._interrupts]
+        resumed = set(applying.resumed_runs(events))
+        named += [
+            i for i in self._interrupts.values() if i.run_id in resumed and i.status == "withdrawn"
+        ]
         runs = [self._runs[r] for r in run_ids if r in self._runs]
         return applying.views_of(runs, open_ones + named)
 

@@ -26,7 +26,8 @@ FINISHED_STATUSES: frozenset[RunStatus] = frozenset({"parked", "completed", "fai
 InterruptStatus: TypeAlias = Literal[
     "open", "approved", "edited", "rejected", "responded", "expired", "withdrawn"
 ]
-"""`withdrawn`: the run finished (cancelled, failed, parked...) while the interrupt was open."""
+"""`withdrawn`: the run finished (cancelled, failed, parked...) while the interrupt was open; a
+parked run that is resumed opens its withdrawn interrupts again."""
 
 AuditAction: TypeAlias = Literal[
     "gate_evaluated",
@@ -41,6 +42,7 @@ AuditAction: TypeAlias = Literal[
     "run_cancelled",
     "run_quarantined",
     "quarantine_lifted",
+    "run_resumed",
 ]
 AUDIT_ACTIONS: tuple[AuditAction, ...] = (
     "gate_evaluated",
@@ -55,6 +57,7 @@ AUDIT_ACTIONS: tuple[AuditAction, ...] = (
     "run_cancelled",
     "run_quarantined",
     "quarantine_lifted",
+    "run_resumed",
 )
 QUARANTINE_ACTOR = "system:integrity"
 """Who the audit names for a quarantine: the restore's chain check, not a person."""

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.agent.app import App
 from engine.agent.argspec import validate
 from engine.agent.authorization import EMPTY_DIRECTORY, Directory, refusal_for_principal
 from engine.core.limits import DEFAULT_LIMITS
 from engine.core.state import EXPIRED, WITHDRAWN, RunState
 from events.approval import DECISION_KINDS, ApprovalRequest
-from events.commands import SubmitDecision
+from events.commands import ResumeRun, SubmitDecision
 from events.limits import MAX_ECHO_CHARS, clip
 from events.run_events import (
     DecisionAccepted,
@@ -144,7 +145,8 @@ def _stopped(state: RunState) -> str:
     if state.status == "parked":
         return (
             f"run {state.run_id} is parked: it takes no decision until it is resumed "
-            "or cancelled (countersign runs show)"
+            f"(countersign runs resume-parked {state.run_id}) or cancelled; "
+            f"why it stopped: countersign runs show {state.run_id}"
         )
     return ""
 
@@ -306,3 +308,23 @@ def _refuse(command: SubmitDecision, reason: str) -> DecisionVerdict:
 def _echo(value: str) -> str:
     """A value from the command quoted in a reason, clipped (docs/schemas.md, limits)."""
     return clip(value, MAX_ECHO_CHARS)
+
+
+def resume_refusal(state: RunState | None, command: ResumeRun, app: App) -> str:
+    """Why a parked run cannot be resumed by `command` here, or "" when it can: it must be
+    parked (not finished, not quarantined), the command must say who asks, and this worker
+    must have the run's agent version (deploy the fixed code, or the old version, first)."""
+    if state is None:
+        return f"run {command.run_id} is not live here: unknown, or finished"
+    if not command.resumed_by:
+        return "a resume must say who asks for it (resumed_by)"
+    if state.quarantined:
+        return f"run {state.run_id} is quarantined: cancel it or accept its chain first"
+    if state.status != "parked":
+        return f"run {state.run_id} is {state.status}, not parked: nothing to resume"
+    if app.find_agent(state.agent, state.agent_version) is None:
+        return (
+            f"this worker has no agent {state.agent!r} version {state.agent_version!r}: "
+            "deploy it (the fixed code, or the old version again), then resume"
+        )
+    return ""
