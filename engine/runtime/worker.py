@@ -55,6 +55,9 @@ class WorkerSettings:
     """The pause before polling again when the log is unreachable."""
     limits: RunLimits = DEFAULT_LIMITS
     """Per-run caps (`engine.core.limits`)."""
+    check_determinism: bool = False
+    """Development: replay each run from its history at every resume before it goes on, so
+    a non-deterministic agent is parked at its first decision, not after a restart."""
     keep_finished_runs: int = 1_000
     """Finished runs per partition whose states are kept (in memory and across restores)
     to answer repeated commands; older ones are forgotten (docs/exactly-once.md)."""
@@ -94,7 +97,13 @@ class Worker:
         self._committer = Committer(topics, self._own, self._rebalancer)
         limits = self._settings.limits
         self._driver = Driver(
-            app, self._writer, self._services, self._own, self._committer.commit, limits
+            app,
+            self._writer,
+            self._services,
+            self._own,
+            self._committer.commit,
+            limits,
+            check_determinism=self._settings.check_determinism,
         )
         self._partitions = 0
         self.stood_down: NewerRelease | None = None

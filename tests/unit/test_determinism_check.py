@@ -1,0 +1,71 @@
+"""Determinism caught while developing: a worker that checks determinism (as `countersign dev`
+does) replays a run from its history at every resume, so a non-deterministic agent is parked
+at its first decision, with an explanation and a warning in the log; without the check the
+same run completes (the mistake would show only after a restart)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from structlog.testing import capture_logs
+
+from engine.log.memory import MemoryLog
+from engine.log.port import Topics
+from events.run_events import DecisionAccepted, RunCompleted, RunParked
+from examples import nondeterministic
+from tests.approvals_harness import Clock, Harness
+
+
+@pytest.fixture
+async def h() -> AsyncIterator[Harness]:
+    event_log = MemoryLog(default_partitions=1)
+    topics = Topics("determinism")
+    await event_log.ensure_topics(topics, 1)
+    harness = Harness(event_log, topics, timeout=10.0)
+    try:
+        yield harness
+    finally:
+        await harness.halt_all()
+
+
+def _ends(cls: type) -> object:
+    return lambda payloads: bool(payloads) and isinstance(payloads[-1], cls)
+
+
+async def _decide_first(h: Harness, *, check: bool) -> str:
+    await h.start_worker(nondeterministic.app, Clock(), check_determinism=check)
+    run_id = await h.publisher.start_run("lottery", {}, requested_by="alice")
+    [raised] = await h.open_interrupts(run_id, 1)
+    await h.publisher.submit_decision(run_id, raised.interrupt_id, "approve", decided_by="bob")
+    return run_id
+
+
+async def test_a_non_deterministic_agent_is_parked_at_its_first_decision(h: Harness) -> None:
+    with capture_logs() as logs:
+        run_id = await _decide_first(h, check=True)
+        payloads = await h.wait_for(run_id, _ends(RunParked), "parked at the first decision")
+
+    parked = payloads[-1]
+    assert isinstance(parked, RunParked)
+    assert isinstance(payloads[-2], DecisionAccepted)  # the decision waits in the history
+    assert (parked.reason, parked.call) == ("non-determinism", 0)
+    lines = parked.detail.splitlines()
+    assert lines[0] == "step 0 does not replay: the history has a different call there"
+    assert lines[1].startswith('  recorded: question "Keep the draw ')
+    assert lines[2].startswith('  now:      question "Keep the draw ')
+    assert lines[4].startswith('    (value): recorded "Keep the draw ')
+    assert "examples/nondeterministic.py:" in parked.detail
+    assert "in lottery" in parked.detail
+    assert "ctx.random()" in parked.detail
+    warnings = [e for e in logs if e["event"] == "run_parked"]
+    assert [(w["log_level"], w["run_id"]) for w in warnings] == [("warning", run_id)]
+    assert warnings[0]["detail"] == parked.detail
+
+
+async def test_without_the_check_the_same_mistake_goes_unseen(h: Harness) -> None:
+    run_id = await _decide_first(h, check=False)
+
+    payloads = await h.wait_for(run_id, _ends(RunCompleted), "completes from memory")
+
+    assert not any(isinstance(p, RunParked) for p in payloads)
