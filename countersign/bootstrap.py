@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,3 +112,12 @@ def load_app(spec: str) -> App:
     if not isinstance(app, App):
         raise ConfigurationError(f"--app {spec!r}: {attribute} is not a countersign App")
     return app
+
+
+def load_apps(specs: Sequence[str]) -> App:
+    """One `--app` → that App; several → one App that includes them all (their agents and
+    tools must not clash: refused here, before the worker starts)."""
+    apps = [load_app(spec) for spec in specs]
+    if len(apps) == 1:
+        return apps[0]
+    return App("+".join(app.name for app in apps), include=apps)

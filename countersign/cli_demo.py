@@ -74,7 +74,12 @@ def register(commands: Any) -> None:
     dev = commands.add_parser(
         "dev", help="worker + projector in one process (embedded default); Ctrl-C stops both"
     )
-    dev.add_argument("--app", required=True, help="module:attribute of an App")
+    dev.add_argument(
+        "--app",
+        required=True,
+        action="append",
+        help="module:attribute of an App (repeat to serve several)",
+    )
     dev.set_defaults(handler=run_dev)
 
 
@@ -82,7 +87,7 @@ def register(commands: Any) -> None:
 
 
 async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
-    app = bootstrap.load_app(args.app)
+    app = bootstrap.load_apps(args.app)
     url = await bootstrap.database_url(settings)
     event_log = await bootstrap.open_log(settings, client_id="countersign-dev")
     # The home schema's live copy, as `countersign projector` writes it (follows a rebuild).
@@ -90,10 +95,13 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     try:
         print(f"countersign dev: {_where(settings)}; topics {settings.topic_prefix}.*")
-        worker = _worker(app, event_log, settings, settings.worker_group)
+        # Every resume replays the run from its history first: a non-deterministic agent is
+        # parked (with why) at its first decision, not after some later restart.
+        worker = _worker(app, event_log, settings, settings.worker_group, check_determinism=True)
         projector = _projector(event_log, store, settings)
         await projector.check_log()  # projections of another log: refused before anything runs
-        print(f"worker ({args.app}) and projector running; Ctrl-C stops both", flush=True)
+        served = ", ".join(args.app)
+        print(f"worker ({served}) and projector running; Ctrl-C stops both", flush=True)
         async with asyncio.TaskGroup() as group:  # one failing stops the other
             group.create_task(worker.run(stop))
             group.create_task(projector.run(stop))
@@ -371,13 +379,20 @@ def _effects() -> list[tuple[str, str]]:
     return list(refund.EFFECTS)
 
 
-def _worker(app: App, event_log: EventLog, settings: Settings, group: str) -> Worker:
+def _worker(
+    app: App,
+    event_log: EventLog,
+    settings: Settings,
+    group: str,
+    *,
+    check_determinism: bool = False,
+) -> Worker:
     return Worker(
         app,
         event_log,
         bootstrap.topics(settings),
         bootstrap.codec(settings),
-        settings=WorkerSettings(group=group),
+        settings=WorkerSettings(group=group, check_determinism=check_determinism),
     )
 
 

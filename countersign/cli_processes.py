@@ -15,7 +15,16 @@ from engine.runtime.worker import Worker, WorkerSettings
 def register(commands: Any) -> None:
     worker = commands.add_parser("worker", help="run agents: own partitions, resume runs by replay")
     worker.add_argument(
-        "--app", required=True, help="module:attribute of an App, e.g. examples.refund:app"
+        "--app",
+        required=True,
+        action="append",
+        help="module:attribute of an App, e.g. examples.refund:app (repeat to serve several)",
+    )
+    worker.add_argument(
+        "--check-determinism",
+        action="store_true",
+        help="replay each run from its history at every resume (development: a "
+        "non-deterministic agent is parked at its first decision, not after a restart)",
     )
     worker.add_argument("--group", default=None, help="consumer group (COUNTERSIGN_WORKER_GROUP)")
     worker.set_defaults(handler=run_worker)
@@ -38,7 +47,7 @@ def stop_on_signals() -> asyncio.Event:
 
 
 async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
-    app = bootstrap.load_app(args.app)
+    app = bootstrap.load_apps(args.app)
     event_log = await bootstrap.open_log(settings, client_id="countersign-worker")
     stop = stop_on_signals()
     codec = bootstrap.codec(settings)
@@ -49,7 +58,10 @@ async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
             event_log,
             bootstrap.topics(settings),
             codec,
-            settings=WorkerSettings(group=args.group or settings.worker_group),
+            settings=WorkerSettings(
+                group=args.group or settings.worker_group,
+                check_determinism=args.check_determinism,
+            ),
             schema_registry=registry,
         )
         await worker.run(stop)
