@@ -117,7 +117,7 @@ def summarize(payload: RunEventPayload) -> str:
         case GateEvaluated():
             return (
                 f"call {payload.call}: {payload.tool} gated {payload.action} by {payload.policy}"
-                f" (risk {payload.risk})"
+                f"{f' rule {payload.rule}' if payload.rule else ''} (risk {payload.risk})"
             )
         case VoteRecorded():
             return (

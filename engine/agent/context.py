@@ -21,7 +21,7 @@ from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar
 
 import structlog
 
-from engine.agent.argspec import IDEMPOTENCY_KEY_PARAM
+from engine.agent.argspec import IDEMPOTENCY_KEY_PARAM, validate
 from engine.errors import ConfigurationError, ToolNotOk
 from events.approval import DecisionKind, RiskLevel, TimeoutAction
 from events.json import Json, JsonObject
@@ -222,6 +222,26 @@ class _ReplayAwareLogger:
         return log
 
 
+class _NoDefault:
+    """No default answer: the deadline of a question rejects it."""
+
+
+NO_DEFAULT = _NoDefault()
+
+
+def _with_default(
+    schema: Json, default: Json, allowed: tuple[DecisionKind, ...]
+) -> tuple[Json, TimeoutAction]:
+    """The answer schema carrying `default` (JSON Schema's own keyword), checked against it."""
+    if "respond" not in allowed:
+        raise ConfigurationError("a default answer needs 'respond' among the allowed decisions")
+    errors = validate(default, schema, "the default answer")
+    if errors:
+        raise ConfigurationError("; ".join(errors))
+    base: JsonObject = dict(schema) if isinstance(schema, dict) else {}
+    return {**base, "default": default}, "respond"
+
+
 class RunContext:
     """Passed to agent code. Everything non-deterministic or side-effecting goes through it."""
 
@@ -311,15 +331,25 @@ class RunContext:
         answer_schema: Json = None,
         on_timeout: TimeoutAction = "reject",
         escalate_to: tuple[str, ...] = (),
+        default: Json | _NoDefault = NO_DEFAULT,
     ) -> InterruptCall:
         """Ask a person. Await it for the `Decision`.
 
         A `respond` is validated against `answer_schema` (basic JSON schema) before it is
         accepted. On timeout the decision is a reject (`expired=True`), an approve (low risk
         only), or, with "escalate", the question goes to `escalate_to` for another period.
+        With a `default`, the deadline answers it: the decision is a `respond` with the
+        default (`expired=True`), and reviewers see that default on the request.
+
+            answer = await ctx.interrupt("Ship how?", answer_schema={"type": "string"},
+                                         default="standard", deadline_s=3600)
         """
         if on_timeout == "approve" and risk != "low":
             raise ConfigurationError("approving on timeout is allowed only for low risk")
+        if not isinstance(default, _NoDefault):
+            answer_schema, on_timeout = _with_default(answer_schema, default, allowed)
+        elif on_timeout == "respond":
+            raise ConfigurationError("on_timeout='respond' needs a default answer (default=...)")
         return InterruptCall(
             self._resolver,
             title,

@@ -9,7 +9,6 @@ advances again. The clock, ids and randomness are passed in as `Services`.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -28,6 +27,7 @@ from engine.agent.context import (
 )
 from engine.agent.guards import RunSignals, evaluate_call
 from engine.agent.policies import Gate, Proposal
+from engine.core.deadlines import default_answer
 from engine.core.divergence import CallShape, Divergence, recorded_shape
 from engine.core.gating import (
     Cleared,
@@ -43,6 +43,7 @@ from engine.core.gating import (
     signals_before,
 )
 from engine.core.history import CallRecord, HistoryIndex
+from engine.core.ids import idempotency_key_for, interrupt_id_for
 from engine.errors import AgentProtocolError, ConfigurationError, NonDeterminismError
 from events.approval import ApprovalRequest
 from events.json import Json, JsonObject, canonical_json, digest
@@ -65,17 +66,6 @@ from events.run_events import (
 
 INVALID_ARGUMENTS = "InvalidArguments"
 """The error type of a tool call refused because its arguments break the tool's schema."""
-
-_NAMESPACE = uuid.UUID("6f1d2c1e-9c55-4c3e-9f0e-2b1f5d0c7a11")
-
-
-def interrupt_id_for(run_id: str, call: int, purpose: str) -> str:
-    """Deterministic, so replay and any worker derive the same id."""
-    return str(uuid.uuid5(_NAMESPACE, f"{run_id}/{call}/{purpose}"))
-
-
-def idempotency_key_for(run_id: str, call: int) -> str:
-    return f"{run_id}:{call}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,7 +252,7 @@ class Replayer:
                 return _PENDING
             escalation = self._escalation_after(outcome, raised)
             if escalation is None:
-                return True, _decision_of(outcome)
+                return True, _decision_of(outcome, raised.request)
             if asked + 1 == len(rec.questions):
                 self._raise_question(call, asked + 1, escalation)
                 return _PENDING
@@ -446,6 +436,7 @@ class Replayer:
             gate = self._evaluate(call, edited) or Gate(action="auto", policy="none")
             new = self._record_evaluation(call, gate, edited, walk.round)
         old_args, walk.args = walk.args, edited
+        walk.previous = old_args
         if not needs_decision(new):
             return True
         if needs_reapproval(walk.evaluation, new, old_args, edited):
@@ -665,8 +656,18 @@ class _Stopped(Exception):
     """Raised into agent code after the run was parked, so that it cannot go on."""
 
 
-def _decision_of(outcome: DecisionAccepted | InterruptExpired) -> Decision:
+def _decision_of(
+    outcome: DecisionAccepted | InterruptExpired, request: ApprovalRequest | None = None
+) -> Decision:
     if isinstance(outcome, InterruptExpired):
+        if outcome.action == "respond" and request is not None:
+            return Decision(
+                kind="respond",
+                decided_by="system:timeout",
+                reason="deadline passed: the default answer",
+                response=default_answer(request),
+                expired=True,
+            )
         kind: Any = "approve" if outcome.action == "approve" else "reject"
         return Decision(
             kind=kind, decided_by="system:timeout", reason="deadline passed", expired=True

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from engine.agent.app import App
 from engine.agent.argspec import validate
 from engine.agent.authorization import EMPTY_DIRECTORY, Directory, refusal_for_principal
+from engine.core.gating import gate_purpose
+from engine.core.ids import interrupt_id_for
 from engine.core.limits import DEFAULT_LIMITS
 from engine.core.state import EXPIRED, WITHDRAWN, RunState
 from events.approval import DECISION_KINDS, ApprovalRequest
@@ -126,7 +128,7 @@ def _judge(
     reason = (
         _malformed(command, interrupt.request)
         or _late(interrupt.request, now_us)
-        or _unauthorized(state, command, interrupt.request, directory)
+        or _unauthorized(state, command, interrupt, directory)
         or _invalid_content(command, interrupt.request)
     )
     if reason:
@@ -223,14 +225,22 @@ def _late(request: ApprovalRequest, now_us: int | None) -> str:
 
 
 def _unauthorized(
-    state: RunState, command: SubmitDecision, request: ApprovalRequest, directory: Directory
+    state: RunState, command: SubmitDecision, interrupt: InterruptRaised, directory: Directory
 ) -> str:
     """Separation of duties covers every decision that lets a tool run or supplies its result
     (approve, edit, and respond to an in-doubt call); anyone listed may reject or answer a
     question. Listed means: among `approvers` (by name or role), and not `excluded`."""
+    request = interrupt.request
     gives_effect = command.kind in ("approve", "edit") or (
         command.kind == "respond" and request.kind != "question"
     )
+    principal = command.decided_by
+    if (
+        gives_effect
+        and principal in request.excluded
+        and _edited_this_call(state, interrupt, principal)
+    ):
+        return f"{principal} edited this call; an edit is approved by someone else"
     reason = refusal_for_principal(
         command.decided_by,
         approvers=request.approvers,
@@ -248,6 +258,26 @@ def _unauthorized(
             "each approval needs a different person"
         )
     return ""
+
+
+_GATES_LOOKED_AT = 100
+"""How many earlier approval interrupts of one call are looked at to name an editor."""
+
+
+def _edited_this_call(state: RunState, interrupt: InterruptRaised, principal: str) -> bool:
+    """Whether `principal` edited an earlier approval of the same call (their edit is what
+    is being approved now). Interrupt ids are derived from the call, so they can be listed."""
+    edits = {
+        record.interrupt_id
+        for record in state.decisions.values()
+        if record.decided_by == principal and record.kind == "edit"
+    }
+    if not edits:
+        return False
+    return any(
+        interrupt_id_for(state.run_id, interrupt.call, gate_purpose(asked)) in edits
+        for asked in range(_GATES_LOOKED_AT)
+    )
 
 
 def _invalid_content(command: SubmitDecision, request: ApprovalRequest) -> str:
