@@ -13,6 +13,7 @@ from countersign import (
     cli_processes,
     cli_projections,
     cli_queries,
+    cli_review,
     cli_runs,
     cli_servers,
 )
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_queries.register(commands)
     cli_demo.register(commands)
     cli_projections.register(commands)
+    cli_review.register(commands)  # extends `inbox` and `runs`: after them
     return parser
 
 

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from consumers.publisher import CommandPublisher
-from countersign import bootstrap
+from countersign import bootstrap, cli_review
 from countersign.settings import Settings
 from engine.errors import ConfigurationError
 from events.json import Json, JsonObject
@@ -41,13 +41,13 @@ def register(commands: Any) -> None:
     decide = commands.add_parser(
         "decide", help="publish a decision on an interrupt (SubmitDecision on the commands topic)"
     )
-    decide.add_argument("run_id")
-    decide.add_argument("interrupt_id")
-    decide.add_argument("kind", choices=["approve", "edit", "reject", "respond"])
+    cli_review.decide_arguments(decide)
     decide.add_argument("--by", required=True, help="who decides")
     decide.add_argument("--reason", default="", help="why (a rejection's reason reaches the agent)")
-    decide.add_argument("--args", default=None, help="edit: the new tool arguments (JSON object)")
-    decide.add_argument("--response", default=None, help="respond: the answer (JSON)")
+    decide.add_argument("--args", default=None, help="edit: all the new tool arguments (JSON)")
+    decide.add_argument(
+        "--response", default=None, help="respond: the answer (JSON; text for a text answer)"
+    )
     decide.add_argument("--digest", default="", help="the request digest you decided on")
     decide.add_argument("--decision-id", default=None, help="idempotency key (default: new uuid)")
     decide.add_argument(
@@ -92,10 +92,7 @@ async def start_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
-    edited = _json_object(args.args, "--args") if args.args is not None else None
-    if args.kind == "edit" and edited is None:
-        raise ConfigurationError("an edit needs --args '{...}' with the new arguments")
-    response = _json_arg(args.response, "--response") if args.response is not None else None
+    decision = await cli_review.decision_input(settings, args)
     event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
     try:
         publisher = CommandPublisher(
@@ -104,13 +101,13 @@ async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
         position = await publisher.outcome_position(args.run_id) if args.wait else None
         decision_id = await publisher.submit_decision(
             args.run_id,
-            args.interrupt_id,
-            args.kind,
+            decision.interrupt_id,
+            decision.kind,
             decided_by=args.by,
             reason=args.reason,
-            edited_args=edited,
-            response=response,
-            digest=args.digest,
+            edited_args=decision.edited_args,
+            response=decision.response,
+            digest=decision.digest,
             decision_id=args.decision_id,
         )
         if position is None:

@@ -197,6 +197,9 @@ class MemoryStore:
         mine = [i for i in self._interrupts.values() if i.run_id == run_id]
         return sorted(mine, key=lambda i: i.seq)
 
+    async def fetch_interrupt(self, interrupt_id: str) -> InterruptRow | None:
+        return self._interrupts.get(interrupt_id)
+
     async def fetch_audit(
         self,
         *,

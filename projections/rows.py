@@ -187,9 +187,12 @@ class InterruptRow:
 
     def may_decide(self, principal: str, roles: tuple[str, ...] = ()) -> bool:
         """Whether `principal` (holding `roles`: `support` or `role:support`) may decide this
-        request now: listed by name or role (an empty list means anyone), not the requester,
-        not excluded. The inbox query asks the same in SQL."""
-        if principal == self.requested_by or principal in self.excluded:
+        request now: listed by name or role (an empty list means anyone), not excluded, and
+        not the requester, unless it is a question (anyone listed may answer those, as the
+        engine judges). The inbox query asks the same in SQL."""
+        if principal in self.excluded:
+            return False
+        if principal == self.requested_by and self.kind != "question":
             return False
         if not self.approvers:
             return True
