@@ -121,6 +121,9 @@ class Replayer:
         self._coro: Coroutine[Any, Any, Json] | None = None
         self._stop: RunEventPayload | None = None
         self.finished = False
+        self.news = False
+        """Whether events came in since the last `advance` that it did not emit itself (a
+        decision, an expiry, a tool's result): the run resumes with something new."""
         self.context = RunContext(
             self,
             run_id=run_id,
@@ -133,6 +136,8 @@ class Replayer:
 
     def feed(self, events: Iterable[RunEventPayload]) -> None:
         for event in events:
+            if not any(event is own for own in self._emitted):
+                self.news = True
             self._index.add(event)
             if isinstance(event, ToolCallCompleted | ToolCallFailed):
                 self._in_flight.discard(event.call)
@@ -142,6 +147,7 @@ class Replayer:
         if self.finished:
             return Advance([], [], True)
         self._emitted, self._effects = [], []
+        self.news = False
         try:
             if self._coro is None:
                 self._coro = self._agent.fn(self.context, self._started.input)

@@ -10,11 +10,18 @@ from collections.abc import AsyncIterator
 import pytest
 from structlog.testing import capture_logs
 
+from engine.core.executor import Replayer
 from engine.log.memory import MemoryLog
 from engine.log.port import Topics
-from events.run_events import DecisionAccepted, RunCompleted, RunParked
+from events.run_events import (
+    DecisionAccepted,
+    InterruptRaised,
+    RunCompleted,
+    RunParked,
+    RunStarted,
+)
 from examples import nondeterministic
-from tests.approvals_harness import Clock, Harness
+from tests.approvals_harness import Clock, Harness, services
 
 
 @pytest.fixture
@@ -69,3 +76,27 @@ async def test_without_the_check_the_same_mistake_goes_unseen(h: Harness) -> Non
     payloads = await h.wait_for(run_id, _ends(RunCompleted), "completes from memory")
 
     assert not any(isinstance(p, RunParked) for p in payloads)
+
+
+def test_only_something_new_makes_a_resume_that_the_check_replays() -> None:
+    spec = nondeterministic.app.find_agent("lottery")
+    assert spec is not None
+    started = RunStarted(input={}, requested_by="alice", command_id="c")
+    replayer = Replayer(nondeterministic.app, spec, "run-1", started, services(Clock()))
+
+    step = replayer.advance()
+    replayer.feed(step.events)  # what it appended itself: nothing new
+    assert not replayer.news
+    [raised] = step.events
+    assert isinstance(raised, InterruptRaised)
+
+    replayer.feed(
+        [
+            DecisionAccepted(
+                interrupt_id=raised.interrupt_id, decision_id="d", kind="approve", decided_by="b"
+            )
+        ]
+    )
+    assert replayer.news
+    replayer.advance()
+    assert not replayer.news
