@@ -281,15 +281,17 @@ async def show_stats(settings: Settings, args: argparse.Namespace) -> int:
 
 def _render_stats(rows: Sequence[StatRow], by: str) -> str:
     header = (
-        f"{by:<24} {'requests':>8} {'approved':>8} {'edited':>6} {'rejected':>8} "
-        f"{'expired':>7} {'escal.':>6} {'auto':>7} {'rate':>5} {'median':>7} {'p90':>7}"
+        f"{by:<24} {'requests':>8} {'open':>5} {'approved':>8} {'edited':>6} {'rejected':>8} "
+        f"{'responded':>9} {'expired':>7} {'escal.':>6} {'withdrawn':>9} {'auto':>7} "
+        f"{'rate':>5} {'median':>7} {'p90':>7}"
     )
     lines = [header]
     for r in rows:
         rate = "-" if r.approval_rate is None else f"{r.approval_rate:.0%}"
         lines.append(
-            f"{r.key[:24]:<24} {r.requests:>8} {r.approved:>8} {r.edited:>6} {r.rejected:>8} "
-            f"{r.expired:>7} {r.escalated:>6} {r.auto_approved:>7} {rate:>5} "
+            f"{r.key[:24]:<24} {r.requests:>8} {r.open:>5} {r.approved:>8} {r.edited:>6} "
+            f"{r.rejected:>8} {r.responded:>9} {r.expired:>7} {r.escalated:>6} "
+            f"{r.withdrawn:>9} {r.auto_approved:>7} {rate:>5} "
             f"{_duration(r.median_s):>7} {_duration(r.p90_s):>7}"
         )
     return "\n".join(lines) if rows else "(no decisions yet)"

@@ -224,6 +224,25 @@ async def test_a_question_takes_a_plain_text_answer_from_whoever_started_it(stac
         "booking": "bk-A-17",
         "defaulted": False,
     }
+    # Statistics name questions and show every column.
+    stats = {row["key"]: row for row in await stack.cli_json("stats", "--by", "tool")}
+    assert (stats["(question)"]["requests"], stats["(question)"]["responded"]) == (1, 1)
+    code, table = await stack.cli("stats", "--by", "tool")
+    assert code == 0
+    assert table.split("\n")[0].split()[1:11] == [
+        "requests",
+        "open",
+        "approved",
+        "edited",
+        "rejected",
+        "responded",
+        "expired",
+        "escal.",
+        "withdrawn",
+        "auto",
+    ]
+    [question_line] = [line for line in table.splitlines() if line.startswith("(question)")]
+    assert question_line.split()[1:10] == ["1", "0", "0", "0", "0", "1", "0", "0", "0"]
 
 
 async def test_nobody_answers_and_the_default_ships_it(stack: Stack) -> None:
