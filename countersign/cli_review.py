@@ -10,8 +10,10 @@ after theirs.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from events.run_events import InterruptRaised, RunCompleted, RunFailed, RunParke
 from projections.card import ReviewCard
 
 MAX_SET_FILE_BYTES = 1_000_000
+POLL_S = 0.25
 
 
 def register(commands: Any) -> None:
@@ -45,7 +48,10 @@ def register(commands: Any) -> None:
     show = inbox_actions.add_parser(
         "show", help="one request in full: arguments, context, answer schema, digest, deadline"
     )
-    show.add_argument("interrupt_id")
+    show.add_argument("interrupt_id", metavar="INTERRUPT_ID|RUN_ID")
+    show.add_argument(
+        "--wait", type=float, default=None, metavar="SECONDS", help="wait for it to be projected"
+    )
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=show_card)
 
@@ -70,24 +76,43 @@ def _subcommands(parser: argparse.ArgumentParser) -> Any:
     raise ConfigurationError(f"{parser.prog} has no subcommands")  # pragma: no cover
 
 
-async def _card(settings: Settings, interrupt_id: str) -> ReviewCard:
+async def _card(settings: Settings, ident: str, wait_s: float = 0.0) -> ReviewCard:
+    """The card of request `ident`, or of run `ident`'s one open request; waiting up to
+    `wait_s` for the projections to show it."""
     from countersign.cli_queries import queries
 
-    async with queries(settings) as q:
-        card = await q.card(interrupt_id)
-    if card is None:
-        raise ConfigurationError(
-            f"no request {interrupt_id} in the projections (unknown, or the projector has not "
-            "caught up: is `countersign projector` running?)"
-        )
-    return card
+    deadline = time.monotonic() + wait_s
+    while True:
+        async with queries(settings) as q:
+            card = await q.card(ident)
+            if card is None:
+                rows = [i for i in await q.interrupts(ident) if i.status == "open"]
+                if len(rows) > 1:
+                    choose_interrupt(ident, rows, None)  # names them
+                card = await q.card(rows[0].interrupt_id) if rows else None
+                run = None if rows else await q.get_run(ident)
+                if run is not None and run.status == "parked":
+                    raise ConfigurationError(
+                        f"run {ident} is parked: it takes no decision until it is resumed "
+                        f"(countersign runs resume-parked {ident}) or cancelled; why it "
+                        f"stopped: countersign runs show {ident}"
+                    )
+        if card is not None:
+            return card
+        if time.monotonic() >= deadline:
+            raise ConfigurationError(
+                f"no request {ident} (nor an open request of a run {ident}) in the "
+                "projections: unknown, decided, or the projector has not caught up (is "
+                "`countersign projector` running? --wait SECONDS waits for it)"
+            )
+        await asyncio.sleep(POLL_S)  # polling the projections, which another process feeds
 
 
 # -- inbox show -------------------------------------------------------------------------------
 
 
 async def show_card(settings: Settings, args: argparse.Namespace) -> int:
-    card = await _card(settings, args.interrupt_id)
+    card = await _card(settings, args.interrupt_id, args.wait or 0.0)
     if args.json:
         print(json.dumps(card.to_json(), ensure_ascii=False))
     else:
@@ -107,7 +132,8 @@ def render_card(card: ReviewCard) -> str:
     lines.append(f"  run        {row.run_id}  agent {row.agent}  asked by {row.requested_by}")
     if request.tool:
         lines.append(f"  tool       {request.tool}")
-        lines.extend(_block("arguments", request.args))
+        lines.append("  arguments")
+        lines.extend(_arguments(request.args or {}))
     if request.reasoning:
         lines.append(f"  why        {request.reasoning}")
     if request.impact:
@@ -129,7 +155,7 @@ def render_card(card: ReviewCard) -> str:
     lines.append(f"  decide     {' / '.join(request.allowed)}")
     level = f"level {request.level} of {request.levels}" if request.levels > 1 else "one level"
     votes = f", {row.votes} of {request.quorum} approvals" if request.quorum > 1 else ""
-    lines.append(f"  who        {', '.join(card.deciders)}  ({level}{votes})")
+    lines.append(f"  who        {_who(card)}  ({level}{votes})")
     lines.append(f"  deadline   {_deadline(card)}")
     lines.append(f"  then       {card.at_deadline}")
     lines.append(f"  digest     {request.digest}")
@@ -153,6 +179,29 @@ def _changes(changes: JsonObject) -> list[str]:
                 shown = canonical_json(value)
             out.append(f"  ! {name}: {kind} {shown}")
     return out
+
+
+def _arguments(args: JsonObject) -> list[str]:
+    """One argument a line; text as it reads (lines indented), anything else as JSON."""
+    out = []
+    for name, value in args.items():
+        if isinstance(value, str) and ("\n" in value or len(value) > 60):
+            out.append(f"    {name}:")
+            out.extend(f"      | {line}" for line in value.splitlines() or [""])
+        else:
+            out.append(f"    {name}: {json.dumps(value, ensure_ascii=False)}")
+    return out
+
+
+def _who(card: ReviewCard) -> str:
+    """Who may decide, and who may not although listed (the requester, earlier approvers,
+    the editor of the call)."""
+    barred = list(card.row.excluded)
+    if card.request.kind != "question" and card.row.requested_by:
+        barred.append(card.row.requested_by)
+    shown = ", ".join(card.deciders)
+    named = [b for b in dict.fromkeys(barred) if f"anyone but {b}" not in shown]
+    return shown + (f"; not {', '.join(named)}" if named else "")
 
 
 def _block(label: str, value: Json) -> list[str]:
@@ -199,13 +248,31 @@ def _example(card: ReviewCard) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DecisionInput:
-    """A decision as the command will publish it."""
+    """A decision as the command will publish it; `looked_up` when the projections said
+    which request (then `settled` waits for them to show it decided)."""
 
     interrupt_id: str
     kind: str
     edited_args: JsonObject | None
     response: Json
     digest: str
+    looked_up: bool = False
+
+
+async def settled(settings: Settings, decision: DecisionInput, wait_s: float) -> None:
+    """After an accepted decision on a request the projections named: wait (up to `wait_s`)
+    until they show it closed, so that the next `decide RUN ...` reads the next request."""
+    if not decision.looked_up:
+        return
+    from countersign.cli_queries import queries
+
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        async with queries(settings) as q:
+            card = await q.card(decision.interrupt_id)
+        if card is None or card.row.status != "open":
+            return
+        await asyncio.sleep(POLL_S)  # the projector, another process, moves it on
 
 
 def decide_arguments(decide: argparse.ArgumentParser) -> None:
@@ -243,26 +310,19 @@ async def decision_input(settings: Settings, args: argparse.Namespace) -> Decisi
         response = json_value(args.response, "--response") if args.response is not None else None
         assert wanted is not None
         return DecisionInput(wanted, kind, whole, response, args.digest)
-    card = await _card(settings, await _interrupt_of(settings, args.run_id, wanted))
+    card = await _card(settings, wanted or args.run_id, args.wait or 0.0)
+    if card.row.run_id != args.run_id:
+        raise ConfigurationError(
+            f"request {card.row.interrupt_id} belongs to run {card.row.run_id}, not {args.run_id}"
+        )
     edited = None
     if kind == "edit":
         edited = merged_edit(card.request.args, sets, card.request.args_schema, whole)
     response = None
     if args.response is not None:
         response = response_of(args.response, card.request.answer_schema)
-    return DecisionInput(
-        card.row.interrupt_id, kind, edited, response, args.digest or card.request.digest
-    )
-
-
-async def _interrupt_of(settings: Settings, run_id: str, wanted: str | None) -> str:
-    if wanted is not None:
-        return wanted
-    from countersign.cli_queries import queries
-
-    async with queries(settings) as q:
-        rows = [i for i in await q.interrupts(run_id) if i.status == "open"]
-    return choose_interrupt(run_id, rows, None)
+    digest = args.digest or card.request.digest
+    return DecisionInput(card.row.interrupt_id, kind, edited, response, digest, looked_up=True)
 
 
 def _target(target: str, kind: str | None) -> tuple[str | None, str]:

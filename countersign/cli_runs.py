@@ -116,6 +116,8 @@ async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
         outcome = await publisher.wait_for_outcome(decision_id, position, args.wait)
     finally:
         await event_log.close()
+    if outcome.status == "accepted":
+        await cli_review.settled(settings, decision, args.wait)
     status = outcome.status or ("accepted" if outcome.accepted else "refused")
     if args.json:
         print(

@@ -187,7 +187,8 @@ def test_the_card_shows_the_changed_argument_first_and_everything_in_full() -> N
     assert lines[1] == "CHANGED since the previous proposal:"
     assert lines[2] == '  ! to: changed "ann@example.com" -> "eve@example.com"'
     assert '    "history": [' in text.replace("           ", "")  # context, whole
-    assert "  who        role:support  (one level)" in lines
+    assert '    to: "eve@example.com"' in lines
+    assert "  who        role:support; not carol, bob  (one level)" in lines
     assert "  deadline   2026-11-23 14:03:04 UTC (in 2h 03m 04s)" in lines
     assert "  then       rejected: the call does not run" in lines
     assert f"  digest     {'d' * 64}" in lines
@@ -197,6 +198,24 @@ def test_the_card_shows_the_changed_argument_first_and_everything_in_full() -> N
         "added": {},
         "removed": {},
     }
+
+
+def test_long_text_arguments_read_as_text() -> None:
+    letter = "Dear Ann,\n\nyour refund left us today.\n\nBob"
+    card = ReviewCard(
+        row=row(), request=request(args={**PROPOSED, "body": letter}), previous=None, now=NOW
+    )
+
+    lines = render_card(card).splitlines()
+
+    at = lines.index("    body:")
+    assert lines[at + 1 : at + 6] == [
+        "      | Dear Ann,",
+        "      | ",
+        "      | your refund left us today.",
+        "      | ",
+        "      | Bob",
+    ]
 
 
 def test_a_question_card_shows_its_answer_schema_default_and_who_may_answer() -> None:
