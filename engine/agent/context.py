@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
-import sys
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar
 
 import structlog
@@ -28,7 +26,6 @@ from events.json import Json, JsonObject
 
 P = ParamSpec("P")
 R = TypeVar("R")
-_ENGINE_DIR = str(Path(__file__).resolve().parent.parent)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -432,22 +429,3 @@ def _signature(tool: Callable[..., Any]) -> inspect.Signature:
     if signature is None:
         signature = _SIGNATURES[tool] = inspect.signature(tool)
     return signature
-
-
-def agent_source() -> str:
-    """Where agent code is now (`file:line in function`): the innermost frame outside the
-    engine, for a divergence's message. Empty when there is none."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith(_ENGINE_DIR) and not filename.startswith("<"):
-            return f"{_short(filename)}:{frame.f_lineno} in {frame.f_code.co_name}"
-        frame = frame.f_back  # type: ignore[assignment]
-    return ""
-
-
-def _short(filename: str) -> str:
-    try:
-        return str(Path(filename).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return filename

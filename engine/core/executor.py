@@ -9,6 +9,7 @@ advances again. The clock, ids and randomness are passed in as `Services`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -23,12 +24,11 @@ from engine.agent.context import (
     RunContext,
     ToolCall,
     ToolResult,
-    agent_source,
 )
 from engine.agent.guards import RunSignals, evaluate_call
 from engine.agent.policies import Gate, Proposal
 from engine.core.deadlines import default_answer
-from engine.core.divergence import CallShape, Divergence, recorded_shape
+from engine.core.divergence import CallShape, Divergence, caller_site, recorded_shape
 from engine.core.gating import (
     Cleared,
     GateContext,
@@ -597,7 +597,8 @@ class Replayer:
     def _diverged(self, rec: CallRecord, position: int, new: CallShape, actual: str) -> None:
         # Decided here, not by whoever catches the exception: agent code that swallows it
         # still cannot go on past the divergence.
-        shown = CallShape(new.kind, new.name, new.args, agent_source())
+        site = caller_site(sys._getframe())
+        shown = CallShape(new.kind, new.name, new.args, site=site)
         divergence = Divergence(position, recorded_shape(rec), shown)
         self._stop = RunParked(
             reason="non-determinism",

@@ -1080,7 +1080,7 @@ def test_golden_history_of_an_older_agent_is_detected_as_non_deterministic() -> 
         '    order: recorded "A-17", now (absent)',
         '    order_id: recorded (absent), now "A-17"',
     ]
-    assert "  made at:  examples/refund.py:" in parked.detail
+    assert "examples/refund.py:" in parked.detail.split("  made at:  ")[1]
     assert "in refund_agent" in parked.detail
     assert "ctx.random()" in parked.detail
     assert step.effects == []
