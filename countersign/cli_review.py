@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from consumers.publisher import CommandPublisher, OutcomeTimeout
+from consumers.publisher import OutcomeTimeout
 from countersign import bootstrap
 from countersign.decision_input import (
     choose_interrupt,
@@ -357,11 +357,8 @@ async def resume_parked(settings: Settings, args: argparse.Namespace) -> int:
         run = await q.get_run(args.run_id)
     if run is not None and run.status != "parked":
         raise ConfigurationError(f"run {args.run_id} is {run.status}, not parked")
-    event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
-    try:
-        publisher = CommandPublisher(
-            event_log, bootstrap.topics(settings), bootstrap.codec(settings)
-        )
+    async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
+        publisher = runtime.publisher()
         position = await publisher.run_position(args.run_id)
         command_id = await publisher.resume_run(
             args.run_id, resumed_by=args.by or getpass.getuser(), reason=args.reason
@@ -373,8 +370,6 @@ async def resume_parked(settings: Settings, args: argparse.Namespace) -> int:
                 f"run {args.run_id} was not resumed within {args.wait:g} s: is a worker "
                 "running, with the run's agent version? (a refused resume is a dead letter)"
             ) from None
-    finally:
-        await event_log.close()
     status, detail = resumed_status(events)
     if args.json:
         print(json.dumps({"run_id": args.run_id, "status": status, "detail": detail}))

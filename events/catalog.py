@@ -25,6 +25,7 @@ from typing import Any
 from events.approval import ApprovalRequest
 from events.canonical import canonical_form, fingerprint, full_name, inline_named
 from events.canonical import rabin_fingerprint as rabin_fingerprint
+from events.checkpoints import Checkpoint
 from events.commands import COMMAND_TYPES
 from events.errors import CatalogError, EventsError
 from events.notices import NOTICE_TYPES
@@ -34,11 +35,14 @@ from events.upcasting import UPCASTERS, Upcaster
 DEFAULT_SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 EVENTS, COMMANDS, APPROVALS = "countersign.events", "countersign.commands", "countersign.approvals"
+INTERNAL = "countersign.internal"
+"""Records only workers write and read (restore checkpoints)."""
 
 MESSAGE_TYPES: Mapping[str, type[Any]] = {
     **{f"{EVENTS}.{cls.__name__}": cls for cls in RUN_EVENT_TYPES},
     **{f"{COMMANDS}.{cls.__name__}": cls for cls in COMMAND_TYPES},
     **{f"{APPROVALS}.{cls.__name__}": cls for cls in NOTICE_TYPES},
+    f"{INTERNAL}.Checkpoint": Checkpoint,
 }
 """Every message type of this release, by the full Avro name of its schema."""
 

@@ -25,6 +25,7 @@ from typing import Any
 from events import avro
 from events.bounds import walk
 from events.catalog import Catalog
+from events.checkpoints import Checkpoint
 from events.commands import COMMAND_TYPES, Command
 from events.envelope import EventEnvelope
 from events.errors import DecodeError, EncodeError, MessageTooLarge, UnknownSchema
@@ -42,7 +43,7 @@ DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 
 _ENVELOPE_FIELDS = tuple(f.name for f in dataclasses.fields(EventEnvelope) if f.name != "payload")
 
-Message = EventEnvelope | Command | Notice
+Message = EventEnvelope | Command | Notice | Checkpoint
 Headers = Sequence[tuple[str, bytes]]
 
 
@@ -164,6 +165,12 @@ class Codec:
         message = self.decode(data, headers)
         if not isinstance(message, NOTICE_TYPES):
             raise DecodeError(f"expected an approvals-topic message, got {type(message).__name__}")
+        return message
+
+    def decode_checkpoint(self, data: bytes, headers: Headers = ()) -> Checkpoint:
+        message = self.decode(data, headers)
+        if not isinstance(message, Checkpoint):
+            raise DecodeError(f"expected a checkpoint, got {type(message).__name__}")
         return message
 
     def type_of(self, data: bytes) -> type[Any] | None:

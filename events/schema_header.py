@@ -22,7 +22,7 @@ from events.errors import DecodeError, NewerSchema, UnknownSchema
 SCHEMA_HEADER = "countersign-schema"
 _MAX_CLAIM_BYTES = 256
 _CLAIM = re.compile(
-    r"(countersign\.(?:events|commands|approvals)\.[A-Za-z_][A-Za-z0-9_]{0,99})"
+    r"(countersign\.(?:events|commands|approvals|internal)\.[A-Za-z_][A-Za-z0-9_]{0,99})"
     r";v=([1-9][0-9]{0,5});r=([1-9][0-9]{0,5});fp=([0-9a-f]{16})"
 )
 

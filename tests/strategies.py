@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from events.approval import ApprovalRequest
+from events.checkpoints import Checkpoint
 from events.envelope import EventEnvelope
 from events.fields import is_json_field
 
@@ -66,7 +67,7 @@ def _strategy_for_field(cls: type[Any], field: dataclasses.Field[Any]) -> st.Sea
         return json_values
     module_globals = vars(__import__(cls.__module__, fromlist=["_"]))
     hint = eval(str(field.type), module_globals)
-    if field.name == "seq" or field.name.endswith("_us"):
+    if field.name == "seq" or field.name.endswith("_us") or cls is Checkpoint:
         return POSITIONS if hint is int else st.none() | POSITIONS
     return _strategy_for_hint(hint)
 

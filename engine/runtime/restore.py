@@ -21,17 +21,16 @@ from engine.core.checkpoint import (
     RawEvent,
     RecordKind,
     RestoreScan,
-    decode_checkpoint,
 )
 from engine.core.integrity import Stray, check_run
 from engine.core.live_run import LiveRun
 from engine.core.run_index import RunIndex
 from engine.core.state import RunState
 from engine.errors import ConfigurationError
-from engine.log.port import EventLog, Topics
+from engine.log.port import EventLog, Headers, Topics
 from events.codec import Codec
 from events.envelope import EventEnvelope
-from events.errors import NewerSchema
+from events.errors import DecodeError, NewerSchema
 from events.run_events import RunCancelled, RunCompleted, RunFailed, RunQuarantined, RunStarted
 
 __all__ = ["Restored", "latest_checkpoint", "restore_partition"]
@@ -64,9 +63,12 @@ class Restored:
     seconds: float
 
 
-async def latest_checkpoint(log_: EventLog, topics: Topics, partition: int) -> Checkpoint | None:
+async def latest_checkpoint(
+    log_: EventLog, topics: Topics, partition: int, codec: Codec
+) -> Checkpoint | None:
     """The last checkpoint written for runs partition `partition`, or None if there is none
-    (a new deployment) or it is unreadable (then a restore reads from offset 0)."""
+    (a new deployment) or it is unreadable (then a restore reads from offset 0). One a newer
+    release wrote raises `NewerSchema`: this worker must stand down, not start over."""
     end = await log_.end_offset(topics.checkpoints, partition)
     window = _FIRST_WINDOW
     while True:  # markers and aborted records take offsets too: look back until one is found
@@ -76,8 +78,10 @@ async def latest_checkpoint(log_: EventLog, topics: Topics, partition: int) -> C
             last = record
         if last is not None:
             try:
-                return decode_checkpoint(last.value)
-            except ValueError as exc:
+                return codec.decode_checkpoint(last.value, last.headers)
+            except NewerSchema:
+                raise
+            except (DecodeError, ValueError) as exc:
                 log.error("checkpoint_unreadable", partition=partition, reason=str(exc))
                 return None
         if start == 0:
@@ -89,7 +93,10 @@ async def restore_partition(
     log_: EventLog, topics: Topics, codec: Codec, partition: int, *, keep_finished: int
 ) -> Restored:
     started = time.perf_counter()
-    checkpoint = await latest_checkpoint(log_, topics, partition)
+    try:
+        checkpoint = await latest_checkpoint(log_, topics, partition, codec)
+    except NewerSchema as newer:
+        return _stood_down(partition, newer)
     start = checkpoint.restore_from if checkpoint is not None else 0
     try:
         restored = await _restore_from(log_, topics, codec, partition, start, keep_finished)
@@ -124,10 +131,16 @@ async def _restore_from(
         start = 0
     scan = RestoreScan(keep)
     read = 0
+    newer: NewerSchema | None = None
     async for record in log_.read(topics.runs, partition, start):
         read += 1
         kind = _kind(codec, record.value)
+        if kind is None:  # a type this release does not know: newer, or junk?
+            newer = newer or _newer(codec, record.value, record.headers)
+            kind = "other"
         scan.add(record.key or "", record.offset, record.value, kind, record.headers)
+    if newer is not None:
+        return _stood_down(partition, newer)
     horizon = Horizon(keep, next_offset=end)
     checked = _Checked(codec, partition)
     live = checked.runs(scan.live.items(), horizon)
@@ -157,13 +170,45 @@ async def _restore_from(
     )
 
 
-def _kind(codec: Codec, value: bytes) -> RecordKind:
+def _stood_down(partition: int, newer: NewerSchema) -> Restored:
+    """Nothing restored: a newer release wrote this partition's checkpoint."""
+    return Restored(
+        partition=partition,
+        live={},
+        finished={},
+        horizon=Horizon(0),
+        index=RunIndex(),
+        quarantine={},
+        newer=newer,
+        checkpoint=None,
+        read=0,
+        skipped=0,
+        seconds=0.0,
+    )
+
+
+def _kind(codec: Codec, value: bytes) -> RecordKind | None:
+    """What a record is, from its header alone (None: a schema this release does not know)."""
     cls = codec.type_of(value)
-    if cls is RunStarted:
+    if cls is None:
+        return None
+    if issubclass(cls, RunStarted):  # a later release may read it into a subclass
         return "start"
-    if cls in _ENDS:
+    if issubclass(cls, _ENDS):
         return "end"
     return "other"
+
+
+def _newer(codec: Codec, value: bytes, headers: Headers) -> NewerSchema | None:
+    """The proof that a newer release wrote `value`, or None (then it is junk, a stray of
+    whichever run it names)."""
+    try:
+        codec.decode(value, headers)
+    except NewerSchema as newer:
+        return newer
+    except DecodeError:
+        return None
+    return None
 
 
 class _Checked:

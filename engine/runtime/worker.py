@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from engine.agent.app import App
+from engine.core.crash_guard import DEFAULT_CRASH_LIMIT
 from engine.core.executor import Services
 from engine.core.integrity import quarantine_event
 from engine.core.limits import DEFAULT_LIMITS, RunLimits
@@ -55,6 +56,8 @@ class WorkerSettings:
     """The pause before polling again when the log is unreachable."""
     limits: RunLimits = DEFAULT_LIMITS
     """Per-run caps (`engine.core.limits`)."""
+    crash_limit: int = DEFAULT_CRASH_LIMIT
+    """How many times a command may stop a worker before it is dead-lettered unhandled."""
     check_determinism: bool = False
     """Development: replay each run from its history at every resume before it goes on, so
     a non-deterministic agent is parked at its first decision, not after a restart."""
@@ -94,7 +97,7 @@ class Worker:
             keep_finished=self._settings.keep_finished_runs,
             revoke_grace_s=self._settings.revoke_grace_s,
         )
-        self._committer = Committer(topics, self._own, self._rebalancer)
+        self._committer = Committer(topics, codec, self._own, self._rebalancer)
         limits = self._settings.limits
         self._driver = Driver(
             app,
@@ -198,10 +201,42 @@ class Worker:
             raise NewerRelease(str(newer), release=newer.release)
 
     async def _process(self, partition: int, records: list[Record]) -> None:
+        """Handle a batch; the crash-loop guard marks the first batch after a restore, and
+        handles one that stopped a worker before one command at a time."""
+        first = records[0]
+        plan = self._own.plan_batch(partition, first.offset, self._settings.crash_limit)
+        if plan is None:
+            await self._handle(partition, records)
+            return
+        await self._committer.mark(partition, first.offset, plan.attempts)
+        if plan.poisoned:
+            await self._dead_letter_unhandled(partition, first, plan.attempts)
+            records = records[1:]
+        if not plan.careful:
+            await self._handle(partition, records)
+            return
+        # Any command of the batch may be the one that stopped the last worker: each carries
+        # the attempt on; the innocent ones clear it as soon as they are handled.
+        attempts = 1 if plan.poisoned else plan.attempts
+        for record in records:
+            if record is not first:
+                await self._committer.mark(partition, record.offset, attempts)
+            await self._handle(partition, [record])
+
+    async def _handle(self, partition: int, records: list[Record]) -> None:
+        if not records:
+            return
         step = Step(partition, consumed=records[-1].offset + 1, first_offset=records[0].offset)
         for record in records:
             self._intake.handle(step, record)
         await self._finish(step)
+
+    async def _dead_letter_unhandled(self, partition: int, record: Record, attempts: int) -> None:
+        step = Step(partition, consumed=record.offset + 1, first_offset=record.offset)
+        reason = f"stopped a worker {attempts} times while it was handled; not handled again"
+        self._writer.dead_letter(step, record, reason)
+        log.error("command_stops_workers", partition=partition, offset=record.offset)
+        await self._committer.commit(step)
 
     async def _resume_restored(self) -> None:
         """Quarantine the runs a restore found broken, and continue the ones that were

@@ -24,6 +24,7 @@ from engine.agent.app import AgentSpec
 from engine.agent.context import RunContext
 from engine.core.executor import Replayer, Services
 from events.approval import ApprovalRequest
+from events.checkpoints import Checkpoint
 from events.codec import Codec, Message
 from events.commands import (
     COMMAND_TYPES,
@@ -76,7 +77,7 @@ PAYLOADS_ROOT = GOLDEN / "payloads"
 PAYLOADS = PAYLOADS_ROOT / f"release-{RELEASE}"
 
 _TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (*RUN_EVENT_TYPES, *COMMAND_TYPES, *NOTICE_TYPES)
+    cls.__name__: cls for cls in (*RUN_EVENT_TYPES, *COMMAND_TYPES, *NOTICE_TYPES, Checkpoint)
 }
 
 # -- JSON <-> messages ------------------------------------------------------------------------
@@ -542,6 +543,7 @@ def _more_payload_fixtures() -> dict[str, Message]:
             issued_at_us=CLOCK_US + 11,
             reason="fixed the note",
         ),
+        "checkpoint": Checkpoint(restore_from=1207, consumed=88, attempt_at=88, attempts=2),
         "quarantine_notified": QuarantineNotified(
             run_id="run-golden-1",
             agent="refund",

@@ -55,6 +55,7 @@ def test_today_is_release_2_and_every_schema_is_released() -> None:
         "countersign.approvals.QuarantineNotified",
         "countersign.events.RunResumed",
         "countersign.commands.ResumeRun",
+        "countersign.internal.Checkpoint",
         *changed_in_2,
     }
 

@@ -14,6 +14,7 @@ import pytest
 
 from events.approval import ApprovalRequest
 from events.catalog import DEFAULT_SCHEMA_DIR, load_schema_files
+from events.checkpoints import Checkpoint
 from events.codec import _ENVELOPE_FIELDS
 from events.commands import COMMAND_TYPES
 from events.envelope import EventEnvelope
@@ -28,6 +29,7 @@ NAMESPACES: dict[type[Any], str] = {
     **{cls: "countersign.commands" for cls in COMMAND_TYPES},
     **{cls: "countersign.approvals" for cls in NOTICE_TYPES},
     ApprovalRequest: "countersign.events",
+    Checkpoint: "countersign.internal",
 }
 FILES = load_schema_files()
 
