@@ -102,7 +102,7 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         configure_logging("json", settings.log_level)
     app = bootstrap.load_apps(args.app)
-    log.info("dev_serving", app=args.app, schema=settings.projection_schema,
+    log.info("dev_serving", app=", ".join(args.app), schema=settings.projection_schema,
              **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
     async with (

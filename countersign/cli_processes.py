@@ -66,7 +66,7 @@ def _logging(settings: Settings, args: argparse.Namespace) -> None:
 async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     _logging(settings, args)
     app = bootstrap.load_apps(args.app)
-    log.info("worker_serving", app=args.app, group=args.group or settings.worker_group,
+    log.info("worker_serving", app=", ".join(args.app), group=args.group or settings.worker_group,
              **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
     async with bootstrap.connected(

@@ -230,16 +230,16 @@ async def test_a_question_takes_a_plain_text_answer_from_whoever_started_it(stac
     code, table = await stack.cli("stats", "--by", "tool")
     assert code == 0
     assert table.split("\n")[0].split()[1:11] == [
-        "requests",
-        "open",
-        "approved",
-        "edited",
-        "rejected",
-        "responded",
-        "expired",
-        "escal.",
-        "withdrawn",
-        "auto",
+        "REQUESTS",
+        "OPEN",
+        "APPROVED",
+        "EDITED",
+        "REJECTED",
+        "RESPONDED",
+        "EXPIRED",
+        "ESCALATED",
+        "WITHDRAWN",
+        "AUTO",
     ]
     [question_line] = [line for line in table.splitlines() if line.startswith("(question)")]
     assert question_line.split()[1:10] == ["1", "0", "0", "0", "0", "1", "0", "0", "0"]
