@@ -28,6 +28,7 @@ from countersign.decision_input import (
     parse_sets,
     response_of,
 )
+from countersign.render import clean
 from countersign.settings import Settings
 from engine.errors import ConfigurationError
 from events.approval import DECISION_KINDS
@@ -163,7 +164,8 @@ def render_card(card: ReviewCard) -> str:
         lines.append(_example(card))
     else:
         lines.append(f"  outcome    {row.status} by {row.decided_by}: {row.reason or '-'}")
-    return "\n".join(lines)
+    # Everything here came from agent code, tools or people: no line may drive the terminal.
+    return "\n".join(clean(line) for line in lines)
 
 
 def _changes(changes: JsonObject) -> list[str]:

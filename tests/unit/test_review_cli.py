@@ -200,6 +200,22 @@ def test_the_card_shows_the_changed_argument_first_and_everything_in_full() -> N
     }
 
 
+def test_nothing_on_a_card_can_drive_the_terminal() -> None:
+    hostile = "\x1b]0;pwned\x07\x1b[2J"
+    card = ReviewCard(
+        row=row(),
+        request=request(title=f"t{hostile}", reasoning=hostile, args={hostile: f"a\n{hostile}"}),
+        previous=None,
+        now=NOW,
+    )
+
+    text = render_card(card)
+
+    assert "\x1b" not in text
+    assert "\x07" not in text
+    assert "\\x1b]0;pwned" in text  # shown, not obeyed
+
+
 def test_long_text_arguments_read_as_text() -> None:
     letter = "Dear Ann,\n\nyour refund left us today.\n\nBob"
     card = ReviewCard(
@@ -266,3 +282,32 @@ def test_what_a_resume_came_to() -> None:
     )
     assert resumed_status([resumed, parked]) == ("parked again", "why")
     assert resumed_status([resumed, raised]) == ("waiting", "new request: i-9")
+
+
+def test_a_parked_runs_explanation_reads_line_by_line() -> None:
+    from countersign.render import run_header
+    from projections.rows import RunRow
+
+    run = RunRow(
+        run_id="r",
+        agent="lottery",
+        agent_version="1",
+        requested_by="alice",
+        status="parked",
+        started_at=NOW,
+        updated_at=NOW,
+        finished_at=NOW,
+        last_seq=3,
+        open_interrupts=0,
+        input={},
+        output=None,
+        error="non-determinism (call 0: …)\nstep 0 does not replay\n  made at: \x1b[31mx",
+    )
+
+    lines = run_header(run).splitlines()
+
+    assert lines[-3:] == [
+        "error     non-determinism (call 0: …)",
+        "          step 0 does not replay",
+        "            made at: \\x1b[31mx",
+    ]
