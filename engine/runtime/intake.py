@@ -194,6 +194,10 @@ class Intake:
         run = self._table.get(step.partition, command.run_id)
         state = run.state if run is not None else None
         reason = resume_refusal(state, command, self._app)
+        if not reason and run is not None and state is not None:
+            # Each resume of a run that still diverges adds two events: the run's caps bound
+            # how often that can be asked.
+            reason = growth_refusal(state, run.size, 2, 0, self._limits)
         if reason or run is None:
             self._writer.dead_letter(step, record, reason or f"unknown run {command.run_id}")
             return

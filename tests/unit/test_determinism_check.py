@@ -5,7 +5,7 @@ same run completes (the mistake would show only after a restart)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from structlog.testing import capture_logs
@@ -17,6 +17,7 @@ from events.run_events import (
     DecisionAccepted,
     InterruptRaised,
     RunCompleted,
+    RunEventPayload,
     RunParked,
     RunStarted,
 )
@@ -36,7 +37,7 @@ async def h() -> AsyncIterator[Harness]:
         await harness.halt_all()
 
 
-def _ends(cls: type) -> object:
+def _ends(cls: type) -> Callable[[list[RunEventPayload]], bool]:
     return lambda payloads: bool(payloads) and isinstance(payloads[-1], cls)
 
 

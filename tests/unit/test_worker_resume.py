@@ -6,13 +6,14 @@ Resumes that cannot be carried out are dead-lettered with the reason."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 
 from engine import App, RunContext
+from engine.core.handling import resume_refusal
 from engine.core.integrity import check_run
-from engine.core.state import fold
+from engine.core.state import RunState, fold
 from engine.log.memory import MemoryLog
 from engine.log.port import Topics
 from events.approval import ApprovalRequest
@@ -22,9 +23,11 @@ from events.json import Json, JsonObject
 from events.run_events import (
     DecisionAccepted,
     InterruptRaised,
+    RunCancelled,
     RunCompleted,
     RunEventPayload,
     RunParked,
+    RunQuarantined,
     RunResumed,
     RunStarted,
     ToolCallCompleted,
@@ -69,7 +72,7 @@ async def h() -> AsyncIterator[Harness]:
         NOTE["text"] = "first draft"
 
 
-def _ends(cls: type) -> object:
+def _ends(cls: type) -> Callable[[list[RunEventPayload]], bool]:
     return lambda payloads: bool(payloads) and isinstance(payloads[-1], cls)
 
 
@@ -86,7 +89,8 @@ async def _dead_letter_reason(h: Harness) -> str:
         header = letters[-1].header("countersign.reason") if letters else None
         return header.decode() if header is not None else None
 
-    found: str = await eventually(reason, timeout=10.0, message="a dead letter")
+    found: str | None = await eventually(reason, timeout=10.0, message="a dead letter")
+    assert found is not None
     return found
 
 
@@ -182,21 +186,26 @@ async def test_a_worker_without_the_agent_version_refuses_to_resume(h: Harness) 
     assert "has no agent 'noter' version '1'" in await _dead_letter_reason(h)
 
 
-def test_the_fold_takes_a_resumed_run_back_to_where_it_stood() -> None:
-    def envelope(seq: int, payload: RunEventPayload) -> EventEnvelope:
-        return EventEnvelope(
-            event_id=f"e{seq}",
-            run_id="r",
-            seq=seq,
-            occurred_at_us=seq,
-            agent="noter",
-            agent_version="1",
-            causation_id="",
-            correlation_id="r",
-            prev_hash="",
-            payload=payload,
-        )
+def envelope(seq: int, payload: RunEventPayload) -> EventEnvelope:
+    return EventEnvelope(
+        event_id=f"e{seq}",
+        run_id="r",
+        seq=seq,
+        occurred_at_us=seq,
+        agent="noter",
+        agent_version="1",
+        causation_id="",
+        correlation_id="r",
+        prev_hash="",
+        payload=payload,
+    )
 
+
+PARKED = RunParked(reason="non-determinism", call=0, expected="a", actual="b")
+QUARANTINED = RunQuarantined(reason="strays", strays=[])
+
+
+def test_the_fold_takes_a_resumed_run_back_to_where_it_stood() -> None:
     raised = InterruptRaised(
         call=1, interrupt_id="i", request=ApprovalRequest(kind="question", title="Ship it?")
     )
@@ -218,3 +227,30 @@ def test_the_fold_takes_a_resumed_run_back_to_where_it_stood() -> None:
     state = fold([history[0], envelope(1, parked), envelope(2, resumed)])
     assert state is not None
     assert state.status == "running"
+
+
+def _state(*payloads: RunEventPayload) -> RunState | None:
+    history = [envelope(0, RunStarted(input={}, requested_by="alice", command_id="c0"))]
+    history += [envelope(seq, p) for seq, p in enumerate(payloads, start=1)]
+    return fold(history)
+
+
+@pytest.mark.parametrize(
+    ("payloads", "by", "says"),
+    [
+        ((), "oscar", "is running, not parked"),
+        ((PARKED,), "", "must say who asks"),
+        ((PARKED, QUARANTINED), "oscar", "is quarantined"),
+        ((PARKED, RunCancelled(cancelled_by="o", reason="")), "oscar", "is cancelled"),
+    ],
+    ids=["running", "nobody", "quarantined", "cancelled"],
+)
+def test_why_a_resume_is_refused(payloads: tuple[RunEventPayload, ...], by: str, says: str) -> None:
+    command = ResumeRun(command_id="r", run_id="r", resumed_by=by, issued_at_us=0)
+
+    assert says in resume_refusal(_state(*payloads), command, app)
+    assert "unknown, or finished" in resume_refusal(None, command, app)
+    parked = _state(PARKED)
+    someone = ResumeRun(command_id="r", run_id="r", resumed_by="oscar", issued_at_us=0)
+    assert resume_refusal(parked, someone, app) == ""
+    assert resume_refusal(parked, someone, without_noter).startswith("this worker has no agent")
