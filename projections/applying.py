@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
+from events.run_events import RunResumed
 from projections.batch import BatchItem, LoggedEvent, Unusable
 from projections.fold import RunView, timestamp
 from projections.rows import ErrorRow, InterruptRow, RunRow
@@ -127,6 +128,12 @@ def stored_state_needed(events: Sequence[LoggedEvent]) -> tuple[list[str], list[
         if first_seq[e.envelope.run_id] != 0 and (interrupt_id := interrupt_of(e))
     }
     return run_ids, sorted(interrupt_ids)
+
+
+def resumed_runs(events: Sequence[LoggedEvent]) -> list[str]:
+    """Runs a `RunResumed` of the batch resumes: the fold needs their withdrawn interrupts
+    too (the ones their parking withdrew), to open them again."""
+    return sorted({e.envelope.run_id for e in events if type(e.envelope.payload) is RunResumed})
 
 
 def interrupt_of(event: LoggedEvent) -> str | None:

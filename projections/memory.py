@@ -146,6 +146,10 @@ class MemoryStore:
             i for i in self._interrupts.values() if i.run_id in wanted and i.status == "open"
         ]
         named = [self._interrupts[i] for i in interrupt_ids if i in self._interrupts]
+        resumed = set(applying.resumed_runs(events))
+        named += [
+            i for i in self._interrupts.values() if i.run_id in resumed and i.status == "withdrawn"
+        ]
         runs = [self._runs[r] for r in run_ids if r in self._runs]
         return applying.views_of(runs, open_ones + named)
 
@@ -202,6 +206,9 @@ class MemoryStore:
     async def fetch_interrupts(self, run_id: str) -> list[InterruptRow]:
         mine = [i for i in self._interrupts.values() if i.run_id == run_id]
         return sorted(mine, key=lambda i: i.seq)
+
+    async def fetch_interrupt(self, interrupt_id: str) -> InterruptRow | None:
+        return self._interrupts.get(interrupt_id)
 
     async def fetch_audit(
         self,

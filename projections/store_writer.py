@@ -197,9 +197,12 @@ async def _load_views(conn: Any, events: Sequence[LoggedEvent]) -> dict[str, Run
         f"SELECT {INTERRUPTS.column_list()} FROM cs_interrupts"
         " WHERE run_id = ANY($1::text[]) AND status = 'open'"
         f" UNION ALL SELECT {INTERRUPTS.column_list()} FROM cs_interrupts"
-        " WHERE interrupt_id = ANY($2::text[])",
+        " WHERE interrupt_id = ANY($2::text[])"
+        f" UNION ALL SELECT {INTERRUPTS.column_list()} FROM cs_interrupts"
+        " WHERE run_id = ANY($3::text[]) AND status = 'withdrawn'",
         run_ids,
         interrupt_ids,
+        applying.resumed_runs(events),
     )
     return applying.views_of(map(RUNS.from_record, runs), map(INTERRUPTS.from_record, interrupts))
 

@@ -25,6 +25,8 @@ from events.run_events import (
     InterruptRaised,
     RunCompleted,
     RunEventPayload,
+    RunParked,
+    RunResumed,
     RunStarted,
     ToolCallCompleted,
 )
@@ -279,6 +281,34 @@ async def test_a_run_goes_on_from_its_stored_state_in_later_batches(store: Store
     assert done.requested_by == "bob"
     ((interrupt),) = await store.fetch_interrupts("r1")
     assert interrupt.status == "approved"
+
+
+async def test_a_resumed_run_opens_again_what_its_parking_withdrew(store: Store) -> None:
+    run = Run("r1")
+    parked = RunParked(reason="non-determinism", call=1, expected="a", actual="b", detail="x")
+    resumed = RunResumed(resumed_by="oscar", reason="fixed", command_id="c-2")
+    await apply(store, [run.event(started(), 0), run.event(raised("r1"), 1)])
+    await apply(store, [run.event(parked, 2)])
+    stopped = await store.fetch_run("r1")
+    assert stopped is not None
+    assert (stopped.status, stopped.open_interrupts) == ("parked", 0)
+    assert [i.status for i in await store.fetch_interrupts("r1")] == ["withdrawn"]
+
+    await apply(store, [run.event(resumed, 3)])  # a later batch: read from the store
+
+    going = await store.fetch_run("r1")
+    assert going is not None
+    assert (going.status, going.open_interrupts) == ("waiting", 1)
+    assert (going.finished_at, going.error) == (None, None)
+    [interrupt] = await store.fetch_interrupts("r1")
+    assert (interrupt.status, interrupt.closed_at) == ("open", None)
+    audit = await store.fetch_audit(
+        run_id="r1", actor="oscar", tool=None, since=None, limit=10, action="run_resumed"
+    )
+    assert [(a.action, a.reason) for a in audit] == [("run_resumed", "fixed")]
+    await apply(store, [run.event(approved("r1"), 4)])
+    [decided] = await store.fetch_interrupts("r1")
+    assert decided.status == "approved"
 
 
 async def test_an_unusable_record_is_kept_as_an_error_and_moves_the_position(store: Store) -> None:
