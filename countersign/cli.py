@@ -20,6 +20,7 @@ from countersign import (
     cli_projections,
     cli_queries,
     cli_replay,
+    cli_review,
     cli_runs,
     cli_servers,
 )
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_feeds.register(commands)
     cli_demo.register(commands)
     cli_projections.register(commands)
+    cli_review.register(commands)  # extends `inbox` and `runs`: after them
     cli_replay.register(commands)
     return parser
 

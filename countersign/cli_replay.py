@@ -332,10 +332,13 @@ async def _fork(
     args: argparse.Namespace,
 ) -> tuple[ForkRun, DecisionOutcome | None]:
     """Publish the fork, and the decision on its interrupt if one is asked for."""
-    from countersign.cli_runs import decision_fields
+    from countersign.decision_input import json_object, json_value
     from engine.core.forking import colocated_id, fork_command, fork_interrupt_id
 
-    edited, response = decision_fields(args) if args.decide else (None, None)
+    edited = json_object(args.args, "--args") if args.args is not None else None
+    if args.decide == "edit" and edited is None:
+        raise ConfigurationError("an edit needs --args '{...}' with the new arguments")
+    response = json_value(args.response, "--response") if args.response is not None else None
     by = args.by or getpass.getuser()
     partitions = await runtime.log.partition_count(runtime.topics.runs)
     fork_id = colocated_id(args.run_id, partitions, lambda: str(uuid.uuid4()))

@@ -58,6 +58,18 @@ class LiftQuarantine:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class ResumeRun:
+    """Continue a parked run (after its code was fixed, or the old version deployed again):
+    the worker replays it from its history; if it diverges again it is parked again."""
+
+    command_id: str
+    run_id: str
+    resumed_by: str
+    issued_at_us: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ForkRun:
     """Start `run_id` from another run's history, up to one of its interrupts, to try
     another decision there (`countersign fork`). `prefix` is the origin's events, seq 0 up
@@ -77,12 +89,13 @@ class ForkRun:
     """The origin's tool results after the fork point, for a dry run to return."""
 
 
-Command: TypeAlias = StartRun | SubmitDecision | CancelRun | LiftQuarantine | ForkRun
+Command: TypeAlias = StartRun | SubmitDecision | CancelRun | LiftQuarantine | ResumeRun | ForkRun
 COMMAND_TYPES: tuple[type[Command], ...] = (
     StartRun,
     SubmitDecision,
     CancelRun,
     LiftQuarantine,
+    ResumeRun,
     ForkRun,
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.core.divergence import ABSENT, ArgChange, CallShape, Divergence, diff_args
+from events.json import JsonObject
 from events.limits import MAX_ECHO_CHARS, MAX_ERROR_CHARS
 
 
@@ -67,7 +68,7 @@ def test_another_call_or_none_points_at_versions_and_patches(
 
 
 def test_huge_arguments_are_clipped_so_the_message_stays_bounded() -> None:
-    huge = {f"k{i}": "x" * 5_000 for i in range(50)}
+    huge: JsonObject = {f"k{i}": "x" * 5_000 for i in range(50)}
     divergence = Divergence(0, CallShape("tool", "t", huge), CallShape("tool", "t", {}))
 
     text = divergence.explain()
