@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from engine.log import kafka_admin
+from engine.log.kafka import admin as kafka_admin
 
 __all__ = [
     "KAFKA_VERSION",

@@ -1,7 +1,7 @@
 """The event-log port: a partitioned, ordered, durable log with consumer groups and atomic writes.
 
 Three adapters implement it and pass one contract suite (`tests/contracts/`): the in-memory
-twin (`memory.py`), Kafka (`kafka.py`) and PostgreSQL (`postgres.py`). Everything above this
+twin (`memory.py`), Kafka (`kafka/`) and PostgreSQL (`postgres.py`). Everything above this
 port speaks bytes and positions; the codec is not the log's business.
 
 Semantics every adapter keeps:
