@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.app import App
-from engine.context import RunContext
-from engine.executor import Replayer, Services
-from engine.policies import Always
+from engine.agent.app import App
+from engine.agent.context import RunContext
+from engine.agent.policies import Always
+from engine.core.executor import Replayer, Services
 from events.codec import Codec
 from events.envelope import EventEnvelope
 from events.json import Json, JsonObject

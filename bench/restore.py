@@ -8,7 +8,7 @@ runs (RunStarted + RunCompleted each, pre-encoded and published in large batches
 live runs (RunStarted, ToolCallScheduled, ToolCallCompleted, InterruptRaised: each waits
 for a person), and the checkpoint the owning worker would have written (computed by the
 same `Horizon`, keeping the default number of finished runs). Then it times
-`engine.restore.restore_partition`, what a worker does on assignment, and checks that it
+`engine.runtime.restore.restore_partition`, what a worker does on assignment, and checks that it
 brought back every live run. The same is measured with no finished runs before the live
 ones, to show the restore does not depend on them. `--from-zero` also times a restore with
 no checkpoint (the whole partition; slow by design) for comparison.
@@ -31,11 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from countersign import local_kafka  # noqa: E402
-from engine.checkpoint import Checkpoint, Horizon, encode_checkpoint  # noqa: E402
+from engine.core.checkpoint import Checkpoint, Horizon, encode_checkpoint  # noqa: E402
 from engine.log.kafka import KafkaLog  # noqa: E402
 from engine.log.port import Outgoing, Topics  # noqa: E402
-from engine.restore import restore_partition  # noqa: E402
-from engine.worker import WorkerSettings  # noqa: E402
+from engine.runtime.restore import restore_partition  # noqa: E402
+from engine.runtime.worker import WorkerSettings  # noqa: E402
 from events.approval import ApprovalRequest  # noqa: E402
 from events.codec import Codec  # noqa: E402
 from events.envelope import GENESIS_HASH, EventEnvelope, hash_encoded  # noqa: E402

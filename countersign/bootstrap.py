@@ -7,7 +7,7 @@ import importlib
 from pathlib import Path
 
 from countersign.settings import Settings
-from engine.app import App
+from engine.agent.app import App
 from engine.errors import ConfigurationError
 from engine.log.port import EventLog, Topics
 from events.codec import Codec

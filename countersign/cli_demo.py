@@ -31,11 +31,11 @@ from countersign import bootstrap, demo_view, render
 from countersign.cli_processes import stop_on_signals
 from countersign.logging import configure_logging
 from countersign.settings import Settings
-from engine.app import App
-from engine.authorization import is_listed
+from engine.agent.app import App
+from engine.agent.authorization import is_listed
 from engine.errors import ConfigurationError, EngineError
 from engine.log.port import EventLog, partition_for
-from engine.worker import Worker, WorkerSettings
+from engine.runtime.worker import Worker, WorkerSettings
 from events.approval import ApprovalRequest
 from events.errors import DecodeError
 from events.json import JsonObject, canonical_json

@@ -9,7 +9,7 @@ from typing import Any
 
 from countersign import bootstrap
 from countersign.settings import Settings
-from engine.worker import Worker, WorkerSettings
+from engine.runtime.worker import Worker, WorkerSettings
 
 
 def register(commands: Any) -> None:

@@ -44,3 +44,10 @@ class Fenced(LogError):
 
 class TransientLogError(LogError):
     """The log could not be reached or the outcome is unknown; the step can be retried."""
+
+
+def reason_of(exc: BaseException, limit: int = 500) -> str:
+    """An exception as a reason to record or publish: its type and message, clipped (the
+    message may echo hostile input of any size)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

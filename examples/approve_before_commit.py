@@ -12,9 +12,7 @@ decision names — covers exactly the changes that were shown, and nothing else 
 
 from __future__ import annotations
 
-from engine.app import App
-from engine.context import RunContext
-from engine.policies import Always
+from engine import Always, App, RunContext
 from events.json import Json, JsonObject, digest
 
 app = App("approve-before-commit-example")

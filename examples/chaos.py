@@ -21,9 +21,7 @@ import os
 import random
 import time
 
-from engine.app import App
-from engine.context import RunContext
-from engine.policies import Always
+from engine import Always, App, RunContext
 from events.json import Json, JsonObject
 
 app = App("chaos-example")

@@ -13,8 +13,7 @@ offered, or "own" without text, is refused with the reason and the question stay
 
 from __future__ import annotations
 
-from engine.app import App
-from engine.context import RunContext
+from engine import App, RunContext
 from events.json import Json, JsonObject
 
 app = App("collaborative-example")

@@ -13,9 +13,7 @@ outside the company also raises the risk, so a support lead must approve it.
 
 from __future__ import annotations
 
-from engine.app import App
-from engine.context import RunContext
-from engine.policies import Always, When
+from engine import Always, App, RunContext, When
 from events.json import Json, JsonObject
 
 OUR_DOMAIN = "example.com"

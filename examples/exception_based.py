@@ -14,8 +14,7 @@ approve = carry on; reject = stop here; respond = carry on with a note (kept in 
 
 from __future__ import annotations
 
-from engine.app import App
-from engine.context import RunContext
+from engine import App, RunContext
 from events.json import Json, JsonObject
 
 app = App("exception-based-example")

@@ -19,11 +19,7 @@ Rules (most severe wins; the hard limit is evaluated first and cannot be lowered
 
 from __future__ import annotations
 
-from engine.app import App
-from engine.authorization import Level
-from engine.context import RunContext
-from engine.guards import Escalation
-from engine.policies import Confidence, Limit
+from engine import App, Confidence, Escalation, Level, Limit, RunContext
 from events.json import Json, JsonObject
 
 DIRECTORY = {

@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 
-from engine.app import App
-from engine.context import RunContext
-from engine.policies import When
+from engine import App, RunContext, When
 from events.json import Json, JsonObject
 
 APPROVAL_LIMIT = 500.0

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumers.publisher import CommandPublisher
-from engine.app import App
-from engine.executor import Services
-from engine.log.port import EventLog, Topics, partition_for
-from engine.state import fold
-from engine.worker import Worker, WorkerSettings
+from engine.agent.app import App
+from engine.core.executor import Services
+from engine.core.limits import DEFAULT_LIMITS, RunLimits
+from engine.core.state import fold
+from engine.log.port import EventLog, Record, Topics, partition_for
+from engine.runtime.worker import Worker, WorkerSettings
 from events.codec import Codec
 from events.envelope import EventEnvelope
 from events.notices import DecisionOutcome, Notice
@@ -73,10 +74,15 @@ class Harness:
         self.running: list[Running] = []
 
     async def start_worker(
-        self, app: App, clock: Callable[[], int], *, group: str | None = None
+        self,
+        app: App,
+        clock: Callable[[], int],
+        *,
+        group: str | None = None,
+        limits: RunLimits = DEFAULT_LIMITS,
     ) -> Running:
         settings = WorkerSettings(
-            group=group or f"{self.topics.prefix}.workers", poll_timeout_s=0.05
+            group=group or f"{self.topics.prefix}.workers", poll_timeout_s=0.05, limits=limits
         )
         worker = Worker(
             app, self.log, self.topics, self.codec, services=services(clock), settings=settings
@@ -111,6 +117,12 @@ class Harness:
             envelope = self.codec.decode_event(record.value)
             if envelope.run_id == run_id:
                 out.append(envelope)
+        return out
+
+    async def dead_letters(self) -> list[Record]:
+        out = []
+        for partition in range(await self.log.partition_count(self.topics.dlq)):
+            out.extend([r async for r in self.log.read(self.topics.dlq, partition, 0)])
         return out
 
     async def payloads(self, run_id: str) -> list[RunEventPayload]:

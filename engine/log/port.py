@@ -31,7 +31,7 @@ Headers = tuple[tuple[str, bytes], ...]
 class Topics:
     """The topics of one deployment, named `<prefix>.commands` and so on. All have the same
     partition count; `checkpoints` is compacted where the log supports it (Kafka): its
-    partition N holds the restore checkpoints of runs partition N (`engine.checkpoint`)."""
+    partition N holds the restore checkpoints of runs partition N (`engine.core.checkpoint`)."""
 
     prefix: str = "countersign"
 

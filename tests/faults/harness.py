@@ -36,10 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.app import App
+from engine.agent.app import App
 from engine.errors import LogError
 from engine.log.kafka import KafkaLog
-from engine.log.port import Outgoing, Position, Topics
+from engine.log.port import Outgoing, Position, Topics, partition_for
+from engine.runtime.step import FORWARDED_FROM
 from events.codec import Codec
 from events.commands import Command, StartRun, SubmitDecision
 from events.envelope import GENESIS_HASH, EventEnvelope, hash_encoded
@@ -663,7 +664,7 @@ POISON_REASONS = {
     "not_avro": "not an Avro single-object message",
     "truncated": "",
     "run_event_as_command": "expected a command",
-    "key_not_run_id": "is not the run id",
+    "forwarded_again": "whose runs it is not for",
 }
 """Each kind of bad input, and what the dead-letter reason says about it."""
 
@@ -705,8 +706,10 @@ def _crafted_block_count(codec: Codec) -> bytes:
     return empty[:start] + _zigzag(2**40)
 
 
-def poison(kind: str, codec: Codec, run_id: str) -> tuple[str, bytes]:
-    """(key, value) of a bad command of `kind` (see POISON_REASONS)."""
+def poison(kind: str, codec: Codec, run_id: str, topic: str) -> Outgoing:
+    """A bad command of `kind` for `topic` (see POISON_REASONS). A command keyed by another
+    run id is not bad (it is forwarded to its run's partition); one forwarded already that
+    lands on a partition not its run's is: forwarding again could go round for ever."""
     good = codec.encode(
         StartRun(
             command_id=str(uuid.uuid4()),
@@ -725,10 +728,13 @@ def poison(kind: str, codec: Codec, run_id: str) -> tuple[str, bytes]:
         "not_avro": b'{"command": "StartRun", "run_id": "%s"}' % run_id.encode(),
         "truncated": good[: len(good) // 2],
         "run_event_as_command": _run_event(codec, run_id),
-        "key_not_run_id": good,
+        "forwarded_again": good,
     }
-    key = f"not-{run_id}" if kind == "key_not_run_id" else run_id
-    return key, values[kind]
+    if kind == "forwarded_again":
+        elsewhere = (partition_for(run_id, PARTITIONS) + 1) % PARTITIONS
+        headers = ((FORWARDED_FROM, f"{topic}/0/0".encode()),)
+        return Outgoing(topic, run_id, good, elsewhere, headers)
+    return Outgoing(topic, run_id, values[kind])
 
 
 def _run_event(codec: Codec, run_id: str) -> bytes:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.executor import Replayer, Services
+from engine.core.executor import Replayer, Services
 from engine.log.kafka import KafkaLog
 from engine.log.port import Topics
 from events.codec import Codec

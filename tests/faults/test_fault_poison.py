@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from engine.log.kafka import KafkaLog
-from engine.log.port import Outgoing, Topics
-from engine.restore import latest_checkpoint
+from engine.log.port import Topics
+from engine.runtime.restore import latest_checkpoint
 from events.codec import Codec
 from examples.chaos import app
 from tests.faults.conftest import Broker
@@ -80,8 +80,8 @@ async def test_poison_goes_to_the_dead_letter_topic_and_nothing_stops(
             await operator.start_runs(1)
             if number % RATE == RATE - 1:
                 kind = next(kinds)
-                key, value = poison(kind, codec, f"poison-{number}")
-                at = await operator.publish_raw(Outgoing(topics.commands, key, value))
+                bad = poison(kind, codec, f"poison-{number}", topics.commands)
+                at = await operator.publish_raw(bad)
                 injected[(at.partition, at.offset)] = kind
             await asyncio.sleep(0.1)
         await operator.until(operator.all_done, 120 + chaos.runs * 0.5, "every run finished")

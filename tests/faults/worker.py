@@ -2,7 +2,7 @@
 
     python -m tests.faults.worker        (settings from COUNTERSIGN_* as for the CLI)
 
-It runs the same `engine.worker.Worker` on the same `KafkaLog`; it differs from the CLI in
+It runs the same `engine.runtime.worker.Worker` on the same `KafkaLog`; it differs from the CLI in
 two ways only:
 - group timings come from COUNTERSIGN_FAULT_SESSION_MS / _HEARTBEAT_MS / _COMMIT_TIMEOUT_S,
   so that a killed or stalled worker is noticed in seconds, not the production 10 s;
@@ -27,9 +27,9 @@ import structlog
 from countersign import bootstrap
 from countersign.logging import configure_logging
 from countersign.settings import Settings
-from engine.executor import Services
+from engine.core.executor import Services
 from engine.log.kafka import KafkaLog
-from engine.worker import Worker, WorkerSettings
+from engine.runtime.worker import Worker, WorkerSettings
 
 
 def tagged_uuid() -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from engine.log.kafka import KafkaLog
-from engine.log.port import Outgoing, Topics
+from engine.log.port import Topics
 from events.codec import Codec
 from examples.chaos import app
 from tests.faults.harness import (
@@ -52,8 +52,8 @@ async def test_bad_commands_are_dead_lettered_with_their_source_and_reason(
     try:
         for kind in sorted(POISON_REASONS):
             await operator.start_runs(1)
-            key, value = poison(kind, codec, f"bad-{kind}")
-            at = await operator.publish_raw(Outgoing(topics.commands, key, value))
+            bad = poison(kind, codec, f"bad-{kind}", topics.commands)
+            at = await operator.publish_raw(bad)
             sources[(at.partition, at.offset)] = kind
         await operator.start_runs(2)
         await operator.until(operator.all_done, 90, "the good runs finished")

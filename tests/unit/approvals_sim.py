@@ -1,9 +1,10 @@
 """A pure, synchronous stand-in for the worker, for the approval tests: one run, its envelopes,
-its folded state and its replayer; decisions judged by `engine.handling`, expiries by
-`engine.deadlines`, held decisions released the way the worker releases them.
+its folded state and its replayer; decisions judged by `engine.core.handling`, expiries by
+`engine.core.deadlines`, held decisions released the way the worker releases them.
 
-It mirrors `engine.worker` without I/O so that hypothesis can try thousands of interleavings;
-the worker itself is exercised with the in-memory log in `test_approvals_worker.py`.
+It mirrors the worker (`engine.runtime`) without I/O so that hypothesis can try thousands of
+interleavings; the worker itself is exercised with the in-memory log in
+`test_approvals_worker.py`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import itertools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from engine.app import App
-from engine.deadlines import expire_due
-from engine.executor import ExecuteTool, Replayer, Services
-from engine.handling import DecisionVerdict, held_ready, judge_decision, judge_held
-from engine.state import RunState, evolve
+from engine.agent.app import App
+from engine.core.deadlines import expire_due
+from engine.core.executor import ExecuteTool, Replayer, Services
+from engine.core.handling import DecisionVerdict, held_ready, judge_decision, judge_held
+from engine.core.state import RunState, evolve
 from events.commands import SubmitDecision
 from events.envelope import EventEnvelope
 from events.json import Json, JsonObject

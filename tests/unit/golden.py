@@ -20,9 +20,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from engine.app import AgentSpec
-from engine.context import RunContext
-from engine.executor import Replayer, Services
+from engine.agent.app import AgentSpec
+from engine.agent.context import RunContext
+from engine.core.executor import Replayer, Services
 from events.approval import ApprovalRequest
 from events.codec import Codec, Message
 from events.commands import COMMAND_TYPES, StartRun, SubmitDecision

@@ -13,12 +13,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.app import App
-from engine.authorization import Level
-from engine.context import RunContext
-from engine.executor import Replayer, interrupt_id_for
-from engine.policies import Always, When
-from engine.state import fold
+from engine.agent.app import App
+from engine.agent.authorization import Level
+from engine.agent.context import RunContext
+from engine.agent.policies import Always, When
+from engine.core.executor import Replayer, interrupt_id_for
+from engine.core.state import fold
 from events.json import Json, JsonObject
 from events.run_events import (
     DecisionAccepted,

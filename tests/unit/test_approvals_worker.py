@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 from structlog.testing import capture_logs
 
-from engine.app import App
-from engine.executor import interrupt_id_for
+from engine.agent.app import App
+from engine.core.executor import interrupt_id_for
 from engine.log.memory import MemoryLog
 from engine.log.port import Topics
 from events.notices import ActionNotified, ApprovalRequested, DecisionOutcome

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.app import App
-from engine.argspec import schema_of_function, validate
-from engine.authorization import Level, is_listed, levels_from_json, refusal_for_principal
+from engine.agent.app import App
+from engine.agent.argspec import schema_of_function, validate
+from engine.agent.authorization import Level, is_listed, levels_from_json, refusal_for_principal
 from engine.errors import ConfigurationError
 from events.json import Json
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.checkpoint import (
+from engine.core.checkpoint import (
     Checkpoint,
     Horizon,
     RecordKind,

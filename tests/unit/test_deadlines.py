@@ -6,12 +6,12 @@ import dataclasses
 
 import pytest
 
-from engine.app import App
-from engine.context import RunContext
-from engine.deadlines import expire_due, next_due_us, timeout_action
-from engine.handling import judge_decision
-from engine.policies import Always
-from engine.state import fold
+from engine.agent.app import App
+from engine.agent.context import RunContext
+from engine.agent.policies import Always
+from engine.core.deadlines import expire_due, next_due_us, timeout_action
+from engine.core.handling import judge_decision
+from engine.core.state import fold
 from events.approval import ApprovalRequest
 from events.commands import SubmitDecision
 from events.json import Json, JsonObject

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from engine.app import App
-from engine.authorization import Level
-from engine.context import RunContext, ToolResult
-from engine.executor import interrupt_id_for
-from engine.policies import Always, When
+from engine.agent.app import App
+from engine.agent.authorization import Level
+from engine.agent.context import RunContext, ToolResult
+from engine.agent.policies import Always, When
+from engine.core.executor import interrupt_id_for
 from events.json import Json, JsonObject
 from events.run_events import (
     DecisionAccepted,

@@ -17,10 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.app import AgentSpec, App
-from engine.authorization import Level
-from engine.context import RunContext, ToolResult
-from engine.executor import (
+from engine.agent.app import AgentSpec, App
+from engine.agent.authorization import Level
+from engine.agent.context import RunContext, ToolResult
+from engine.agent.policies import Always
+from engine.core.executor import (
     Advance,
     ExecuteTool,
     Replayer,
@@ -28,7 +29,6 @@ from engine.executor import (
     idempotency_key_for,
     interrupt_id_for,
 )
-from engine.policies import Always
 from events.codec import Codec
 from events.envelope import EventEnvelope
 from events.json import Json, JsonObject, digest

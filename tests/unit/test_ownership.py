@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.checkpoint import Checkpoint, Horizon
+from engine.core.checkpoint import Checkpoint, Horizon
 from engine.log.port import Record
-from engine.ownership import Ownership
+from engine.runtime.ownership import Ownership
 
 
 def _record(partition: int, offset: int) -> Record:

@@ -10,7 +10,7 @@ import pytest
 from consumers.publisher import CommandPublisher
 from engine.log.memory import MemoryLog
 from engine.log.port import Topics
-from engine.worker import Worker
+from engine.runtime.worker import Worker
 from events.codec import Codec
 from events.notices import ApprovalRequested, DecisionOutcome
 from examples.refund import app

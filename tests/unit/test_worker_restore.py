@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-import engine.worker
-from engine.app import App
-from engine.checkpoint import decode_checkpoint
-from engine.context import RunContext
+from engine.agent.app import App
+from engine.agent.context import RunContext
+from engine.core.checkpoint import decode_checkpoint
 from engine.errors import TransientLogError
 from engine.log.memory import MemoryLog
 from engine.log.port import AssignmentListener, GroupMember, Outgoing, Position, Topics
-from engine.restore import latest_checkpoint
-from engine.worker import Worker, WorkerSettings
+from engine.runtime import committing, driving, rebalance, worker
+from engine.runtime.restore import latest_checkpoint
+from engine.runtime.worker import Worker, WorkerSettings
 from events.json import Json, JsonObject
 from events.run_events import (
     DecisionAccepted,
@@ -58,7 +58,7 @@ async def job(ctx: RunContext, input: JsonObject) -> Json:
 
 
 class _Recorder:
-    """Stands in for the worker module's logger: the tests read what it said. (structlog's
+    """Stands in for the worker's module loggers: the tests read what it said. (structlog's
     `capture_logs` misses loggers cached by an earlier `configure_logging` in the session.)"""
 
     def __init__(self) -> None:
@@ -77,7 +77,8 @@ class _Recorder:
 @pytest.fixture
 def logs(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     recorder = _Recorder()
-    monkeypatch.setattr(engine.worker, "log", recorder)
+    for module in (worker, rebalance, committing, driving):
+        monkeypatch.setattr(module, "log", recorder)
     return recorder.lines
 
 

@@ -1,6 +1,6 @@
 """Rebuilding the runs of one partition from the log, from its latest checkpoint (I/O).
 
-`restore_partition` reads the partition's latest checkpoint (`engine.checkpoint`), reads the
+`restore_partition` reads the partition's latest checkpoint (`engine.core.checkpoint`), reads the
 runs topic from the checkpoint's `restore_from` to its end (read_committed), sorts the
 records with a `RestoreScan` (records of forgotten runs are skipped without decoding) and
 decodes only the runs the previous owner kept: the live ones, ready to resume without
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from engine.checkpoint import (
+from engine.core.checkpoint import (
     Checkpoint,
     Horizon,
     RawEvent,
@@ -23,10 +23,10 @@ from engine.checkpoint import (
     RestoreScan,
     decode_checkpoint,
 )
+from engine.core.live_run import LiveRun
+from engine.core.state import RunState
 from engine.errors import ConfigurationError
-from engine.live_run import LiveRun
 from engine.log.port import EventLog, Topics
-from engine.state import RunState
 from events.codec import Codec
 from events.errors import DecodeError
 from events.run_events import RunCancelled, RunCompleted, RunFailed, RunStarted

@@ -4,7 +4,7 @@ A tool's own policy (from `@app.tool(policy=...)`) and every guard whose pattern
 tool name (`fnmatch`: "refund", "payments.*", "*") are evaluated; `combine` picks the
 outcome. Hard guards are evaluated first. Escalation rules look at the run so far:
 
-    app.guard("*", Limit("amount", 10_000), hard=True)
+    app.guard("payments.*", Limit("amount", 10_000), hard=True)
     app.guard("send_*", Always(name="outbound", risk="medium"), agent="mailer")
     app.escalation = Escalation(rejections_in_a_row=2, to=("role:supervisor",))
 """
@@ -15,7 +15,14 @@ import fnmatch
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from engine.policies import DEFAULT_DEADLINE_S, TOOL_DECISIONS, Gate, Policy, Proposal, combine
+from engine.agent.policies import (
+    DEFAULT_DEADLINE_S,
+    TOOL_DECISIONS,
+    Gate,
+    Policy,
+    Proposal,
+    combine,
+)
 from events.approval import RiskLevel
 
 
@@ -100,15 +107,34 @@ def evaluate_call(
 ) -> Gate | None:
     """The deciding gate for a call, or None when no policy or guard applies to it at all."""
     matching = [g for g in guards if g.applies(proposal.agent, proposal.tool)]
-    gates = [_as_hard(g.policy.evaluate(proposal)) for g in matching if g.hard]
+    gates = [_as_hard(_evaluate(g.policy, proposal)) for g in matching if g.hard]
     if own is not None:
-        gates.append(own.evaluate(proposal))
-    gates.extend(g.policy.evaluate(proposal) for g in matching if not g.hard)
+        gates.append(_evaluate(own, proposal))
+    gates.extend(_evaluate(g.policy, proposal) for g in matching if not g.hard)
     if escalation is not None:
         escalated = escalation.evaluate(proposal, signals)
         if escalated is not None:
             gates.append(escalated)
     return combine(gates) if gates else None
+
+
+def _evaluate(policy: Policy, proposal: Proposal) -> Gate:
+    """The policy's gate; a policy that fails on this call asks a person (fail closed)."""
+    try:
+        return policy.evaluate(proposal)
+    except Exception as exc:
+        name = getattr(policy, "name", type(policy).__name__)
+        version = getattr(policy, "version", "?")
+        return Gate(
+            action="approve",
+            policy=f"{name}@{version}",
+            rule="policy-failed",
+            reason=f"the policy could not judge this call ({type(exc).__name__}: {exc})"[:300],
+            risk="critical",
+            allowed=TOOL_DECISIONS,
+            deadline_s=DEFAULT_DEADLINE_S,
+            relevant_args=(),
+        )
 
 
 def _as_hard(gate: Gate) -> Gate:

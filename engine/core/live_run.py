@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.executor import Replayer
-from engine.state import RunState, evolve
+from engine.core.executor import Replayer
+from engine.core.state import RunState, evolve
 from events.envelope import GENESIS_HASH, EventEnvelope, hash_encoded
 from events.run_events import RunEventPayload, RunStarted
 
@@ -22,6 +22,8 @@ class LiveRun:
     state: RunState | None = None
     last_hash: str = GENESIS_HASH
     replayer: Replayer | None = None
+    size: int = 0
+    """The bytes of its events in the log (for the per-run cap)."""
 
     @property
     def started(self) -> RunStarted:
@@ -38,6 +40,7 @@ class LiveRun:
         self.state = evolve(self.state, envelope)
         self.history.append(envelope)
         self.last_hash = hash_encoded(encoded)
+        self.size += len(encoded)
 
     def envelope(
         self,

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.argspec import validate
-from engine.authorization import EMPTY_DIRECTORY, Directory, refusal_for_principal
-from engine.state import EXPIRED, WITHDRAWN, RunState
+from engine.agent.argspec import validate
+from engine.agent.authorization import EMPTY_DIRECTORY, Directory, refusal_for_principal
+from engine.core.limits import DEFAULT_LIMITS
+from engine.core.state import EXPIRED, WITHDRAWN, RunState
 from events.approval import DECISION_KINDS, ApprovalRequest
 from events.commands import SubmitDecision
 from events.run_events import (
@@ -26,7 +27,7 @@ from events.run_events import (
     VoteRecorded,
 )
 
-MAX_HELD_PER_RUN = 100
+MAX_HELD_PER_RUN = DEFAULT_LIMITS.max_held
 TIMEOUT_PRINCIPAL = "system:timeout"
 
 Verdict = DecisionAccepted | DecisionRejected | VoteRecorded | DecisionHeld

@@ -25,16 +25,16 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from engine.argspec import schema_of_function
-from engine.authorization import EMPTY_DIRECTORY, Directory, Level
+from engine.agent.argspec import schema_of_function
+from engine.agent.authorization import EMPTY_DIRECTORY, Directory, Level
+from engine.agent.guards import Escalation, Guard
+from engine.agent.policies import Policy
 from engine.errors import ConfigurationError
-from engine.guards import Escalation, Guard
-from engine.policies import Policy
 from events.approval import RiskLevel
 from events.json import Json, JsonObject
 
 if TYPE_CHECKING:
-    from engine.context import RunContext
+    from engine.agent.context import RunContext
 
 AgentFn = Callable[["RunContext", JsonObject], Coroutine[Any, Any, Json]]
 ToolFn = Callable[..., Awaitable[Json]]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from engine.checkpoint import Checkpoint, Horizon
+from engine.core.checkpoint import Checkpoint, Horizon
 from engine.log.port import Record
 
 __all__ = ["Ownership"]

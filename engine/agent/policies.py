@@ -16,11 +16,12 @@ evaluated first, so no soft rule or confidence score can lower what a hard rule 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field, replace
-from typing import Protocol
+from typing import Literal, Protocol, TypeGuard
 
-from engine.authorization import Level
+from engine.agent.authorization import Level
 from engine.errors import ConfigurationError
 from events.approval import RISK_LEVELS, DecisionKind, GateAction, RiskLevel, TimeoutAction
 from events.json import JsonObject
@@ -202,19 +203,25 @@ class When:
         check_timeout(self.on_timeout, self.risk, self.name)
 
     def evaluate(self, proposal: Proposal) -> Gate:
-        if not self.predicate(proposal.args):
+        try:
+            matched = bool(self.predicate(proposal.args))
+        except Exception as exc:  # fail closed: a rule that cannot read the call asks a person
+            return self._ask("unreadable", f"the rule could not read the arguments: {_why(exc)}")
+        if not matched:
             gate = self.otherwise.evaluate(proposal)
             if isinstance(self.otherwise, Never):  # this policy decided: say so
                 gate = replace(gate, policy=f"{self.name}@{self.version}", rule="not-matched")
             return gate
-        amount = proposal.args.get(self.amount_arg) if self.amount_arg else None
+        return self._ask("predicate", self.reason, readable_number(proposal.args, self.amount_arg))
+
+    def _ask(self, rule: str, reason: str, amount: float | None = None) -> Gate:
         return Gate(
             action=self.action,
             policy=f"{self.name}@{self.version}",
-            rule="predicate",
-            reason=self.reason,
+            rule=rule,
+            reason=reason,
             risk=self.risk,
-            amount=float(amount) if isinstance(amount, int | float) else None,
+            amount=amount,
             approvers=self.approvers,
             levels=self.levels,
             allowed=self.allowed,
@@ -246,29 +253,51 @@ class Limit:
     deadline_s: float | None = DEFAULT_DEADLINE_S
     on_timeout: TimeoutAction = "reject"
     escalate_to: tuple[str, ...] = ()
+    missing: Literal["ask", "allow"] = "ask"
+    """A call without `arg` at all: "ask" a person (the default: a tool's default for the
+    argument may be anything), or "allow" it, for tools where the argument is truly optional."""
 
     def __post_init__(self) -> None:
         check_timeout(self.on_timeout, self.risk, self.name)
 
     def evaluate(self, proposal: Proposal) -> Gate:
-        value = proposal.args.get(self.arg)
-        number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
-        if number is None or number <= self.maximum:
-            return Gate(
-                action="auto",
-                policy=f"{self.name}@{self.version}",
-                rule=f"{self.arg}<={self.maximum:g}",
-                risk="low",
-                relevant_args=None,
-                hard=True,
+        number = readable_number(proposal.args, self.arg)
+        if number is None:
+            if self.arg not in proposal.args and self.missing == "allow":
+                return self._under(f"{self.arg} absent")
+            shown = "missing" if self.arg not in proposal.args else "not a number"
+            return self._over(
+                f"{self.arg}?",
+                f"{self.arg} is {shown}: the limit of {self.maximum:g} cannot be "
+                "checked, so a person decides",
+                None,
             )
+        if number <= self.maximum:
+            return self._under(f"{self.arg}<={self.maximum:g}")
+        return self._over(
+            f"{self.arg}>{self.maximum:g}",
+            f"{self.arg} {number:g} is over the limit of {self.maximum:g}",
+            number,
+        )
+
+    def _under(self, rule: str) -> Gate:
+        return Gate(
+            action="auto",
+            policy=f"{self.name}@{self.version}",
+            rule=rule,
+            risk="low",
+            relevant_args=None,
+            hard=True,
+        )
+
+    def _over(self, rule: str, reason: str, number: float | None) -> Gate:
         return Gate(
             action=self.action,
             policy=f"{self.name}@{self.version}",
-            rule=f"{self.arg}>{self.maximum:g}",
-            reason=f"{self.arg} {number:g} is over the limit of {self.maximum:g}",
+            rule=rule,
+            reason=reason,
             risk=self.risk,
-            amount=float(number),
+            amount=number,
             approvers=self.approvers,
             levels=self.levels,
             allowed=self.allowed,
@@ -310,6 +339,8 @@ class Confidence:
     def _action(self, confidence: float | None) -> tuple[GateAction, str]:
         if confidence is None:
             return self.missing, "no confidence given"
+        if not _is_score(confidence):
+            return "escalate", "unreadable confidence"
         for action, threshold in (
             ("auto", self.auto),
             ("notify", self.notify),
@@ -321,7 +352,10 @@ class Confidence:
 
     def evaluate(self, proposal: Proposal) -> Gate:
         action, rule = self._action(proposal.confidence)
-        shown = "none" if proposal.confidence is None else f"{proposal.confidence:g}"
+        confidence = proposal.confidence
+        shown = "none" if confidence is None else repr(confidence)
+        if _is_score(confidence):
+            shown = f"{confidence:g}"
         escalating = action == "escalate"
         return Gate(
             action=action,
@@ -337,3 +371,27 @@ class Confidence:
             escalate_to=() if escalating else self.escalate_to,
             relevant_args=(),
         )
+
+
+def readable_number(args: JsonObject, name: str | None) -> float | None:
+    """`args[name]` as a finite number, or None when it is absent or not one (a string, a
+    boolean, null, NaN...): policies treat None as "cannot read" and fail closed."""
+    if name is None:
+        return None
+    value = args.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _is_score(confidence: object) -> TypeGuard[float]:
+    return (
+        isinstance(confidence, int | float)
+        and not isinstance(confidence, bool)
+        and 0.0 <= confidence <= 1.0
+    )
+
+
+def _why(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]

@@ -14,7 +14,7 @@ escalate to, it is rejected).
 
 from __future__ import annotations
 
-from engine.state import RunState
+from engine.core.state import RunState
 from events.approval import ApprovalRequest, TimeoutAction
 from events.run_events import InterruptEscalated, InterruptExpired, InterruptRaised
 

@@ -14,10 +14,20 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from engine.app import AgentSpec, App, ToolSpec
-from engine.context import AllCalls, Call, Decision, InterruptCall, RunContext, ToolCall, ToolResult
-from engine.errors import AgentProtocolError, ConfigurationError, NonDeterminismError
-from engine.gating import (
+from engine.agent.app import AgentSpec, App, ToolSpec
+from engine.agent.argspec import validate
+from engine.agent.context import (
+    AllCalls,
+    Call,
+    Decision,
+    InterruptCall,
+    RunContext,
+    ToolCall,
+    ToolResult,
+)
+from engine.agent.guards import RunSignals, evaluate_call
+from engine.agent.policies import Gate, Proposal
+from engine.core.gating import (
     Cleared,
     GateContext,
     GateWalk,
@@ -30,9 +40,8 @@ from engine.gating import (
     question_purpose,
     signals_before,
 )
-from engine.guards import RunSignals, evaluate_call
-from engine.history import CallRecord, HistoryIndex
-from engine.policies import Gate, Proposal
+from engine.core.history import CallRecord, HistoryIndex
+from engine.errors import AgentProtocolError, ConfigurationError, NonDeterminismError
 from events.approval import ApprovalRequest
 from events.json import Json, JsonObject, canonical_json, digest
 from events.run_events import (
@@ -51,6 +60,9 @@ from events.run_events import (
     ToolCallScheduled,
     ValueRecorded,
 )
+
+INVALID_ARGUMENTS = "InvalidArguments"
+"""The error type of a tool call refused because its arguments break the tool's schema."""
 
 _NAMESPACE = uuid.UUID("6f1d2c1e-9c55-4c3e-9f0e-2b1f5d0c7a11")
 
@@ -265,11 +277,36 @@ class Replayer:
         rec = self._index.calls.get(call.position)
         if rec is not None:
             self._expect(rec, call.position, "tool", call.tool, digest(call.args))
+        refused = self._refused_arguments(call, tool, rec)
+        if refused is not None:
+            return True, refused
         verdict = self._gate_walk(call, tool, rec)
         if not isinstance(verdict, Cleared):
             return verdict
         rec = self._index.calls.get(call.position)
         return self._run_phase(call, tool, rec, verdict.args, verdict.decided_by)
+
+    def _refused_arguments(
+        self, call: ToolCall, tool: ToolSpec, rec: CallRecord | None
+    ) -> ToolResult | None:
+        """Arguments that break the tool's schema go back to the agent as a failed call
+        before any policy looks at them: a rule cannot be judged on what it cannot read,
+        and the tool never runs. Recorded calls were checked when they were made."""
+        if rec is None:
+            errors = validate(call.args, tool.args_schema or None)
+            if not errors:
+                return None
+            failed = ToolCallFailed(
+                call=call.position, error_type=INVALID_ARGUMENTS, error="; ".join(errors)
+            )
+            self._emit(failed)
+        elif rec.failed is not None and rec.failed.error_type == INVALID_ARGUMENTS:
+            failed = rec.failed
+        else:
+            return None
+        return ToolResult(
+            status="failed", args=call.args, reason=f"{failed.error_type}: {failed.error}"
+        )
 
     def _first_evaluation(self, call: ToolCall, rec: CallRecord | None) -> GateEvaluated | Cleared:
         if rec is not None and rec.evaluations:
@@ -518,7 +555,7 @@ class Replayer:
         self, rec: CallRecord, position: int, kind: str, name: str, call_digest: str
     ) -> None:
         actual = f"{kind} {name} {call_digest[:12]}"
-        if rec.kind != kind or rec.name != name or (rec.digest and rec.digest != call_digest):
+        if not rec.matches(kind, name, call_digest):
             # Decided here, not by whoever catches the exception: agent code that swallows
             # it still cannot go on past the divergence.
             self._stop = RunParked(

@@ -42,6 +42,16 @@ class CallRecord:
     value: ValueRecorded | None = None
     model: ModelCalled | None = None
 
+    def matches(self, kind: str, name: str, call_digest: str) -> bool:
+        """Whether a call made now is the one recorded here. A call refused for its
+        arguments before any gate recorded only its failure: its name and digest are
+        unknown and match anything of its kind."""
+        if self.kind != kind:
+            return False
+        if self.name and self.name != name:
+            return False
+        return not (self.digest and self.digest != call_digest)
+
     def signature(self) -> str:
         return f"{self.kind} {self.name} {self.digest[:12]}"
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from engine.authorization import Level, levels_from_json, levels_to_json
-from engine.guards import RunSignals
-from engine.history import HistoryIndex
-from engine.policies import SEVERITY, Gate, risk_rank
+from engine.agent.authorization import Level, levels_from_json, levels_to_json
+from engine.agent.guards import RunSignals
+from engine.agent.policies import SEVERITY, Gate, risk_rank
+from engine.core.history import HistoryIndex
 from events.approval import ApprovalRequest, RiskLevel
 from events.json import Json, JsonObject, canonical_json, digest
 from events.run_events import (

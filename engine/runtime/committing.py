@@ -1,0 +1,96 @@
+"""Committing a step (I/O): its records, its commands position and its restore checkpoint in
+one atomic log commit, and what to do when that fails.
+
+- Each commit of partition N also writes a checkpoint (`engine.core.checkpoint`) to partition
+  N of the checkpoints topic when it changed: where a restore must start reading, and the
+  commands position committed with it.
+- A worker that lost a partition without hearing it (a stall past its session) is fenced:
+  its commit raises `Fenced`, nothing of it is visible, and it drops the partition.
+- A commit whose outcome is unknown (a timeout) abandons the step: the partition is rebuilt
+  from the log and the batch re-read unless the checkpoint shows the commit went through;
+  handling commands again is idempotent by command and decision id.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from engine.core.checkpoint import Checkpoint, encode_checkpoint
+from engine.errors import Fenced, LogError
+from engine.log.port import GroupMember, Outgoing, Position, Topics
+from engine.runtime.ownership import Ownership
+from engine.runtime.rebalance import Rebalancer
+from engine.runtime.step import Step, StepAbandoned
+
+__all__ = ["Committer"]
+
+log = structlog.get_logger(__name__)
+
+
+class Committer:
+    def __init__(self, topics: Topics, ownership: Ownership, rebalancer: Rebalancer) -> None:
+        self._topics = topics
+        self._own = ownership
+        self._rebalancer = rebalancer
+        self._member: GroupMember | None = None
+
+    def bind(self, member: GroupMember) -> None:
+        self._member = member
+
+    async def commit(self, step: Step) -> None:
+        if not step.records and step.consumed is None:
+            return
+        assert self._member is not None
+        checkpoint = self._own.checkpoint_for(step.partition, step.consumed)
+        records = step.records
+        if checkpoint is not None:
+            records = [*records, self._checkpoint_record(checkpoint, step.partition)]
+        try:
+            positions = await self._member.commit(step.partition, records, step.consumed)
+        except Fenced:
+            log.warning("fenced", partition=step.partition)
+            self._rebalancer.drop(step.partition)
+        except LogError as exc:
+            log.error("commit_failed", partition=step.partition, error=str(exc))
+            await self._recover(step)
+        else:
+            self._committed(step, positions, checkpoint)
+            return
+        step.records, step.consumed, step.touched = [], None, {}
+        raise StepAbandoned(step.partition)
+
+    def _checkpoint_record(self, checkpoint: Checkpoint, partition: int) -> Outgoing:
+        value = encode_checkpoint(checkpoint)
+        return Outgoing(self._topics.checkpoints, str(partition), value, partition)
+
+    def _committed(
+        self, step: Step, positions: list[Position], checkpoint: Checkpoint | None
+    ) -> None:
+        firsts: dict[str, int] = {}
+        end = 0
+        for out, position in zip(step.records, positions, strict=False):  # + the checkpoint's
+            if position.topic == self._topics.runs:
+                firsts.setdefault(out.key, position.offset)
+                end = max(end, position.offset + 1)
+        self._own.committed(step.partition, firsts, end, checkpoint)
+        if step.consumed is not None:
+            step.first_offset = None  # the batch is consumed: a later failure must not re-read it
+        step.records = []
+        step.consumed = None
+
+    async def _recover(self, step: Step) -> None:
+        """After a failed commit memory is ahead of the log: rebuild the partition from the
+        log and re-read the batch, unless the checkpoint shows the commit went through (its
+        outcome was unknown); handling commands again is idempotent by command/decision id."""
+        assert self._member is not None
+        if step.partition not in self._own:
+            return
+        unhandled = step.first_offset if step.consumed is not None else None
+        restored = await self._rebalancer.restore_or_defer(step.partition, unhandled)
+        if restored is None:
+            return
+        receipt = restored.checkpoint.consumed if restored.checkpoint else None
+        if step.consumed is not None and receipt is not None and receipt >= step.consumed:
+            log.info("commit_went_through", partition=step.partition, consumed=receipt)
+        elif step.first_offset is not None:
+            await self._member.seek(step.partition, step.first_offset)

@@ -1,0 +1,31 @@
+"""Decisions that arrived before their interrupt, settled once it is raised or can never be."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from engine.agent.app import App
+from engine.core.executor import Services
+from engine.core.handling import command_of, held_ready, judge_held
+from engine.core.live_run import LiveRun
+from engine.runtime.step import Step, StepWriter
+
+__all__ = ["settle_held"]
+
+
+def settle_held(
+    writer: StepWriter, app: App, services: Services, step: Step, runs: Iterable[LiveRun]
+) -> None:
+    """Decisions that arrived before their interrupt: judge them once it is raised (or
+    refuse them once the run has ended without raising it)."""
+    for run in runs:
+        if run.state is None or not run.state.held:
+            continue
+        for held in held_ready(run.state):
+            now = services.clock_us()
+            verdict = judge_held(run.state, held, directory=app.directory, now_us=now)
+            assert verdict.event is not None
+            writer.append(step, run, verdict.event, held.decision_id)
+            writer.decided(step, command_of(held, run.run_id), verdict, now)
+            if verdict.accepted and not run.state.terminal:
+                step.touched[run.run_id] = run

@@ -1,0 +1,171 @@
+"""Commands in: decode each record, then start, decide or cancel through the step. No I/O.
+
+This is the worker's input boundary: a record that cannot be decoded, or that names another
+run than its key, is dead-lettered; a decision is judged (`engine.core.handling`) against the
+run's state and its sender always learns the verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import structlog
+
+from engine.agent.app import App
+from engine.core.executor import Services
+from engine.core.handling import DecisionVerdict, judge_decision
+from engine.core.limits import DEFAULT_LIMITS, RunLimits, growth_refusal
+from engine.core.live_run import LiveRun
+from engine.errors import reason_of
+from engine.log.port import Record
+from engine.runtime.held import settle_held
+from engine.runtime.step import FORWARDED_FROM, Step, StepWriter
+from engine.runtime.table import RunTable
+from engine.runtime.timers import expire
+from events.codec import Codec
+from events.commands import CancelRun, StartRun, SubmitDecision
+from events.errors import DecodeError
+from events.run_events import DecisionRejected, RunCancelled, RunFailed, RunStarted
+
+__all__ = ["Intake"]
+
+log = structlog.get_logger(__name__)
+
+
+class Intake:
+    def __init__(
+        self,
+        app: App,
+        codec: Codec,
+        writer: StepWriter,
+        table: RunTable,
+        services: Services,
+        home: Callable[[str], int],
+        limits: RunLimits = DEFAULT_LIMITS,
+    ) -> None:
+        self._home = home
+        self._limits = limits
+        self._app = app
+        self._codec = codec
+        self._writer = writer
+        self._table = table
+        self._services = services
+
+    def handle(self, step: Step, record: Record) -> None:
+        """Handle one command. Whatever it causes that cannot be carried out ends here, as a
+        dead letter with the reason, in the same commit as the command's offset: no record
+        can stop the worker (the next owner would read it again, and stop too)."""
+        try:
+            self._handle(step, record)
+        except Exception as exc:
+            log.exception("command_failed", partition=record.partition, offset=record.offset)
+            self._writer.dead_letter(step, record, f"cannot handle: {reason_of(exc)}")
+
+    def _handle(self, step: Step, record: Record) -> None:
+        try:
+            command = self._codec.decode_command(record.value)
+        except DecodeError as exc:
+            self._writer.dead_letter(step, record, str(exc))
+            return
+        home = self._home(command.run_id)
+        if home != record.partition:
+            self._forward(step, record, home)
+            return
+        match command:
+            case StartRun():
+                self._start(step, record, command)
+            case SubmitDecision():
+                self._decide(step, command)
+            case CancelRun():
+                self._cancel(step, record, command)
+
+    def _forward(self, step: Step, record: Record, home: int) -> None:
+        """A command on another partition than its run's (a client that hashes keys its own
+        way, a key-less record) goes to the run's partition, in the same commit as its
+        offset here: it is handled there exactly once, by the run's owner."""
+        if record.header(FORWARDED_FROM) is not None:
+            # Forwarded once already: the workers disagree on the partitions (a change of
+            # the partition count mid-way); forwarding again could go round for ever.
+            reason = f"forwarded to partition {record.partition}, whose runs it is not for"
+            self._writer.dead_letter(step, record, reason)
+            return
+        self._writer.forward(step, record, home)
+
+    def _start(self, step: Step, record: Record, command: StartRun) -> None:
+        bound = log.bind(run_id=command.run_id, agent=command.agent)
+        existing = self._table.state_of(step.partition, command.run_id)
+        if existing is not None:
+            if existing.start_command_id != command.command_id:
+                self._writer.dead_letter(step, record, f"run {command.run_id} already exists")
+            return
+        spec = self._app.find_agent(command.agent, command.agent_version)
+        version = spec.version if spec else command.agent_version
+        run = LiveRun(command.run_id, step.partition)
+        started = RunStarted(
+            input=command.input, requested_by=command.requested_by, command_id=command.command_id
+        )
+        self._writer.append(
+            step, run, started, command.command_id, agent=command.agent, version=version
+        )
+        self._table.add(run)  # only once its first event could be written
+        if spec is None:
+            error = f"this app has no agent {command.agent!r}" + (
+                f" version {command.agent_version!r}" if command.agent_version else ""
+            )
+            failed = RunFailed(error_type="UnknownAgent", error=error)
+            self._writer.append(step, run, failed, command.command_id)
+            bound.warning("run_refused", reason=error)
+            return
+        bound.info("run_started", version=version)
+        step.touched[run.run_id] = run
+
+    def _decide(self, step: Step, command: SubmitDecision) -> None:
+        now = self._services.clock_us()
+        run = self._table.get(step.partition, command.run_id)
+        if run is not None:
+            expire(self._writer, step, run, now)  # a decision after its deadline loses to it
+        state = run.state if run else self._table.state_of(step.partition, command.run_id)
+        verdict = judge_decision(state, command, directory=self._app.directory, now_us=now)
+        # An unknown or finished run has nothing to append to; the sender still learns why.
+        if verdict.event is not None and run is not None and run.state is not None:
+            verdict = self._within_limits(run, verdict)
+        if verdict.event is not None and run is not None:
+            self._writer.append(step, run, verdict.event, command.decision_id)
+            if verdict.accepted:
+                step.touched[run.run_id] = run
+        self._writer.decided(step, command, verdict, now)
+        log.info(
+            "decision_accepted" if verdict.accepted else "decision_refused",
+            run_id=command.run_id,
+            interrupt_id=command.interrupt_id,
+            decision_id=command.decision_id,
+            reason=verdict.reason,
+            repeat=verdict.repeat,
+        )
+
+    def _within_limits(self, run: LiveRun, verdict: DecisionVerdict) -> DecisionVerdict:
+        """A run at its cap takes no more decisions; past `max_refusals` a refusal is told to
+        its sender but no longer recorded in the run (a flood cannot grow it)."""
+        assert run.state is not None
+        full = growth_refusal(run.state, run.size, 1, 0, self._limits)
+        if full:
+            return replace(verdict, accepted=False, reason=full, event=None, status="refused")
+        refused = isinstance(verdict.event, DecisionRejected)
+        if refused and run.state.refused >= self._limits.max_refusals:
+            return replace(verdict, event=None)
+        return verdict
+
+    def _cancel(self, step: Step, record: Record, command: CancelRun) -> None:
+        run = self._table.get(step.partition, command.run_id)
+        if run is None:
+            if self._table.state_of(step.partition, command.run_id) is None:
+                self._writer.dead_letter(step, record, f"unknown run {command.run_id}")
+            return
+        if run.replayer is not None:
+            run.replayer.close()
+        cancelled = RunCancelled(cancelled_by=command.cancelled_by, reason=command.reason)
+        self._writer.append(step, run, cancelled, command.command_id)
+        settle_held(self._writer, self._app, self._services, step, [run])
+        step.touched.pop(run.run_id, None)
+        log.info("run_cancelled", run_id=run.run_id, by=command.cancelled_by)

@@ -1,0 +1,140 @@
+"""A step: what one atomic commit of one partition will hold, and the one way to add to it.
+
+Everything a worker publishes goes through `StepWriter`: run events (enveloped, encoded once,
+folded into the run, recorded on the runs topic), the approvals-topic notices the outbox
+derives from them, decision outcomes and dead letters. No I/O: the commit is `committing`'s.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+
+from engine.core import outbox
+from engine.core.executor import Services
+from engine.core.handling import DecisionVerdict
+from engine.core.live_run import LiveRun
+from engine.log.port import Outgoing, Record, Topics
+from engine.runtime.ownership import Ownership
+from engine.runtime.table import RunTable
+from events.codec import Codec
+from events.commands import SubmitDecision
+from events.notices import Notice
+from events.run_events import InterruptRaised, RunEventPayload, RunStarted
+
+__all__ = ["FORWARDED_FROM", "Step", "StepAbandoned", "StepWriter"]
+
+FORWARDED_FROM = "countersign.forwarded-from"
+"""Header on a command forwarded to its run's partition: `topic/partition/offset` it came from."""
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Step:
+    partition: int
+    consumed: int | None = None
+    """The commands position this step's commit marks as read (None: no commands)."""
+    first_offset: int | None = None
+    """The first command of the batch, to read it again if the commit fails."""
+    records: list[Outgoing] = field(default_factory=list)
+    touched: dict[str, LiveRun] = field(default_factory=dict)
+    """Runs that may move on: drive them before committing."""
+    changed: dict[str, LiveRun] = field(default_factory=dict)
+    """Every run this step appended to (its deadlines may have changed)."""
+
+
+class StepAbandoned(Exception):
+    """The step cannot finish (its commit failed, or its partition was lost); the batch will
+    be processed again from the log by whoever owns the partition."""
+
+
+class StepWriter:
+    def __init__(
+        self,
+        codec: Codec,
+        topics: Topics,
+        services: Services,
+        table: RunTable,
+        ownership: Ownership,
+    ) -> None:
+        self._codec = codec
+        self._topics = topics
+        self._services = services
+        self._table = table
+        self._own = ownership
+
+    def append(
+        self,
+        step: Step,
+        run: LiveRun,
+        payload: RunEventPayload,
+        causation_id: str,
+        *,
+        agent: str | None = None,
+        version: str | None = None,
+    ) -> None:
+        state = run.state
+        envelope = run.envelope(
+            payload,
+            event_id=self._services.new_uuid(),
+            occurred_at_us=self._services.clock_us(),
+            agent=agent if agent is not None else (state.agent if state else ""),
+            agent_version=version
+            if version is not None
+            else (state.agent_version if state else ""),
+            causation_id=causation_id,
+        )
+        encoded = self._codec.encode(envelope)
+        run.record(envelope, encoded)
+        if run.replayer is not None:
+            run.replayer.feed([payload])  # harmless for events the replayer emitted itself
+        step.records.append(Outgoing(self._topics.runs, run.run_id, encoded, step.partition))
+        step.changed[run.run_id] = run
+        assert run.state is not None
+        for notice in outbox.event_notices(run.state, run.history, envelope):
+            self._publish(step, run.run_id, notice)
+        if isinstance(payload, InterruptRaised):
+            log.info(
+                "interrupt_raised",
+                run_id=run.run_id,
+                interrupt_id=payload.interrupt_id,
+                title=payload.request.title,
+            )
+        if isinstance(payload, RunStarted):
+            self._own.started(step.partition, run.run_id)
+        if run.state.terminal:
+            self._table.retire(run, self._own.finished(step.partition, run.run_id))
+
+    def decided(
+        self, step: Step, decision: SubmitDecision, verdict: DecisionVerdict, at_us: int
+    ) -> None:
+        """The sender of `decision` learns the verdict (after any event it appended)."""
+        self._publish(step, decision.run_id, outbox.outcome(decision, verdict, at_us))
+
+    def dead_letter(self, step: Step, record: Record, reason: str) -> None:
+        log.warning(
+            "dead_lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason,
+        )
+        step.records.append(outbox.dead_letter(record, reason, self._topics.dlq))
+
+    def forward(self, step: Step, record: Record, partition: int) -> None:
+        """The command's exact bytes to the commands partition of its run."""
+        here = f"{record.topic}/{record.partition}/{record.offset}".encode()
+        headers = (*record.headers, (FORWARDED_FROM, here))
+        key = record.key or ""
+        step.records.append(Outgoing(record.topic, key, record.value, partition, headers))
+        log.info(
+            "command_forwarded",
+            partition=record.partition,
+            offset=record.offset,
+            to_partition=partition,
+        )
+
+    def _publish(self, step: Step, run_id: str, notice: Notice) -> None:
+        step.records.append(Outgoing(self._topics.approvals, run_id, self._codec.encode(notice)))
