@@ -47,9 +47,9 @@ async def open_log(settings: Settings, *, client_id: str = "countersign") -> Eve
             raise ConfigurationError(
                 "no Kafka broker: run `countersign kafka up` or set COUNTERSIGN_KAFKA_BOOTSTRAP"
             )
-        from engine.log.kafka import KafkaLog
+        from countersign.kafka_topics import kafka_log
 
-        event_log = KafkaLog(bootstrap, client_id=client_id)
+        event_log = kafka_log(settings, bootstrap, client_id=client_id)
     elif chosen == "memory":
         from engine.log.memory import MemoryLog
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from countersign import bootstrap
 from countersign.settings import Settings
+from engine.log.port import EventLog
 from engine.runtime.worker import Worker, WorkerSettings
 
 
@@ -42,6 +43,7 @@ async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     event_log = await bootstrap.open_log(settings, client_id="countersign-worker")
     stop = stop_on_signals()
     try:
+        await _check_topics(settings, event_log)
         worker = Worker(
             app,
             event_log,
@@ -66,6 +68,7 @@ async def run_projector(settings: Settings, args: argparse.Namespace) -> int:
     )
     stop = stop_on_signals()
     try:
+        await _check_topics(settings, event_log)
         projector = Projector(
             event_log,
             store,
@@ -78,3 +81,10 @@ async def run_projector(settings: Settings, args: argparse.Namespace) -> int:
         await store.close()
         await event_log.close()
     return 0
+
+
+async def _check_topics(settings: Settings, event_log: EventLog) -> None:
+    """Refuse to start on Kafka topics that cannot keep the engine's promises."""
+    from countersign.kafka_topics import check_topics
+
+    await check_topics(settings, event_log)

@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 import structlog
 
 from engine.log.kafka import admin as kafka_admin
+from engine.log.kafka.plan import DEVELOPMENT_RACK
 
 __all__ = [
     "KAFKA_VERSION",
@@ -311,6 +312,8 @@ def _write_config(state_dir: Path, *, port: int, controller_port: int, partition
         # Lets tests notice a killed worker within seconds (the broker's default floor is 6s).
         "group.min.session.timeout.ms": "1000",
         "auto.create.topics.enable": "false",
+        # Says "development broker" to `topics check`: one replica is allowed here (logged).
+        "broker.rack": DEVELOPMENT_RACK,
     }
     (state_dir / "server.properties").write_text(
         "".join(f"{key}={value}\n" for key, value in properties.items())

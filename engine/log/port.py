@@ -56,6 +56,12 @@ class Topics:
         return f"{self.prefix}.checkpoints"
 
     @property
+    def routing(self) -> str:
+        """The partition map (`engine.log.routing`): one partition, written only when
+        partitions are added; not among `all`, which are co-partitioned."""
+        return f"{self.prefix}.routing"
+
+    @property
     def all(self) -> tuple[str, ...]:
         return (self.commands, self.runs, self.approvals, self.dlq, self.checkpoints)
 

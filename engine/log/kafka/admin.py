@@ -1,42 +1,66 @@
-"""Kafka cluster administration: readiness, topic creation, partition counts.
+"""Kafka cluster administration: readiness, topics (create, grow, describe), ACLs (I/O).
 
 aiokafka's admin objects are untyped; they stay inside this module and callers get plain
-Python values back.
+Python values back (`engine.log.kafka.plan`'s `Observed`, counts, names). Every function
+takes a bootstrap address or a `Connection` (bootstrap plus TLS/SASL).
 
 Errors:
 - ``TimeoutError`` — the cluster did not answer (or topics got no leaders) in time: retry
   later or check the broker;
 - :class:`TopicPartitionMismatchError` — a topic exists with another partition count than
   required (the commands and runs topics must be co-partitioned): terminal, fix the topics;
-- :class:`TopicCreationError` — the broker refused to create a topic: terminal, read the
-  broker's reason.
+- :class:`TopicCreationError` — the broker refused to create or grow a topic, or an ACL:
+  terminal, read the broker's reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
+from aiokafka.protocol.admin import CreateAclsRequest
+
+from engine.log.kafka.connection import Connection
+from engine.log.kafka.plan import DEVELOPMENT_RACK, Observed, ObservedTopic, TopicSpec
+from engine.log.kafka.security import client_security
 
 __all__ = [
+    "Acl",
     "TopicCreationError",
     "TopicPartitionMismatchError",
+    "add_partitions",
+    "apply",
+    "broker_count",
+    "create_acls",
+    "describe",
     "ensure_topics",
     "partition_counts",
     "topic_configs",
     "wait_until_ready",
 ]
 
+Target = str | Connection
+Acl = tuple[str, str, str, str, str]
+"""(principal, resource type, resource name, pattern, operation), allowed from any host;
+types: topic | group | transactional_id | cluster; patterns: literal | prefixed."""
+
 _CLIENT_ID = "countersign-admin"
 _ERROR_NONE = 0
 _ERROR_UNKNOWN_TOPIC = 3
 _ERROR_TOPIC_ALREADY_EXISTS = 36
 _RETRY_S = 0.25
+_RESOURCE_TYPES = {"topic": 2, "group": 3, "cluster": 4, "transactional_id": 5}
+_PATTERNS = {"literal": 3, "prefixed": 4}
+_OPERATIONS = {
+    "all": 2, "read": 3, "write": 4, "create": 5, "delete": 6, "alter": 7, "describe": 8,
+    "cluster_action": 9, "describe_configs": 10, "alter_configs": 11, "idempotent_write": 12,
+}  # fmt: skip
+_ALLOW = 3
 
 
 class TopicPartitionMismatchError(RuntimeError):
@@ -44,14 +68,15 @@ class TopicPartitionMismatchError(RuntimeError):
 
 
 class TopicCreationError(RuntimeError):
-    """The broker refused to create a topic."""
+    """The broker refused to create or grow a topic (or an ACL)."""
 
 
-async def wait_until_ready(bootstrap: str, timeout_s: float = 60.0) -> None:
-    """Return once the cluster at ``bootstrap`` answers a metadata request listing a broker.
+async def wait_until_ready(target: Target, timeout_s: float = 60.0, *, brokers: int = 1) -> None:
+    """Return once the cluster answers a metadata request listing at least `brokers` brokers.
 
     Retries until ``timeout_s`` has passed, then raises ``TimeoutError``.
     """
+    connection = Connection.of(target)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     last_error: BaseException | None = None
@@ -60,74 +85,161 @@ async def wait_until_ready(bootstrap: str, timeout_s: float = 60.0) -> None:
         try:
             async with attempt:
                 # A bare TCP probe first: aiokafka logs an ERROR for every refused bootstrap.
-                await _any_accepts_tcp(bootstrap)
-                async with _admin(bootstrap, timeout_s=remaining) as admin:
+                await _any_accepts_tcp(connection.bootstrap)
+                async with _admin(connection, timeout_s=remaining) as admin:
                     cluster = await admin.describe_cluster()
-            if cluster.get("brokers"):
+            if len(cluster.get("brokers") or ()) >= brokers:
                 return
-            last_error = RuntimeError("metadata lists no brokers yet")
+            last_error = RuntimeError(f"metadata lists {len(cluster.get('brokers') or ())} "
+                                      f"of {brokers} brokers yet")  # fmt: skip
         except (KafkaError, OSError) as error:  # TimeoutError is an OSError
             if attempt.expired():
                 break
             last_error = error
         await asyncio.sleep(min(_RETRY_S, max(0.0, deadline - loop.time())))
     raise TimeoutError(
-        f"Kafka at {bootstrap} did not answer a metadata request within {timeout_s:.1f}s "
-        f"(last error: {last_error!r}); is the broker running and reachable?"
+        f"Kafka at {connection.bootstrap} did not answer a metadata request within "
+        f"{timeout_s:.1f}s (last error: {last_error!r}); is the broker running and reachable?"
     )
 
 
-async def partition_counts(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:
+async def broker_count(target: Target) -> int:
+    async with _admin(Connection.of(target)) as admin:
+        cluster = await admin.describe_cluster()
+    return len(cluster.get("brokers") or ())
+
+
+async def partition_counts(target: Target, topics: Sequence[str]) -> dict[str, int]:
     """The partition count of each of ``topics`` that exists (missing ones are left out)."""
-    async with _admin(bootstrap) as admin:
+    async with _admin(Connection.of(target)) as admin:
         described = await _describe(admin, topics)
     return {name: len(partitions) for name, partitions in described.items()}
 
 
-async def topic_configs(bootstrap: str, topic: str) -> dict[str, str]:
+async def topic_configs(target: Target, topic: str) -> dict[str, str]:
     """The effective configuration of ``topic`` (name -> value, as the broker reports it)."""
-    async with _admin(bootstrap) as admin:
-        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-    configs: dict[str, str] = {}
-    for response in responses:
-        for _code, _message, _type, _name, entries in response.resources:
-            for name, value, *_ in entries:
-                configs[name] = value
-    return configs
+    async with _admin(Connection.of(target)) as admin:
+        return (await _configs(admin, [topic])).get(topic, {})
+
+
+async def describe(target: Target, topics: Sequence[str]) -> Observed:
+    """The brokers, and each of ``topics`` that exists: partitions, replicas, settings."""
+    async with _admin(Connection.of(target)) as admin:
+        cluster = await admin.describe_cluster()
+        described = await _describe(admin, topics)
+        configs = await _configs(admin, list(described))
+    brokers = cluster.get("brokers") or ()
+    return Observed(
+        brokers=len(brokers),
+        development=bool(brokers) and all(b.get("rack") == DEVELOPMENT_RACK for b in brokers),
+        topics={
+            name: ObservedTopic(
+                name=name,
+                partitions=len(partitions),
+                replicas=min((len(p["replicas"]) for p in partitions), default=0),
+                configs=configs.get(name, {}),
+            )
+            for name, partitions in described.items()
+        },
+    )
 
 
 async def ensure_topics(
-    bootstrap: str,
+    target: Target,
     topics: Mapping[str, int],
     *,
     config: Mapping[str, str] | None = None,
+    replication_factor: int = 1,
     timeout_s: float = 30.0,
-) -> None:
-    """Create the missing ``topics`` (name -> partition count; replication factor 1).
+) -> list[str]:
+    """Create the missing ``topics`` (name -> partition count); return the names created.
 
     Returns once metadata shows every topic with a leader for every partition. A topic
     that exists with another partition count raises :class:`TopicPartitionMismatchError`.
     """
-    async with asyncio.timeout(timeout_s), _admin(bootstrap, timeout_s=timeout_s) as admin:
+    connection = Connection.of(target)
+    async with asyncio.timeout(timeout_s), _admin(connection, timeout_s=timeout_s) as admin:
         existing = await _describe(admin, list(topics))
         _check_counts(topics, existing)
         missing = [name for name in topics if name not in existing]
         if missing:
-            await _create(admin, {name: topics[name] for name in missing}, config or {})
-        while True:
-            described = await _describe(admin, list(topics))
-            _check_counts(topics, described)  # someone else may have won the creation race
-            if _all_led(topics, described):
-                return
-            await asyncio.sleep(_RETRY_S)
+            specs = [
+                TopicSpec(name, topics[name], replication_factor, dict(config or {}), purpose="")
+                for name in missing
+            ]
+            await _create(admin, specs)
+        await _until_led(admin, topics)
+    return missing
+
+
+async def apply(
+    target: Target, specs: Sequence[TopicSpec], *, timeout_s: float = 60.0
+) -> list[str]:
+    """Create the topics of ``specs`` that do not exist yet; return the names created.
+    Existing topics are left as they are (`plan.check` says what differs)."""
+    connection = Connection.of(target)
+    async with asyncio.timeout(timeout_s), _admin(connection, timeout_s=timeout_s) as admin:
+        existing = await _describe(admin, [spec.name for spec in specs])
+        missing = [spec for spec in specs if spec.name not in existing]
+        if missing:
+            await _create(admin, missing)
+        await _until_led(admin, {spec.name: spec.partitions for spec in specs})
+    return [spec.name for spec in missing]
+
+
+async def add_partitions(
+    target: Target, totals: Mapping[str, int], *, timeout_s: float = 60.0
+) -> dict[str, int]:
+    """Grow each topic to its total partition count (topics already there are left alone);
+    return the counts before."""
+    connection = Connection.of(target)
+    async with asyncio.timeout(timeout_s), _admin(connection, timeout_s=timeout_s) as admin:
+        before = {name: len(p) for name, p in (await _describe(admin, list(totals))).items()}
+        grow = {
+            name: NewPartitions(total_count=total)
+            for name, total in totals.items()
+            if before.get(name, total) < total
+        }
+        missing = sorted(set(totals) - set(before))
+        if missing:
+            raise TopicCreationError(f"cannot add partitions to missing topics {missing}")
+        if grow:
+            try:
+                await admin.create_partitions(grow)
+            except KafkaError as error:
+                raise TopicCreationError(f"Kafka refused to add partitions: {error}") from error
+        await _until_led(admin, totals)
+    return before
+
+
+async def create_acls(target: Target, acls: Iterable[Acl]) -> int:
+    """Allow each of ``acls`` (existing ones are kept; creating one twice is harmless)."""
+    count = 0
+    async with _admin(Connection.of(target)) as admin:
+        for principal, kind, name, pattern, operation in acls:
+            request = CreateAclsRequest(
+                _RESOURCE_TYPES[kind], name, _PATTERNS[pattern], principal, "*",
+                _OPERATIONS[operation], _ALLOW,
+            )  # fmt: skip
+            # aiokafka's admin has no ACL call: its request is sent as create_topics sends its own.
+            response = await admin._send_request(request)
+            for code, message in response.creation_responses:
+                if code != _ERROR_NONE:
+                    raise TopicCreationError(
+                        f"Kafka refused ACL {operation} on {kind} {name} for {principal}: "
+                        f"{message or f'error code {code}'}"
+                    )
+            count += 1
+    return count
 
 
 @contextlib.asynccontextmanager
-async def _admin(bootstrap: str, *, timeout_s: float = 30.0) -> AsyncIterator[Any]:
+async def _admin(connection: Connection, *, timeout_s: float = 30.0) -> AsyncIterator[Any]:
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap,
+        bootstrap_servers=connection.bootstrap,
         client_id=_CLIENT_ID,
         request_timeout_ms=max(1000, int(timeout_s * 1000)),
+        **client_security(connection.security),
     )
     try:
         await admin.start()
@@ -167,10 +279,26 @@ async def _describe(admin: Any, topics: Sequence[str]) -> dict[str, list[dict[st
     return described
 
 
-async def _create(admin: Any, counts: Mapping[str, int], config: Mapping[str, str]) -> None:
+async def _configs(admin: Any, topics: Sequence[str]) -> dict[str, dict[str, str]]:
+    if not topics:
+        return {}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in topics]
+    configs: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs(resources):
+        for _code, _message, _type, name, entries in response.resources:
+            configs[name] = {entry[0]: entry[1] for entry in entries}
+    return configs
+
+
+async def _create(admin: Any, specs: Sequence[TopicSpec]) -> None:
     new_topics = [
-        NewTopic(name, num_partitions=count, replication_factor=1, topic_configs=dict(config))
-        for name, count in counts.items()
+        NewTopic(
+            spec.name,
+            num_partitions=spec.partitions,
+            replication_factor=spec.replication_factor,
+            topic_configs=dict(spec.configs),
+        )
+        for spec in specs
     ]
     response = await admin.create_topics(new_topics)
     for name, code, *rest in response.topic_errors:
@@ -179,13 +307,22 @@ async def _create(admin: Any, counts: Mapping[str, int], config: Mapping[str, st
             raise TopicCreationError(f"Kafka refused to create topic {name!r}: {reason}")
 
 
+async def _until_led(admin: Any, required: Mapping[str, int]) -> None:
+    while True:
+        described = await _describe(admin, list(required))
+        _check_counts(required, described)  # someone else may have won the creation race
+        if _all_led(required, described):
+            return
+        await asyncio.sleep(_RETRY_S)
+
+
 def _check_counts(required: Mapping[str, int], described: Mapping[str, list[Any]]) -> None:
     for name, partitions in described.items():
         if len(partitions) != required[name]:
             raise TopicPartitionMismatchError(
                 f"topic {name!r} has {len(partitions)} partitions, {required[name]} required "
                 "(the commands and runs topics must be co-partitioned); use the existing count "
-                "or delete and recreate the topic"
+                "or `countersign topics repartition --partitions N`"
             )
 
 

@@ -10,6 +10,7 @@ to). Why each of these, and the aiokafka reports designed around: docs/kafka-int
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -29,9 +30,13 @@ from engine.log.kafka.clients import (
     to_record,
 )
 from engine.log.kafka.config import ClientTimings, client_configs
+from engine.log.kafka.connection import Connection
 from engine.log.kafka.member import KafkaMember
-from engine.log.kafka.plan import topic_configs
+from engine.log.kafka.plan import Replication, plan
+from engine.log.kafka.security import client_security
 from engine.log.port import AssignmentListener, Outgoing, Position, Record, Topics
+from engine.log.routing import PartitionMap
+from engine.log.routing_log import record_partition_map
 
 __all__ = ["KafkaLog"]
 
@@ -40,6 +45,8 @@ log = structlog.get_logger("engine.log.kafka")
 _READ_POLL_MS = 500
 _VISIBLE_BACKOFF_S = 0.002
 _VISIBLE_BACKOFF_MAX_S = 0.05
+_COUNT_TTL_S = 30.0
+"""How long a partition count is trusted: `countersign topics repartition` may add some."""
 
 
 class KafkaLog:
@@ -47,7 +54,7 @@ class KafkaLog:
 
     def __init__(
         self,
-        bootstrap: str,
+        bootstrap: str | Connection,
         *,
         client_id: str = "countersign",
         linger_ms: int = 2,
@@ -61,8 +68,15 @@ class KafkaLog:
         metadata_max_age_ms: int = 300_000,
         commit_timeout_s: float = 30.0,
         connect_timeout_s: float = 30.0,
+        replication_factor: int | None = None,
+        min_insync_replicas: int | None = None,
     ) -> None:
-        self.bootstrap = bootstrap
+        """`bootstrap`: an address, or a `Connection` with TLS/SASL. `replication_factor` and
+        `min_insync_replicas` apply to topics this log creates (default: RF = min(3, brokers),
+        min ISR = RF - 1 when RF > 1)."""
+        self._connection = Connection.of(bootstrap)
+        self.bootstrap = self._connection.bootstrap
+        self._replication = (replication_factor, min_insync_replicas)
         self._commit_timeout_s = commit_timeout_s
         self._connect_timeout_s = connect_timeout_s
         timings = ClientTimings(
@@ -77,15 +91,23 @@ class KafkaLog:
             transaction_timeout_ms=transaction_timeout_ms,
             metadata_max_age_ms=metadata_max_age_ms,
         )
-        self._configs = client_configs(bootstrap, timings)
+        self._configs = client_configs(
+            self.bootstrap, timings, client_security(self._connection.security)
+        )
         self._publisher: Any = None
         self._publisher_lock = asyncio.Lock()
         self._offsets: Any = None
-        self._partition_counts: dict[str, int] = {}
+        self._partition_counts: dict[str, tuple[int, float]] = {}
+        """Partition count per topic, and when it was read (partitions may be added)."""
         self._members: set[KafkaMember] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._unconfirmed: dict[tuple[str, int], int] = {}
         """Last offset committed per partition by this process, not yet seen visible."""
+
+    @property
+    def connection(self) -> Connection:
+        """Where and how this log connects (for the admin calls of the same deployment)."""
+        return self._connection
 
     def effective_configs(self) -> dict[str, dict[str, object]]:
         """The settings each kind of client is created with (publisher, transactional
@@ -94,7 +116,7 @@ class KafkaLog:
 
     async def start(self) -> None:
         try:
-            await admin.wait_until_ready(self.bootstrap, self._connect_timeout_s)
+            await admin.wait_until_ready(self._connection, self._connect_timeout_s)
         except TimeoutError as error:
             raise TransientLogError(str(error)) from error
         offsets = AIOKafkaConsumer(**self._configs["reader"])
@@ -115,27 +137,40 @@ class KafkaLog:
         await drain(self._background)
 
     async def ensure_topics(self, topics: Topics, partitions: int) -> None:
-        counts = await self._call_admin(admin.partition_counts(self.bootstrap, topics.all))
+        names = [*topics.all, topics.routing]
+        counts = await self._call_admin(admin.partition_counts(self._connection, names))
         for name in (topics.commands, topics.runs):
             if name in counts and counts[name] != partitions:
                 raise ConfigurationError(
-                    f"topic {name} has {counts[name]} partitions, expected {partitions}: "
-                    "the commands and runs topics must be co-partitioned"
+                    f"topic {name} has {counts[name]} partitions, expected {partitions}: the "
+                    "commands and runs topics must be co-partitioned (after `countersign topics "
+                    f"repartition`, set COUNTERSIGN_PARTITIONS={counts[name]})"
                 )
-        missing = [name for name in topics.all if name not in counts]
-        for names, config in topic_configs(topics):
-            wanted = {name: partitions for name in missing if name in names}
-            if wanted:
-                await self._call_admin(admin.ensure_topics(self.bootstrap, wanted, config=config))
-        self._partition_counts.update({name: partitions for name in missing})
+        missing = [name for name in names if name not in counts]
+        if not missing:
+            return
+        replication = await self.replication()
+        specs = [spec for spec in plan(topics, partitions, replication) if spec.name in missing]
+        created = await self._call_admin(admin.apply(self._connection, specs))
+        log.info("topics_created", topics=created, replication_factor=replication.factor)
+        if topics.routing in created:  # the era the deployment starts in
+            await record_partition_map(self, topics, PartitionMap.single(partitions))
+
+    async def replication(self) -> Replication:
+        """The replication of topics this log creates: as configured, else by cluster size."""
+        factor, min_insync = self._replication
+        brokers = 0 if factor else await self._call_admin(admin.broker_count(self._connection))
+        return Replication.for_cluster(brokers, factor=factor, min_insync=min_insync)
 
     async def partition_count(self, topic: str) -> int:
-        count = self._partition_counts.get(topic)
-        if count is None:
-            counts = await self._call_admin(admin.partition_counts(self.bootstrap, [topic]))
+        now = time.monotonic()
+        count, read_at = self._partition_counts.get(topic, (0, 0.0))
+        if not count or now - read_at > _COUNT_TTL_S:
+            counts = await self._call_admin(admin.partition_counts(self._connection, [topic]))
             if topic not in counts:
                 raise ConfigurationError(f"topic {topic} does not exist")
-            count = self._partition_counts[topic] = counts[topic]
+            count = counts[topic]
+            self._partition_counts[topic] = (count, now)
         return count
 
     async def _call_admin(self, call: Any) -> Any:
