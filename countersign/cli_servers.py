@@ -15,6 +15,8 @@ def register(commands: Any) -> None:
     kafka_actions = kafka.add_subparsers(dest="action", metavar="ACTION", required=True)
     up = kafka_actions.add_parser("up", help="fetch (once), format and start the broker")
     up.add_argument("--partitions", type=int, default=None, help="default partitions per topic")
+    up.add_argument("--brokers", type=int, default=1, choices=(1, 3), help="1 node, or a cluster")
+    up.add_argument("--secure", action="store_true", help="SASL_SSL, TLS and ACLs per role")
     up.set_defaults(handler=kafka_up)
     kafka_actions.add_parser("down", help="stop the broker").set_defaults(handler=kafka_down)
     kafka_actions.add_parser("status", help="is it running, and where").set_defaults(
@@ -30,8 +32,18 @@ async def kafka_up(settings: Settings, args: argparse.Namespace) -> int:
     from countersign import local_kafka
 
     partitions = args.partitions or settings.partitions
-    broker = await asyncio.to_thread(local_kafka.start, settings.kafka_dir, partitions=partitions)
+    broker = await asyncio.to_thread(
+        local_kafka.start,
+        settings.kafka_dir,
+        partitions=partitions,
+        brokers=args.brokers,
+        secure=args.secure,
+    )
     print(f"kafka running at {broker.bootstrap} (pid {broker.pid}, state in {broker.state_dir})")
+    if broker.secure:
+        from countersign.cli_secure import grant_roles
+
+        await grant_roles(settings, broker)
     print(f"export COUNTERSIGN_KAFKA_BOOTSTRAP={broker.bootstrap}")
     return 0
 

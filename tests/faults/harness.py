@@ -311,10 +311,13 @@ class Operator:
         self.changed = asyncio.Event()
         self.plan: DecisionPlan = Operator.decide_once
         self._tasks: list[asyncio.Task[None]] = []
+        self.following = 0
 
-    async def start(self) -> None:
-        for partition in range(PARTITIONS):
+    async def start(self, partitions: int = PARTITIONS) -> None:
+        """Follow the runs topic's first `partitions` (call again after adding some)."""
+        for partition in range(self.following, partitions):
             self._tasks.append(asyncio.create_task(self._follow(partition)))
+        self.following = max(self.following, partitions)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -336,12 +339,17 @@ class Operator:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
 
-    async def start_runs(self, count: int, *, every_s: float = 0.0) -> None:
+    async def start_runs(
+        self, count: int, *, every_s: float = 0.0, partition: int | None = None
+    ) -> list[str]:
+        """Start `count` runs (whose home is `partition`, if given); their ids."""
         self.expected += count
+        started = []
         for _ in range(count):
             number = len(self.runs)
-            run_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+            run_id = self._new_run_id(partition)
             self.runs.append(run_id)
+            started.append(run_id)
             await self.publish(
                 StartRun(
                     command_id=str(uuid.uuid5(_NS, f"start/{run_id}")),
@@ -354,6 +362,13 @@ class Operator:
             )
             if every_s:
                 await asyncio.sleep(every_s)
+        return started
+
+    def _new_run_id(self, partition: int | None) -> str:
+        while True:
+            run_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+            if partition is None or partition_for(run_id, PARTITIONS) == partition:
+                return run_id
 
     async def decide(
         self,
@@ -467,7 +482,7 @@ class Verdict:
 
 
 async def read_runs(
-    bootstrap: str, topics: Topics
+    bootstrap: str, topics: Topics, *, partitions: int = PARTITIONS
 ) -> dict[str, list[tuple[int, int, EventEnvelope, bytes]]]:
     """Every run's events as a read_committed reader sees them: (partition, offset, event,
     bytes), in log order."""
@@ -476,7 +491,7 @@ async def read_runs(
     await event_log.start()
     runs: dict[str, list[tuple[int, int, EventEnvelope, bytes]]] = defaultdict(list)
     try:
-        for partition in range(PARTITIONS):
+        for partition in range(partitions):
             async for record in event_log.read(topics.runs, partition, 0):
                 envelope = codec.decode_event(record.value)
                 runs[envelope.run_id].append((partition, record.offset, envelope, record.value))

@@ -25,12 +25,12 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.admin import CreateAclsRequest
 
+from engine.log.kafka.acls import Acl
 from engine.log.kafka.connection import Connection
 from engine.log.kafka.plan import DEVELOPMENT_RACK, Observed, ObservedTopic, TopicSpec
 from engine.log.kafka.security import client_security
 
 __all__ = [
-    "Acl",
     "TopicCreationError",
     "TopicPartitionMismatchError",
     "add_partitions",
@@ -40,14 +40,12 @@ __all__ = [
     "describe",
     "ensure_topics",
     "partition_counts",
+    "replicas",
     "topic_configs",
     "wait_until_ready",
 ]
 
 Target = str | Connection
-Acl = tuple[str, str, str, str, str]
-"""(principal, resource type, resource name, pattern, operation), allowed from any host;
-types: topic | group | transactional_id | cluster; patterns: literal | prefixed."""
 
 _CLIENT_ID = "countersign-admin"
 _ERROR_NONE = 0
@@ -85,8 +83,8 @@ async def wait_until_ready(target: Target, timeout_s: float = 60.0, *, brokers: 
         try:
             async with attempt:
                 # A bare TCP probe first: aiokafka logs an ERROR for every refused bootstrap.
-                await _any_accepts_tcp(connection.bootstrap)
-                async with _admin(connection, timeout_s=remaining) as admin:
+                reachable = Connection(await _accepting(connection.bootstrap), connection.security)
+                async with _admin(reachable, timeout_s=remaining) as admin:
                     cluster = await admin.describe_cluster()
             if len(cluster.get("brokers") or ()) >= brokers:
                 return
@@ -114,6 +112,20 @@ async def partition_counts(target: Target, topics: Sequence[str]) -> dict[str, i
     async with _admin(Connection.of(target)) as admin:
         described = await _describe(admin, topics)
     return {name: len(partitions) for name, partitions in described.items()}
+
+
+async def replicas(
+    target: Target, topics: Sequence[str]
+) -> dict[tuple[str, int], tuple[int, tuple[int, ...]]]:
+    """(leader, in-sync replicas) of every partition of the existing ``topics``; leader -1:
+    none (the partition is offline)."""
+    async with _admin(Connection.of(target)) as admin:
+        described = await _describe(admin, topics)
+    return {
+        (name, p["partition"]): (p["leader"], tuple(sorted(p["isr"])))
+        for name, partitions in described.items()
+        for p in partitions
+    }
 
 
 async def topic_configs(target: Target, topic: str) -> dict[str, str]:
@@ -216,7 +228,8 @@ async def create_acls(target: Target, acls: Iterable[Acl]) -> int:
     """Allow each of ``acls`` (existing ones are kept; creating one twice is harmless)."""
     count = 0
     async with _admin(Connection.of(target)) as admin:
-        for principal, kind, name, pattern, operation in acls:
+        for acl in acls:
+            principal, kind, name, pattern, operation = acl.as_tuple()
             request = CreateAclsRequest(
                 _RESOURCE_TYPES[kind], name, _PATTERNS[pattern], principal, "*",
                 _OPERATIONS[operation], _ALLOW,
@@ -248,7 +261,8 @@ async def _admin(connection: Connection, *, timeout_s: float = 30.0) -> AsyncIte
         await admin.close()
 
 
-async def _any_accepts_tcp(bootstrap: str) -> None:
+async def _accepting(bootstrap: str) -> str:
+    """The first of the bootstrap addresses that accepts a TCP connection."""
     errors: list[OSError] = []
     for address in bootstrap.split(","):
         host, _, port = address.strip().rpartition(":")
@@ -260,7 +274,7 @@ async def _any_accepts_tcp(bootstrap: str) -> None:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
-        return
+        return address.strip()
     raise OSError(f"no bootstrap server accepts connections: {errors}")
 
 

@@ -9,6 +9,9 @@ from typing import Any
 
 import structlog
 from aiokafka.errors import (
+    AuthenticationFailedError,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
     InvalidProducerEpoch,
     InvalidProducerIdMapping,
     InvalidTxnState,
@@ -16,6 +19,9 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
     ProducerFenced,
     RecordTooLargeError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
 )
 
 from engine.errors import ConfigurationError, TransientLogError
@@ -23,10 +29,12 @@ from engine.log.port import Outgoing, Record
 
 __all__ = [
     "FENCING_ERRORS",
+    "REFUSED_ERRORS",
     "TERMINAL_ERRORS",
     "check_partition",
     "close_quietly",
     "drain",
+    "refused",
     "send",
     "start_or_close",
     "to_record",
@@ -38,13 +46,32 @@ FENCING_ERRORS = (ProducerFenced, InvalidProducerEpoch, InvalidProducerIdMapping
 """A newer producer owns the transactional id: this one must stop writing."""
 TERMINAL_ERRORS = (RecordTooLargeError, MessageSizeTooLargeError)
 """The broker refuses the record itself: retrying cannot help."""
+REFUSED_ERRORS = (
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+    ClusterAuthorizationFailedError,
+    SaslAuthenticationFailed,
+    AuthenticationFailedError,
+)
+"""The broker does not know or allow this principal: terminal until credentials or ACLs change."""
 CLOSE_TIMEOUT_S = 5.0
+
+
+def refused(error: BaseException) -> ConfigurationError:
+    return ConfigurationError(
+        f"Kafka refused this client: {error!r}; check COUNTERSIGN_KAFKA_USERNAME and the "
+        "principal's ACLs (docs/kafka-security.md)"
+    )
 
 
 async def start_or_close(client: Any, timeout_s: float) -> None:
     try:
         async with asyncio.timeout(timeout_s):
             await client.start()
+    except REFUSED_ERRORS as error:
+        await close_quietly(client, type(client).__name__)
+        raise refused(error) from error
     except (KafkaError, OSError) as error:
         await close_quietly(client, type(client).__name__)
         raise TransientLogError(f"could not connect to Kafka: {error!r}") from error

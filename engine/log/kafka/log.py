@@ -21,10 +21,12 @@ from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from engine.errors import ConfigurationError, TransientLogError
 from engine.log.kafka import admin
 from engine.log.kafka.clients import (
+    REFUSED_ERRORS,
     TERMINAL_ERRORS,
     check_partition,
     close_quietly,
     drain,
+    refused,
     send,
     start_or_close,
     to_record,
@@ -180,6 +182,8 @@ class KafkaLog:
             raise ConfigurationError(str(error)) from error
         except admin.TopicCreationError as error:
             raise ConfigurationError(str(error)) from error
+        except REFUSED_ERRORS as error:
+            raise refused(error) from error
         except (KafkaError, OSError) as error:  # TimeoutError is an OSError
             raise TransientLogError(f"Kafka admin request failed: {error!r}") from error
 
@@ -197,6 +201,8 @@ class KafkaLog:
             raise
         except TERMINAL_ERRORS as error:
             raise ConfigurationError(f"Kafka refused a record: {error!r}") from error
+        except REFUSED_ERRORS as error:
+            raise refused(error) from error
         except (KafkaError, OSError) as error:
             await self._drop_publisher(producer)
             raise TransientLogError(f"publish failed, outcome unknown: {error!r}") from error
@@ -298,6 +304,8 @@ class KafkaLog:
                     yield to_record(message)
         except OffsetOutOfRangeError as error:
             raise ConfigurationError(f"offset {start} is outside {topic}[{partition}]") from error
+        except REFUSED_ERRORS as error:
+            raise refused(error) from error
         except (KafkaError, OSError) as error:
             raise TransientLogError(f"reading {topic}[{partition}] failed: {error!r}") from error
         finally:

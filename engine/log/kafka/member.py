@@ -24,9 +24,11 @@ from engine.errors import ConfigurationError, Fenced, LogError, TransientLogErro
 from engine.log.kafka.clients import (
     CLOSE_TIMEOUT_S,
     FENCING_ERRORS,
+    REFUSED_ERRORS,
     TERMINAL_ERRORS,
     check_partition,
     close_quietly,
+    refused,
     send,
     start_or_close,
     to_record,
@@ -142,10 +144,12 @@ class KafkaMember:
             except FENCING_ERRORS as error:
                 self._fence(partition, producer)
                 raise Fenced(f"{where} is owned by another member") from error
-            except (ConfigurationError, *TERMINAL_ERRORS) as error:
+            except (ConfigurationError, *TERMINAL_ERRORS, *REFUSED_ERRORS) as error:
                 await self._abort_or_drop(partition, producer, phase)
                 if isinstance(error, ConfigurationError):
                     raise
+                if isinstance(error, REFUSED_ERRORS):
+                    raise refused(error) from error
                 raise ConfigurationError(f"Kafka refused a record: {error!r}") from error
             except TimeoutError as error:
                 self._drop(partition, producer, "commit_timed_out")
