@@ -220,7 +220,7 @@ async def add_partitions(
                 await admin.create_partitions(grow)
             except KafkaError as error:
                 raise TopicCreationError(f"Kafka refused to add partitions: {error}") from error
-        await _until_led(admin, totals)
+        await _until_led(admin, totals, growing=True)
     return before
 
 
@@ -321,11 +321,15 @@ async def _create(admin: Any, specs: Sequence[TopicSpec]) -> None:
             raise TopicCreationError(f"Kafka refused to create topic {name!r}: {reason}")
 
 
-async def _until_led(admin: Any, required: Mapping[str, int]) -> None:
+async def _until_led(admin: Any, required: Mapping[str, int], *, growing: bool = False) -> None:
+    """Until metadata shows every topic with its count and a leader for every partition;
+    a different count is an error, unless partitions are being added (metadata lags)."""
     while True:
         described = await _describe(admin, list(required))
-        _check_counts(required, described)  # someone else may have won the creation race
-        if _all_led(required, described):
+        if not growing:
+            _check_counts(required, described)  # someone else may have won the creation race
+        counts_match = all(len(described.get(n, ())) == c for n, c in required.items())
+        if counts_match and _all_led(required, described):
             return
         await asyncio.sleep(_RETRY_S)
 

@@ -124,7 +124,8 @@ class KafkaLog:
         offsets = AIOKafkaConsumer(**self._configs["reader"])
         await start_or_close(offsets, self._connect_timeout_s)
         self._offsets = offsets
-        await self._ensure_publisher()
+        # The publisher starts at the first publish: a principal that may not write (a
+        # projector, a reader) cannot init an idempotent producer.
 
     async def close(self) -> None:
         for member in list(self._members):
