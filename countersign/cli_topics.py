@@ -19,6 +19,7 @@ def register(commands: Any) -> None:
     plan.add_argument(
         "--partitions", type=int, help="partitions per topic (COUNTERSIGN_PARTITIONS)"
     )
+    acls = actions.add_parser("acls", help="print each role's ACLs as kafka-acls.sh commands")
     actions.add_parser("apply", help="create the missing topics as planned, then check")
     actions.add_parser("check", help="what keeps these topics from the engine's promises")
     repartition = actions.add_parser(
@@ -27,6 +28,7 @@ def register(commands: Any) -> None:
     repartition.add_argument("--partitions", type=int, required=True, help="the new count")
     for parser, handler in (
         (plan, topics_plan),
+        (acls, topics_acls),
         (actions.choices["apply"], topics_apply),
         (actions.choices["check"], topics_check),
         (repartition, topics_repartition),
@@ -71,6 +73,30 @@ async def topics_plan(settings: Settings, args: argparse.Namespace) -> int:
         "\n# clients must produce with acks=all and idempotence (the engine's own do); "
         "`countersign topics apply` creates the same"
     )
+    return 0
+
+
+async def topics_acls(settings: Settings, args: argparse.Namespace) -> int:
+    from engine.log.kafka.acls import role_acls
+
+    roles = role_acls(
+        bootstrap.topics(settings),
+        worker_group=settings.worker_group,
+        projector_group=settings.projector_group,
+    )
+    if args.json:
+        print(json.dumps({role: [acl.as_tuple() for acl in acls] for role, acls in roles.items()}))
+        return 0
+    for role, acls in roles.items():
+        print(f"# {role} (principal {acls[0].principal}; replace it with yours)")
+        for acl in acls:
+            kind = {"transactional_id": "transactional-id"}.get(acl.resource, acl.resource)
+            operation = "".join(word.title() for word in acl.operation.split("_"))
+            print(
+                f"kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config admin.properties "
+                f"--add --allow-principal {acl.principal} --operation {operation} "
+                f"--{kind} '{acl.name}' --resource-pattern-type {acl.pattern}"
+            )
     return 0
 
 

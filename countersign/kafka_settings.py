@@ -26,6 +26,8 @@ class KafkaSettings:
     min_insync_replicas: int | None = None
     allow_single_replica: bool = False
     """Development only: topics with one replica pass `topics check` (with a warning)."""
+    route_key: bytes | None = field(default=None, repr=False)
+    """The workers' key for `engine.log.routing.route` (None: route headers unauthenticated)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> KafkaSettings:
@@ -34,6 +36,7 @@ class KafkaSettings:
             replication_factor=_count(env, "REPLICATION_FACTOR"),
             min_insync_replicas=_count(env, "MIN_INSYNC_REPLICAS"),
             allow_single_replica=_flag(env, "ALLOW_SINGLE_REPLICA"),
+            route_key=_key(env, "ROUTE_KEY"),
         )
 
 
@@ -51,3 +54,12 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     if text not in ("0", "1", "true", "false", "yes", "no"):
         raise ValueError(f"{_PREFIX}{name}={text!r}: use 1 or 0")
     return text in ("1", "true", "yes")
+
+
+def _key(env: Mapping[str, str], name: str) -> bytes | None:
+    text = env.get(_PREFIX + name) or None
+    if text is None:
+        return None
+    if not 16 <= len(text) <= 1024:
+        raise ValueError(f"{_PREFIX}{name}: use a secret of 16 to 1024 characters")
+    return text.encode()

@@ -193,12 +193,15 @@ def test_kafka_settings_from_env() -> None:
             "COUNTERSIGN_KAFKA_USERNAME": "worker",
             "COUNTERSIGN_KAFKA_PASSWORD": "s3cret",
             "COUNTERSIGN_KAFKA_CA_FILE": "/etc/ca.pem",
+            "COUNTERSIGN_KAFKA_ROUTE_KEY": "k" * 32,
         }
     )
+    assert settings.route_key == b"k" * 32
     assert (settings.replication_factor, settings.min_insync_replicas) == (3, 2)
     assert settings.security.protocol == "SASL_SSL"
     assert settings.security.mechanism == "SCRAM-SHA-512"
     assert "s3cret" not in repr(settings)
+    assert "kkkk" not in repr(settings)
     assert KafkaSecurity.from_env(settings.security.as_env()) == settings.security
     assert settings.security.librdkafka() == {
         "security.protocol": "SASL_SSL",
@@ -233,6 +236,7 @@ def test_kafka_settings_from_env() -> None:
             "KEY_FILE",
         ),
         ({"COUNTERSIGN_KAFKA_USERNAME": "x" * 5000}, "USERNAME"),
+        ({"COUNTERSIGN_KAFKA_ROUTE_KEY": "too-short"}, "ROUTE_KEY"),
     ],
 )
 def test_unusable_kafka_settings_are_refused_by_name(env: dict[str, str], says: str) -> None:

@@ -12,7 +12,7 @@ from aiokafka.helpers import create_ssl_context
 from engine.errors import ConfigurationError
 from engine.log.kafka.connection import KafkaSecurity
 
-__all__ = ["client_security", "password_of"]
+__all__ = ["client_security", "librdkafka_config", "password_of"]
 
 _MAX_PASSWORD_BYTES = 4096
 
@@ -59,3 +59,8 @@ def _ssl_context(security: KafkaSecurity) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.check_hostname = security.check_hostname
     return context
+
+
+def librdkafka_config(security: KafkaSecurity) -> dict[str, str]:
+    """The same security for a librdkafka (confluent-kafka) client, password file read."""
+    return security.librdkafka(password_of(security))
