@@ -128,7 +128,7 @@ async def test_runs_waiting_across_a_repartition_get_their_decisions(
         await operator.start(GROWN)
         await operator.start_runs(chaos.runs // 2)  # new runs, in the new era
         release.set()
-        await operator.until(operator.all_done, 90 + chaos.runs, "every run finished")
+        await operator.until(operator.all_done, 60, "every run finished")
     finally:
         await operator.close()
         old.end_all()
