@@ -3,13 +3,17 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install demo kafka-jars test test-unit lint bench chaos clean
+.PHONY: install demo kafka-jars registry-app test test-unit lint bench chaos clean schemas-check fuzz
 
 # Python only: no Java, no database server. The embedded default needs nothing else.
 install: $(VENV)/.installed
 
 demo: install
 	$(VENV)/bin/countersign demo
+
+# The local schema registry (Apicurio, Java 17) for the registry tests; their fixture fetches it too.
+registry-app: install
+	$(PY) -c "from countersign.local_registry import ensure_registry; print('registry in', ensure_registry())"
 
 # The local broker's jars (Java 17 + Maven); `countersign kafka up` and the tests fetch them too.
 kafka-jars: install
@@ -32,6 +36,16 @@ lint:
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(MAKE) --no-print-directory schemas-check
+
+# Every schema change must keep every released schema readable (docs/schemas.md).
+schemas-check:
+	$(PY) -m countersign.schemas_check
+
+# The codec fuzz test's long form (its short form runs in `make test`).
+FUZZ_EXAMPLES ?= 20000
+fuzz:
+	COUNTERSIGN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/unit/test_codec_fuzz.py
 
 bench:
 	$(PY) bench/skeleton.py

@@ -58,8 +58,8 @@ from events.run_events import (
 )
 from projections import Insights, Policy, ProjectionStore, Projector, Queries
 from projections.batch import LoggedEvent
-from projections.fold import fold
-from projections.store_rows import logged_records
+from projections.fold import event_row, fold
+from projections.store_tables import EVENTS
 from projections.verify import verify
 
 CODEC = Codec()
@@ -335,7 +335,7 @@ def per_event_costs(data: list[tuple[str, bytes]]) -> None:
     started = time.perf_counter()
     for start in range(0, len(events), 1000):
         chunk = events[start : start + 1000]
-        logged_records(chunk)
+        EVENTS.records(event_row(e) for e in chunk)
         fold({}, chunk)
     rows = (time.perf_counter() - started) / len(events)
     print(f"  per event: decode {decode * 1e6:.1f} µs (events/codec.py), "

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from countersign import local_kafka  # noqa: E402
-from engine.core.checkpoint import Checkpoint, Horizon, encode_checkpoint  # noqa: E402
+from engine.core.checkpoint import Checkpoint, Horizon  # noqa: E402
 from engine.log.kafka import KafkaLog  # noqa: E402
 from engine.log.port import Outgoing, Topics  # noqa: E402
 from engine.runtime.restore import restore_partition  # noqa: E402
@@ -138,7 +138,7 @@ async def fill(event_log: KafkaLog, topics: Topics, finished: int, live: int) ->
     await flush()
     horizon.committed({}, offset)
     checkpoint = Checkpoint(restore_from=horizon.restore_from, consumed=None)
-    await event_log.publish([Outgoing(topics.checkpoints, "0", encode_checkpoint(checkpoint), 0)])
+    await event_log.publish([Outgoing(topics.checkpoints, "0", Codec().encode(checkpoint), 0)])
     return checkpoint.restore_from
 
 

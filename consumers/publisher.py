@@ -33,8 +33,10 @@ class CommandPublisher:
         self._codec = codec
 
     async def publish(self, command: Command) -> None:
+        encoded = self._codec.encode(command)
+        headers = (self._codec.schema_header(encoded),)
         await self._log.publish(
-            [Outgoing(self._topics.commands, command.run_id, self._codec.encode(command))]
+            [Outgoing(self._topics.commands, command.run_id, encoded, headers=headers)]
         )
 
     async def start_run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from countersign.settings import Settings
 from engine.agent.app import App
@@ -12,13 +13,29 @@ from engine.errors import ConfigurationError
 from engine.log.port import EventLog, Topics
 from events.codec import Codec
 
+if TYPE_CHECKING:
+    from engine.log.schema_registry import SchemaRegistry
+
 
 def topics(settings: Settings) -> Topics:
     return Topics(settings.topic_prefix)
 
 
 def codec(settings: Settings) -> Codec:
-    return Codec(max_message_bytes=settings.max_message_bytes)
+    return Codec(
+        max_message_bytes=settings.max_message_bytes,
+        registry_format=settings.schema_registry_url is not None,
+    )
+
+
+def schema_registry(settings: Settings, codec: Codec) -> SchemaRegistry | None:
+    """The registry adapter when COUNTERSIGN_SCHEMA_REGISTRY_URL is set (the codec must be
+    this settings' `codec`)."""
+    if settings.schema_registry_url is None:
+        return None
+    from engine.log.schema_registry import RegistrySettings, SchemaRegistry
+
+    return SchemaRegistry(codec, RegistrySettings(settings.schema_registry_url))
 
 
 def kafka_bootstrap(settings: Settings) -> str | None:

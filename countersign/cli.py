@@ -21,6 +21,7 @@ from countersign.logging import configure_logging
 from countersign.settings import Settings
 from engine.errors import EngineError
 from events.errors import EventsError
+from projections.errors import ProjectionsError
 
 EPILOG = """\
 environment:
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = asyncio.run(args.handler(settings, args))
     except KeyboardInterrupt:
         return 130
-    except (EngineError, EventsError, OSError, TimeoutError) as exc:
+    except (EngineError, EventsError, ProjectionsError, OSError, TimeoutError) as exc:
         print(f"countersign: error: {exc}", file=sys.stderr)
         return 1
     return code

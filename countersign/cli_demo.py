@@ -41,9 +41,10 @@ from events.errors import DecodeError
 from events.json import JsonObject, canonical_json
 from events.notices import ApprovalRequested
 from projections.insights import Insights
+from projections.live import LiveStore
 from projections.queries import Queries
 from projections.rows import FINISHED_STATUSES, RunRow
-from projections.runner import Projector
+from projections.runner import ProjectionWriter, Projector
 from projections.store import ProjectionStore
 
 T = TypeVar("T")
@@ -84,14 +85,15 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     app = bootstrap.load_app(args.app)
     url = await bootstrap.database_url(settings)
     event_log = await bootstrap.open_log(settings, client_id="countersign-dev")
-    store = await ProjectionStore.connect(url)
+    # The home schema's live copy, as `countersign projector` writes it (follows a rebuild).
+    store = await LiveStore.connect(url, home=settings.projection_schema)
     stop = stop_on_signals()
     try:
-        await store.migrate()
         print(f"countersign dev: {_where(settings)}; topics {settings.topic_prefix}.*")
-        print(f"worker ({args.app}) and projector running; Ctrl-C stops both", flush=True)
         worker = _worker(app, event_log, settings, settings.worker_group)
         projector = _projector(event_log, store, settings)
+        await projector.check_log()  # projections of another log: refused before anything runs
+        print(f"worker ({args.app}) and projector running; Ctrl-C stops both", flush=True)
         async with asyncio.TaskGroup() as group:  # one failing stops the other
             group.create_task(worker.run(stop))
             group.create_task(projector.run(stop))
@@ -379,7 +381,7 @@ def _worker(app: App, event_log: EventLog, settings: Settings, group: str) -> Wo
     )
 
 
-def _projector(event_log: EventLog, store: ProjectionStore, settings: Settings) -> Projector:
+def _projector(event_log: EventLog, store: ProjectionWriter, settings: Settings) -> Projector:
     return Projector(
         event_log,
         store,

@@ -42,17 +42,22 @@ async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     app = bootstrap.load_app(args.app)
     event_log = await bootstrap.open_log(settings, client_id="countersign-worker")
     stop = stop_on_signals()
+    codec = bootstrap.codec(settings)
+    registry = bootstrap.schema_registry(settings, codec)
     try:
         await _check_topics(settings, event_log)
         worker = Worker(
             app,
             event_log,
             bootstrap.topics(settings),
-            bootstrap.codec(settings),
+            codec,
             settings=WorkerSettings(group=args.group or settings.worker_group),
+            schema_registry=registry,
         )
         await worker.run(stop)
     finally:
+        if registry is not None:
+            await registry.close()
         await event_log.close()
     return 0
 

@@ -410,18 +410,23 @@ async def show_status(settings: Settings, args: argparse.Namespace) -> int:
             status = await projection_status(event_log, store, bootstrap.topics(settings).runs)
     finally:
         await event_log.close()
+    failed = 1 if status.problems else 0  # positions of another log, or past its end
     if args.json:
         _print_json(status.to_json())
-        return 0
+        return failed
     print(f"projection {status.projection} in schema {status.schema}, topic {status.topic}")
     print(f"{'partition':>9} {'position':>10} {'end':>10} {'lag':>8} {'lag_s':>8}  last event")
     for p in status.partitions:
         print(
             f"{p.partition:>9} {p.position:>10} {p.end_offset:>10} {p.lag:>8} "
-            f"{p.lag_s:>8.1f}  {_when(p.last_event_at)}"
+            f"{p.lag_s:>8.1f}  {_when(p.last_event_at)}{'  PAST THE END' if p.past_end else ''}"
         )
     print(f"total lag {status.lag} records, {status.lag_s:.1f}s")
-    return 0
+    for problem in status.problems:
+        print(f"problem: {problem}")
+    if status.remedy:
+        print(f"what to do: {status.remedy}")
+    return failed
 
 
 async def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:

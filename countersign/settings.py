@@ -29,6 +29,8 @@ class Settings:
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "info"
     max_message_bytes: int = 1_048_576
+    schema_registry_url: str | None = None
+    """A Confluent-compatible schema registry: commands in its wire format are accepted."""
     projection_schema: str = "public"
     """The PostgreSQL schema holding the projections' pointer and stable `cs_v_*` views."""
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
@@ -57,6 +59,7 @@ class Settings:
             log_format=log_format,  # type: ignore[arg-type]
             log_level=env.get("COUNTERSIGN_LOG_LEVEL", base.log_level),
             max_message_bytes=int(env.get("COUNTERSIGN_MAX_MESSAGE_BYTES", base.max_message_bytes)),
+            schema_registry_url=env.get("COUNTERSIGN_SCHEMA_REGISTRY_URL") or None,
             projection_schema=env.get("COUNTERSIGN_PROJECTION_SCHEMA", base.projection_schema),
             kafka=KafkaSettings.from_env(env),
         )

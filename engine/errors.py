@@ -4,9 +4,11 @@ EngineError
 ├── ConfigurationError      terminal: fix the app or the settings (unknown agent, tool, ...)
 ├── NonDeterminismError     replay diverged from the recorded history; the run is parked
 ├── AgentProtocolError      agent code awaited something outside its run context
+├── NewerRelease            this worker met records a newer release wrote: it stands down
 └── LogError                the event log failed
     ├── Fenced              terminal for this writer: another worker owns the partition now
     └── TransientLogError   retry: the log was unreachable or the outcome is unknown
+        └── RegistryUnavailable  retry: the schema registry could not be asked
 """
 
 from __future__ import annotations
@@ -30,6 +32,15 @@ class NonDeterminismError(EngineError):
         self.actual = actual
 
 
+class NewerRelease(EngineError):
+    """The log holds records written by a newer release of Countersign: not corruption, but
+    nothing this worker can act on. It leaves the group so that a newer worker takes over."""
+
+    def __init__(self, message: str, *, release: int) -> None:
+        super().__init__(message)
+        self.release = release
+
+
 class AgentProtocolError(EngineError):
     """Agent code awaited something that is not a run-context call (asyncio.sleep, a future...)."""
 
@@ -44,6 +55,11 @@ class Fenced(LogError):
 
 class TransientLogError(LogError):
     """The log could not be reached or the outcome is unknown; the step can be retried."""
+
+
+class RegistryUnavailable(TransientLogError):
+    """The schema registry could not be asked (down, slow, refusing us): read the batch again
+    later; its commands are not poison."""
 
 
 def reason_of(exc: BaseException, limit: int = 500) -> str:

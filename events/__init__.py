@@ -1,10 +1,21 @@
 """Event, command and notice types, and the Avro codec. Pure: no I/O, nothing of ours imported."""
 
 from events.approval import DECISION_KINDS, ApprovalRequest
+from events.catalog import Catalog
 from events.codec import Codec
 from events.commands import COMMAND_TYPES, CancelRun, Command, StartRun, SubmitDecision
 from events.envelope import EventEnvelope, hash_encoded
-from events.errors import DecodeError, EncodeError, EventsError, MessageTooLarge, UnknownSchema
+from events.errors import (
+    CatalogError,
+    DecodeError,
+    EncodeError,
+    EventsError,
+    InvalidField,
+    MessageTooLarge,
+    NewerSchema,
+    SchemaRefused,
+    UnknownSchema,
+)
 from events.json import Json, JsonObject
 from events.notices import (
     NOTICE_TYPES,
@@ -35,6 +46,7 @@ from events.run_events import (
     ValueRecorded,
     VoteRecorded,
 )
+from events.upcasting import Upcaster
 
 __all__ = [
     "COMMAND_TYPES",
@@ -45,6 +57,8 @@ __all__ = [
     "ApprovalRequest",
     "ApprovalRequested",
     "CancelRun",
+    "Catalog",
+    "CatalogError",
     "Codec",
     "Command",
     "DecisionAccepted",
@@ -59,10 +73,12 @@ __all__ = [
     "InterruptEscalated",
     "InterruptExpired",
     "InterruptRaised",
+    "InvalidField",
     "Json",
     "JsonObject",
     "MessageTooLarge",
     "ModelCalled",
+    "NewerSchema",
     "Notice",
     "RunCancelled",
     "RunCompleted",
@@ -70,12 +86,14 @@ __all__ = [
     "RunFailed",
     "RunParked",
     "RunStarted",
+    "SchemaRefused",
     "StartRun",
     "SubmitDecision",
     "ToolCallCompleted",
     "ToolCallFailed",
     "ToolCallScheduled",
     "UnknownSchema",
+    "Upcaster",
     "ValueRecorded",
     "VoteRecorded",
     "hash_encoded",

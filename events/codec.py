@@ -1,223 +1,176 @@
-"""Avro single-object encoding of every message we write. The only module importing fastavro.
+"""The codec: every message we write or read, through one bounded, strict boundary. Pure.
 
-Wire format (Avro spec, "single object encoding"): 0xC3 0x01, the 8-byte little-endian
-CRC-64-AVRO fingerprint of the writer schema's parsing canonical form, then the Avro binary
-body. The fingerprint says which type (and which version of it) the body is.
+Wire formats:
+- Avro single-object encoding (what Countersign writes): 0xC3 0x01, the 8-byte little-endian
+  CRC-64-AVRO fingerprint of the writer schema's parsing canonical form, the Avro body. The
+  fingerprint names the type and the released version that wrote it (`events.catalog`).
+- Confluent's schema-registry framing (what registry clients write; accepted when enabled):
+  0x00, a 4-byte big-endian schema id, the Avro body. The codec stays pure: the writer
+  schema for an id is looked up by an I/O adapter and handed to `learn` before decoding.
 
-Decoding is bounded: a message over `max_message_bytes` is refused before it is read, a
-fingerprint not in the catalog is refused, trailing bytes after the record are refused, and a
-declared array block count larger than the bytes left is refused before fastavro allocates.
+Decoding, in order: size limit; header; the writer schema (unknown → `UnknownSchema`, or
+`NewerSchema` when the record's `countersign-schema` header proves a newer release wrote it);
+the bounds walk over the body following the *writer* schema (`events.bounds`); no trailing
+bytes; fastavro resolves writer → today's reader (or upcasters carry a retired shape to a
+current one); fields are checked (strict JSON, command string caps) as the dataclass is built.
+Every failure is a `DecodeError`. Encoding refuses what decoding would refuse.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
-import types
-import typing
-from collections.abc import Callable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import fastavro
-import fastavro.schema
-
-from events.approval import ApprovalRequest
-from events.catalog import load_schema_files, rabin_fingerprint
+from events import avro
+from events.bounds import walk
+from events.catalog import Catalog
+from events.checkpoints import Checkpoint
 from events.commands import COMMAND_TYPES, Command
 from events.envelope import EventEnvelope
 from events.errors import DecodeError, EncodeError, MessageTooLarge, UnknownSchema
-from events.fields import is_json_field
-from events.json import Json, canonical_json
-from events.json import loads as json_loads
 from events.notices import NOTICE_TYPES, Notice
-from events.run_events import RUN_EVENT_TYPES, RunEventPayload
+from events.readers import MessageType, Writer, index_classes, mapper_for, message_types, writer_for
+from events.records import RecordMapper
+from events.registry_schemas import RegistrySchemas
+from events.schema_header import SCHEMA_HEADER, SchemaClaim, newer_or_unknown
 
 MAGIC = b"\xc3\x01"
 HEADER_LEN = 10
+REGISTRY_MAGIC = 0
+REGISTRY_HEADER_LEN = 5
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 
 _ENVELOPE_FIELDS = tuple(f.name for f in dataclasses.fields(EventEnvelope) if f.name != "payload")
 
-Message = EventEnvelope | Command | Notice
-
-_NAMESPACES: dict[type[Any], str] = {
-    **{cls: "countersign.events" for cls in RUN_EVENT_TYPES},
-    **{cls: "countersign.commands" for cls in COMMAND_TYPES},
-    **{cls: "countersign.approvals" for cls in NOTICE_TYPES},
-    ApprovalRequest: "countersign.events",
-}
-
-
-def _json_dump(value: Json) -> str:
-    return canonical_json(value)
-
-
-def _json_load(text: str) -> Json:
-    try:
-        value: Json = json_loads(text)
-    except ValueError as exc:
-        raise DecodeError(f"a JSON field does not hold JSON: {exc}") from exc
-    return value
-
-
-@dataclasses.dataclass(frozen=True)
-class _FieldCodec:
-    name: str
-    to_avro: Callable[[Any], Any] | None
-    from_avro: Callable[[Any], Any] | None
-
-
-def _field_codecs(cls: type[Any]) -> tuple[_FieldCodec, ...]:
-    module_globals = vars(__import__(cls.__module__, fromlist=["_"]))
-    out = []
-    for field in dataclasses.fields(cls):
-        if is_json_field(field):
-            out.append(_FieldCodec(field.name, _json_dump, _json_load))
-            continue
-        hint = eval(field.type, module_globals) if isinstance(field.type, str) else field.type
-        origin = typing.get_origin(hint)
-        if origin is tuple:
-            out.append(_FieldCodec(field.name, list, tuple))
-        elif hint is ApprovalRequest:
-            out.append(_FieldCodec(field.name, _record_to_avro, _approval_from_avro))
-        elif (
-            origin in (typing.Union, types.UnionType)
-            or hint in (str, int, float, bool)
-            or origin is typing.Literal
-        ):
-            out.append(_FieldCodec(field.name, None, None))
-        else:  # pragma: no cover - a new field type needs a codec rule
-            raise TypeError(f"{cls.__name__}.{field.name}: no Avro mapping for {hint!r}")
-    return tuple(out)
-
-
-_CODECS: dict[type[Any], tuple[_FieldCodec, ...]] = {}
-
-
-def _codecs(cls: type[Any]) -> tuple[_FieldCodec, ...]:
-    found = _CODECS.get(cls)
-    if found is None:
-        found = _CODECS[cls] = _field_codecs(cls)
-    return found
-
-
-def _record_to_avro(obj: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for fc in _codecs(type(obj)):
-        value = getattr(obj, fc.name)
-        out[fc.name] = fc.to_avro(value) if fc.to_avro is not None else value
-    return out
-
-
-def _record_from_avro(cls: type[Any], data: dict[str, Any]) -> Any:
-    kwargs = {}
-    for fc in _codecs(cls):
-        value = data[fc.name]
-        kwargs[fc.name] = fc.from_avro(value) if fc.from_avro is not None else value
-    return cls(**kwargs)
-
-
-def _approval_from_avro(data: dict[str, Any]) -> ApprovalRequest:
-    request: ApprovalRequest = _record_from_avro(ApprovalRequest, data)
-    return request
-
-
-@dataclasses.dataclass(frozen=True)
-class _Entry:
-    cls: type[Any]
-    parsed: Any
-    fingerprint: bytes
-    expanded: Any
-    has_arrays: bool
+Message = EventEnvelope | Command | Notice | Checkpoint
+Headers = Sequence[tuple[str, bytes]]
 
 
 class Codec:
-    """Encodes and decodes every message type; schemas are parsed once, at construction."""
+    """Encodes and decodes every message type of one release (its `Catalog`); schemas are
+    parsed once, at construction. `registry_format=True` also reads Confluent-framed records
+    whose writer schema was handed to `learn` (see `registry_ids`)."""
 
-    def __init__(self, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        catalog: Catalog | None = None,
+        registry_format: bool = False,
+    ) -> None:
         self.max_message_bytes = max_message_bytes
-        files = load_schema_files()
-        named: dict[str, Any] = {}
-        fastavro.parse_schema(files["countersign.events.ApprovalRequest"].raw, named_schemas=named)
-        self._by_class: dict[type[Any], _Entry] = {}
-        self._by_fingerprint: dict[bytes, _Entry] = {}
-        for cls, namespace in _NAMESPACES.items():
-            if cls is ApprovalRequest:
-                continue
-            raw = files[f"{namespace}.{cls.__name__}"].raw
-            parsed = fastavro.parse_schema(raw, named_schemas=dict(named))
-            # Named types (ApprovalRequest) written out in full, as the spec's canonical form
-            # wants: a change to a referenced type must change the fingerprint too.
-            expanded = fastavro.schema.expand_schema(parsed)
-            canonical = fastavro.schema.to_parsing_canonical_form(expanded)
-            entry = _Entry(
-                cls,
-                parsed,
-                rabin_fingerprint(canonical.encode()),
-                expanded,
-                '"array"' in canonical,
-            )
-            self._by_class[cls] = entry
-            self._by_fingerprint[entry.fingerprint] = entry
+        catalog = catalog or Catalog()
+        self.catalog = catalog
+        self.release = catalog.release
+        self._types = message_types(catalog)
+        self._by_class = index_classes(self._types.values())
+        self._encoders: dict[type[Any], tuple[MessageType, RecordMapper]] = {}
+        self._by_fingerprint = {
+            v.fingerprint: writer_for(catalog, self._types, v) for v in catalog.versions
+        }
+        self.registry: RegistrySchemas | None = (
+            RegistrySchemas(self._types, self._by_fingerprint) if registry_format else None
+        )
 
     def fingerprint_of(self, cls: type[Any]) -> bytes:
-        return self._by_class[cls].fingerprint
+        return self._by_class[cls].version.fingerprint
 
     # -- encoding -----------------------------------------------------------------------------
 
     def encode(self, message: Message) -> bytes:
-        """Encode; raises `EncodeError` for values the schema cannot carry (NaN, bad text)."""
+        """Encode; raises `EncodeError` for any value the schema cannot carry or a reader would
+        refuse (NaN, a lone surrogate, JSON nested too deep, a negative time, an over-long
+        command field), `MessageTooLarge` over the record limit, and nothing else."""
         try:
-            if isinstance(message, EventEnvelope):
-                record = {name: getattr(message, name) for name in _ENVELOPE_FIELDS}
-                record.update(_record_to_avro(message.payload))
-                entry = self._by_class[type(message.payload)]
-            else:
-                record = _record_to_avro(message)
-                entry = self._by_class[type(message)]
-            buffer = io.BytesIO()
-            buffer.write(MAGIC)
-            buffer.write(entry.fingerprint)
-            fastavro.schemaless_writer(buffer, entry.parsed, record)
-        except (ValueError, TypeError, UnicodeEncodeError) as exc:
+            target, record = self._record_of(message)
+            encoded = MAGIC + target.version.fingerprint + avro.write(target.schema, record)
+        except EncodeError:
+            raise
+        except Exception as exc:  # fastavro and the JSON encoder raise many types; all mean "no"
             raise EncodeError(f"cannot encode {type(message).__name__}: {exc}") from exc
-        encoded = buffer.getvalue()
         if len(encoded) > self.max_message_bytes:
             raise MessageTooLarge(
                 f"{type(message).__name__} of {len(encoded)} bytes is over the "
                 f"{self.max_message_bytes}-byte limit its readers enforce"
             )
+        try:  # never write what a reader (ours, later) would refuse
+            self.decode(encoded)
+        except DecodeError as exc:
+            raise EncodeError(f"cannot encode {type(message).__name__}: {exc}") from exc
         return encoded
+
+    def _record_of(self, message: Message) -> tuple[MessageType, dict[str, Any]]:
+        if isinstance(message, EventEnvelope):
+            target, mapper = self._encoder(type(message.payload))
+            record = {name: getattr(message, name) for name in _ENVELOPE_FIELDS}
+            record.update(mapper.to_avro(message.payload))
+            return target, record
+        target, mapper = self._encoder(type(message))
+        if target.envelope:
+            raise EncodeError(f"a {type(message).__name__} travels inside an EventEnvelope")
+        return target, mapper.to_avro(message)
+
+    def _encoder(self, cls: type[Any]) -> tuple[MessageType, RecordMapper]:
+        found = self._encoders.get(cls)
+        if found is None:
+            target = self._by_class.get(cls)
+            if target is None:
+                raise EncodeError(f"{cls.__name__} is not a message type of this release")
+            mapper = target.mapper if target.cls is cls else mapper_for(cls, target.name)
+            found = self._encoders[cls] = (target, mapper)
+        return found
+
+    def schema_header(self, encoded: bytes) -> tuple[str, bytes]:
+        """The record header to write beside `encoded` (`countersign-schema`): which schema,
+        version and release wrote it, so an older release can tell "newer" from "corrupt"."""
+        writer = self._by_fingerprint[bytes(encoded[2:HEADER_LEN])]
+        claim = SchemaClaim(writer.name, writer.version, writer.release, encoded[2:HEADER_LEN])
+        return SCHEMA_HEADER, claim.encode()
 
     # -- decoding -----------------------------------------------------------------------------
 
-    def decode(self, data: bytes) -> Message:
-        """Decode any message; raises `DecodeError` (dead-letter it) for anything unreadable."""
-        entry, record = self._read(data)
-        cls = entry.cls
-        if cls in _ENVELOPE_PAYLOADS:
-            payload = _record_from_avro(cls, record)
+    def decode(self, data: bytes, headers: Headers = ()) -> Message:
+        """Decode any message; raises `DecodeError` (dead-letter it) for anything unreadable,
+        `NewerSchema` (a DecodeError) for a message a newer release wrote."""
+        writer, start = self._writer_of(data, headers)
+        end = walk(writer.walk, data, start)
+        if end != len(data):
+            raise DecodeError(f"{len(data) - end} trailing bytes after a {writer.name} record")
+        record = self._read(writer, data, start)
+        target = writer.target
+        try:
+            if not target.envelope:
+                message: Message = target.mapper.from_avro(record)
+                return message
+            payload = target.mapper.from_avro(record)
             meta = {name: record[name] for name in _ENVELOPE_FIELDS}
             return EventEnvelope(payload=payload, **meta)
-        message: Message = _record_from_avro(cls, record)
-        return message
+        except (KeyError, TypeError, ValueError) as exc:  # an upcaster's record that lacks a field
+            raise DecodeError(f"{writer.name}: {type(exc).__name__}: {exc}") from exc
 
-    def decode_event(self, data: bytes) -> EventEnvelope:
-        message = self.decode(data)
+    def decode_event(self, data: bytes, headers: Headers = ()) -> EventEnvelope:
+        message = self.decode(data, headers)
         if not isinstance(message, EventEnvelope):
             raise DecodeError(f"expected a run event, got {type(message).__name__}")
         return message
 
-    def decode_command(self, data: bytes) -> Command:
-        message = self.decode(data)
+    def decode_command(self, data: bytes, headers: Headers = ()) -> Command:
+        message = self.decode(data, headers)
         if not isinstance(message, COMMAND_TYPES):
             raise DecodeError(f"expected a command, got {type(message).__name__}")
         return message
 
-    def decode_notice(self, data: bytes) -> Notice:
-        message = self.decode(data)
+    def decode_notice(self, data: bytes, headers: Headers = ()) -> Notice:
+        message = self.decode(data, headers)
         if not isinstance(message, NOTICE_TYPES):
             raise DecodeError(f"expected an approvals-topic message, got {type(message).__name__}")
+        return message
+
+    def decode_checkpoint(self, data: bytes, headers: Headers = ()) -> Checkpoint:
+        message = self.decode(data, headers)
+        if not isinstance(message, Checkpoint):
+            raise DecodeError(f"expected a checkpoint, got {type(message).__name__}")
         return message
 
     def type_of(self, data: bytes) -> type[Any] | None:
@@ -226,106 +179,73 @@ class Codec:
         skip runs it does not need; it proves nothing about the body: decode to validate."""
         if len(data) < HEADER_LEN or data[:2] != MAGIC:
             return None
-        entry = self._by_fingerprint.get(bytes(data[2:HEADER_LEN]))
-        return None if entry is None else entry.cls
+        writer = self._by_fingerprint.get(bytes(data[2:HEADER_LEN]))
+        return None if writer is None else writer.target.cls
 
-    def _read(self, data: bytes) -> tuple[_Entry, dict[str, Any]]:
+    # -- schema-registry framing --------------------------------------------------------------
+
+    def registry_ids(self, values: Iterable[bytes]) -> set[int]:
+        """Schema ids of registry-framed `values` whose writer schema is not known yet: look
+        each up (GET /schemas/ids/{id}) and hand it to `learn` before decoding them."""
+        if self.registry is None:
+            return set()
+        return self.registry.missing(values)
+
+    def refuse(self, schema_id: int, reason: str) -> None:
+        """Remember that the registry has no usable schema for `schema_id` (e.g. 404)."""
+        if self.registry is not None:
+            self.registry.refuse(schema_id, reason)
+
+    def learn(self, schema_id: int, schema_text: str) -> None:
+        """Take the registry's writer schema for `schema_id`; raises `SchemaRefused` (and
+        remembers it, so its records are refused with the reason) unless it is a schema of
+        one of our types that today's reader schema can read."""
+        if self.registry is None:
+            raise UnknownSchema("this codec does not read the schema-registry format")
+        self.registry.learn(schema_id, schema_text)
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _writer_of(self, data: bytes, headers: Headers) -> tuple[Writer, int]:
         if len(data) > self.max_message_bytes:
             raise MessageTooLarge(
                 f"message of {len(data)} bytes is over the {self.max_message_bytes}-byte limit"
             )
-        if len(data) < HEADER_LEN or data[:2] != MAGIC:
-            raise DecodeError("not an Avro single-object message (missing C3 01 header)")
-        entry = self._by_fingerprint.get(bytes(data[2:HEADER_LEN]))
-        if entry is None:
-            raise UnknownSchema(f"unknown schema fingerprint {data[2:HEADER_LEN].hex()}")
-        body = io.BytesIO(data)
-        body.seek(HEADER_LEN)
-        if entry.has_arrays:
-            _check_array_counts(entry.expanded, data, HEADER_LEN)
+        if len(data) >= HEADER_LEN and data[:2] == MAGIC:
+            fingerprint = bytes(data[2:HEADER_LEN])
+            writer = self._by_fingerprint.get(fingerprint)
+            if writer is None:
+                raise newer_or_unknown(fingerprint, headers, self.release)
+            return writer, HEADER_LEN
+        if self.registry is not None and len(data) >= REGISTRY_HEADER_LEN and data[0] == 0:
+            return self.registry.writer(int.from_bytes(data[1:REGISTRY_HEADER_LEN], "big")), 5
+        raise DecodeError("not an Avro single-object message (missing C3 01 header)")
+
+    def _read(self, writer: Writer, data: bytes, start: int) -> dict[str, Any]:
         try:
-            record = fastavro.schemaless_reader(body, entry.parsed, None)
-        except Exception as exc:  # fastavro raises many types for bad bytes; all mean poison
+            if not writer.upcasters:
+                return avro.read(data, start, writer.schema, writer.reader)[0]
+            record, _ = avro.read(data, start, writer.schema, None)
+            return _upcast(writer, record)
+        except DecodeError as exc:
             raise DecodeError(
-                f"undecodable {entry.cls.__name__}: {type(exc).__name__}: {exc}"
+                f"undecodable {writer.name} (version {writer.version}): {exc}"
             ) from exc
-        if body.tell() != len(data):
+
+
+def _upcast(writer: Writer, record: dict[str, Any]) -> dict[str, Any]:
+    """Apply the writer's upcasters, then let Avro carry their shape to today's schema (the
+    re-encoding is in memory only: the log's bytes, and so the hash chain, are untouched)."""
+    for upcaster in writer.upcasters:
+        try:
+            record = upcaster.fn(record)
+        except (KeyError, TypeError, ValueError) as exc:
             raise DecodeError(
-                f"{len(data) - body.tell()} trailing bytes after a {entry.cls.__name__} record"
-            )
-        if not isinstance(record, dict):  # pragma: no cover - our schemas are all records
-            raise DecodeError("decoded value is not a record")
-        return entry, record
-
-
-_ENVELOPE_PAYLOADS: frozenset[type[RunEventPayload]] = frozenset(RUN_EVENT_TYPES)
-
-
-def _check_array_counts(schema: Any, data: bytes, start: int) -> None:
-    """Walk the body once without allocating, refusing any block count the bytes cannot hold.
-
-    fastavro allocates per the declared count before it reads the items; every item in our
-    schemas takes at least one byte, so a count above the bytes left is always a lie.
-    """
+                f"upcaster {upcaster.source}@{upcaster.version}: {type(exc).__name__}: {exc}"
+            ) from exc
+    assert writer.via is not None
     try:
-        _skip(schema, data, start)
-    except IndexError as exc:
-        raise DecodeError("message ends inside a record") from exc
-
-
-def _read_long(data: bytes, pos: int) -> tuple[int, int]:
-    shift = 0
-    acc = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        acc |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            break
-        shift += 7
-        if shift > 63:
-            raise DecodeError("varint longer than 10 bytes")
-    return (acc >> 1) ^ -(acc & 1), pos
-
-
-def _skip(schema: Any, data: bytes, pos: int) -> int:
-    if isinstance(schema, list):
-        index, pos = _read_long(data, pos)
-        if not 0 <= index < len(schema):
-            raise DecodeError(f"union branch {index} out of range")
-        return _skip(schema[index], data, pos)
-    kind = schema if isinstance(schema, str) else schema["type"]
-    if kind == "null":
-        return pos
-    if kind == "boolean":
-        return pos + 1
-    if kind in ("int", "long"):
-        return _read_long(data, pos)[1]
-    if kind == "double":
-        return pos + 8
-    if kind == "float":
-        return pos + 4
-    if kind in ("string", "bytes"):
-        length, pos = _read_long(data, pos)
-        if length < 0 or length > len(data) - pos:
-            raise DecodeError(f"declared length {length} exceeds the {len(data) - pos} bytes left")
-        return pos + length
-    if kind == "record":
-        for field in schema["fields"]:
-            pos = _skip(field["type"], data, pos)
-        return pos
-    if kind == "array":
-        while True:
-            count, pos = _read_long(data, pos)
-            if count == 0:
-                return pos
-            if count < 0:
-                count = -count
-                _size, pos = _read_long(data, pos)
-            if count > len(data) - pos:
-                raise DecodeError(
-                    f"array block declares {count} items but only {len(data) - pos} bytes are left"
-                )
-            for _ in range(count):
-                pos = _skip(schema["items"], data, pos)
-    raise DecodeError(f"schema type {kind!r} not supported by the bounds check")  # pragma: no cover
+        body = avro.write(writer.via, record)
+    except Exception as exc:  # the upcaster's record does not fit its target schema
+        raise DecodeError(f"an upcast record does not fit its schema: {exc}") from exc
+    return avro.read(body, 0, writer.via, writer.reader)[0]

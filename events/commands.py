@@ -46,8 +46,19 @@ class CancelRun:
     reason: str = ""
 
 
-Command: TypeAlias = StartRun | SubmitDecision | CancelRun
-COMMAND_TYPES: tuple[type[Command], ...] = (StartRun, SubmitDecision, CancelRun)
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LiftQuarantine:
+    """An operator accepts a quarantined run's chain as it is, so that it goes on."""
+
+    command_id: str
+    run_id: str
+    lifted_by: str
+    issued_at_us: int
+    reason: str = ""
+
+
+Command: TypeAlias = StartRun | SubmitDecision | CancelRun | LiftQuarantine
+COMMAND_TYPES: tuple[type[Command], ...] = (StartRun, SubmitDecision, CancelRun, LiftQuarantine)
 
 
 def command_id_of(command: Command) -> str:

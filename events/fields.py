@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 JSON_FIELD = "countersign.json"
+CAP = "countersign.cap"
 
 
 def json_field(**kwargs: Any) -> Any:
@@ -16,3 +17,14 @@ def json_field(**kwargs: Any) -> Any:
 
 def is_json_field(field: dataclasses.Field[Any]) -> bool:
     return bool(field.metadata.get(JSON_FIELD))
+
+
+def capped_field(limit: int, **kwargs: Any) -> Any:
+    """A string field of a command with its own length cap (characters), for fields the
+    shared table (`events.limits.COMMAND_STRING_CAPS`) does not name."""
+    return dataclasses.field(metadata={CAP: limit}, **kwargs)
+
+
+def cap_of(field: dataclasses.Field[Any]) -> int | None:
+    cap = field.metadata.get(CAP)
+    return None if cap is None else int(cap)

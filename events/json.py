@@ -1,14 +1,19 @@
-"""JSON values as they travel inside events (tool arguments, results, run input and output).
+"""JSON values as they travel inside events (tool arguments, results, run input and output). Pure.
 
 Avro has no JSON type, so the codec carries these as canonical JSON strings; in Python they
-are plain dicts, lists and scalars.
+are plain dicts, lists and scalars. Reading is strict (`loads`): bounded size and nesting,
+finite numbers, text that can be written again as UTF-8.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from typing import TypeAlias
+
+from events.limits import MAX_JSON_CHARS, MAX_JSON_DEPTH
 
 Json: TypeAlias = "bool | int | float | str | list[Json] | dict[str, Json] | None"
 JsonObject: TypeAlias = "dict[str, Json]"
@@ -31,14 +36,60 @@ def digest(value: Json) -> str:
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
+class JsonRefused(ValueError):
+    """Text that is not JSON, or JSON that breaks a limit; the message says which."""
+
+
 def _refuse_constant(name: str) -> Json:
-    raise ValueError(f"{name} is not JSON")
+    raise JsonRefused(f"{name} is not JSON")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses as inf: it could never be written back
+        raise JsonRefused(f"number {text[:40]} is out of range")
+    return value
 
 
-def loads(text: str) -> Json:
-    """Strict JSON: NaN and Infinity are refused (PostgreSQL's jsonb refuses them too)."""
-    value: Json = _DECODER.decode(text)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite)
+# A string token (so brackets inside strings are not counted), or a bracket.
+_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def check_depth(text: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """Refuse nesting deeper than `limit`, by scanning the text: no recursion, so a few
+    thousand `[` give a refusal, never a RecursionError."""
+    if text.count("[") + text.count("{") <= limit:
+        return
+    depth = 0
+    for token in _STRUCTURE.finditer(text):
+        bracket = token.group()
+        if bracket in ("[", "{"):
+            depth += 1
+            if depth > limit:
+                raise JsonRefused(f"nested deeper than {limit} levels")
+        elif bracket in ("]", "}"):
+            depth -= 1
+
+
+def loads(text: str, *, max_chars: int = MAX_JSON_CHARS) -> Json:
+    """Strict JSON: at most `max_chars` characters and MAX_JSON_DEPTH levels; NaN, Infinity
+    and numbers that overflow a double are refused (PostgreSQL's jsonb refuses them too), and
+    so is an escaped lone surrogate ("\\ud800"), which Python reads but cannot write as UTF-8.
+    Raises `JsonRefused` (a ValueError) saying why."""
+    if len(text) > max_chars:
+        raise JsonRefused(f"{len(text)} characters is over the {max_chars}-character limit")
+    check_depth(text)
+    try:
+        value: Json = _DECODER.decode(text)
+    except JsonRefused:
+        raise
+    except ValueError as exc:  # JSONDecodeError, and ints over Python's 4,300-digit limit
+        raise JsonRefused(str(exc)) from exc
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            canonical_json(value).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise JsonRefused("a string holds a lone UTF-16 surrogate") from exc
     return value

@@ -58,5 +58,23 @@ class ActionNotified:
     notified_at_us: int
 
 
-Notice: TypeAlias = ApprovalRequested | DecisionOutcome | ActionNotified
-NOTICE_TYPES: tuple[type[Notice], ...] = (ApprovalRequested, DecisionOutcome, ActionNotified)
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QuarantineNotified:
+    """A run was quarantined: its log holds records that break its chain (`RunQuarantined`).
+    An operator must cancel it or accept its chain (`countersign runs quarantined`)."""
+
+    run_id: str
+    agent: str
+    agent_version: str
+    reason: str
+    strays: int
+    notified_at_us: int
+
+
+Notice: TypeAlias = ApprovalRequested | DecisionOutcome | ActionNotified | QuarantineNotified
+NOTICE_TYPES: tuple[type[Notice], ...] = (
+    ApprovalRequested,
+    DecisionOutcome,
+    ActionNotified,
+    QuarantineNotified,
+)

@@ -201,6 +201,27 @@ class RunParked:
     actual: str
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunQuarantined:
+    """A restore found records of this run that do not extend its chain (undecodable, forged,
+    duplicated, forked). The run takes no decision and runs no tool until an operator cancels
+    it (`RunCancelled`) or accepts its chain as it is (`QuarantineLifted`). `strays` lists
+    them: `[{"offset": n, "why": "..."}]` (at most 100); a later restore knows them."""
+
+    reason: str
+    strays: Json = json_field()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class QuarantineLifted:
+    """An operator accepted the run's chain as it is: the strays stay outside it, and the run
+    goes on from where it stood."""
+
+    lifted_by: str
+    reason: str
+    command_id: str
+
+
 RunEventPayload: TypeAlias = (
     RunStarted
     | ModelCalled
@@ -220,6 +241,8 @@ RunEventPayload: TypeAlias = (
     | GateEvaluated
     | VoteRecorded
     | DecisionHeld
+    | RunQuarantined
+    | QuarantineLifted
 )
 
 RUN_EVENT_TYPES: tuple[type[RunEventPayload], ...] = (
@@ -241,6 +264,8 @@ RUN_EVENT_TYPES: tuple[type[RunEventPayload], ...] = (
     GateEvaluated,
     VoteRecorded,
     DecisionHeld,
+    RunQuarantined,
+    QuarantineLifted,
 )
 
 TERMINAL_TYPES: tuple[type[RunEventPayload], ...] = (RunCompleted, RunFailed, RunCancelled)

@@ -19,11 +19,13 @@ from events.run_events import (
     InterruptExpired,
     InterruptRaised,
     ModelCalled,
+    QuarantineLifted,
     RunCancelled,
     RunCompleted,
     RunEventPayload,
     RunFailed,
     RunParked,
+    RunQuarantined,
     RunStarted,
     ToolCallCompleted,
     ToolCallFailed,
@@ -118,5 +120,9 @@ def summarize(payload: RunEventPayload) -> str:
             )
         case DecisionHeld():
             return f"{payload.kind} by {payload.decided_by} held for {payload.interrupt_id}"
+        case RunQuarantined():
+            return f"quarantined: {payload.reason}"
+        case QuarantineLifted():
+            return f"quarantine lifted by {payload.lifted_by}: {payload.reason}"
         case _:  # pragma: no cover - the union is closed; mypy checks every arm is here
             assert_never(payload)

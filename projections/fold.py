@@ -28,11 +28,13 @@ from events.run_events import (
     InterruptExpired,
     InterruptRaised,
     ModelCalled,
+    QuarantineLifted,
     RunCancelled,
     RunCompleted,
     RunEventPayload,
     RunFailed,
     RunParked,
+    RunQuarantined,
     RunStarted,
     ToolCallCompleted,
     ToolCallFailed,
@@ -44,6 +46,7 @@ from projections.batch import LoggedEvent
 from projections.describe import payload_json
 from projections.rows import (
     FINISHED_STATUSES,
+    QUARANTINE_ACTOR,
     AuditAction,
     AuditRow,
     EventRow,
@@ -239,6 +242,19 @@ def project(view: RunView, event: LoggedEvent) -> RowChanges:
             return RowChanges(run=run, audit=_gated(env, payload, at))
         case ValueRecorded():
             return RowChanges(run=run)
+        case RunQuarantined():
+            audit = _audit(
+                env,
+                at,
+                "run_quarantined",
+                QUARANTINE_ACTOR,
+                reason=payload.reason,
+                detail={"strays": payload.strays},
+            )
+            return RowChanges(run=run, audit=audit)
+        case QuarantineLifted():
+            audit = _audit(env, at, "quarantine_lifted", payload.lifted_by, reason=payload.reason)
+            return RowChanges(run=run, audit=audit)
         case _:  # pragma: no cover - the union is closed; mypy checks every arm is here
             assert_never(payload)
 

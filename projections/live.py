@@ -32,7 +32,8 @@ async def connect_live(
 
 
 class LiveStore:
-    """A `ProjectionWriter` that follows the home schema's pointer (see the module doc)."""
+    """A `ProjectionWriter` (and `LogBound`) that follows the home schema's pointer (see the
+    module doc): positions and their log are those of the copy written to now."""
 
     def __init__(
         self,
@@ -94,6 +95,12 @@ class LiveStore:
 
     async def apply(self, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
         return await self._live.apply(projection, topic, items)
+
+    async def log_binding(self, projection: str, topic: str) -> str | None:
+        return await self._live.log_binding(projection, topic)
+
+    async def bind_log(self, projection: str, topic: str, log_id: str) -> str:
+        return await self._live.bind_log(projection, topic, log_id)
 
     async def relocated(self) -> bool:
         """True once when the pointer has moved: later writes go to the new copy, whose

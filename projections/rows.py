@@ -39,6 +39,8 @@ AuditAction: TypeAlias = Literal[
     "decision_held",
     "run_parked",
     "run_cancelled",
+    "run_quarantined",
+    "quarantine_lifted",
 ]
 AUDIT_ACTIONS: tuple[AuditAction, ...] = (
     "gate_evaluated",
@@ -51,7 +53,11 @@ AUDIT_ACTIONS: tuple[AuditAction, ...] = (
     "decision_held",
     "run_parked",
     "run_cancelled",
+    "run_quarantined",
+    "quarantine_lifted",
 )
+QUARANTINE_ACTOR = "system:integrity"
+"""Who the audit names for a quarantine: the restore's chain check, not a person."""
 
 
 def _iso(value: datetime | None) -> str | None:

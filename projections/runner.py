@@ -2,7 +2,9 @@
 
 Exactly once by construction: the log positions live in PostgreSQL, written in the same
 transaction as the rows (`ProjectionStore.apply`); on assignment the consumer seeks to them;
-a record below them is skipped. The group's own committed offsets are never used.
+a record below them is skipped. The group's own committed offsets are never used. Positions
+are bound to the log they were read from (`projections.log_identity`): before it joins the
+group, the projector refuses (`ForeignLog`) positions of another log or past this one's end.
 
 Nothing stops the projector but `stop`: an undecodable record is logged and stored in
 `cs_projection_errors`; a batch PostgreSQL refuses is split until the one refused event is
@@ -14,9 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import structlog
 
@@ -25,8 +27,10 @@ from events.codec import Codec
 from events.envelope import hash_encoded
 from events.errors import DecodeError
 from projections.batch import Applied, BatchItem, LoggedEvent, Unusable
-from projections.errors import ProjectionsError, StoreUnavailable, UnstorableBatch
+from projections.errors import ForeignLog, ProjectionsError, StoreUnavailable, UnstorableBatch
+from projections.log_identity import LogBound, refusal
 
+T = TypeVar("T")
 _REASON_LIMIT = 2000
 _DECODE_SLICE = 100
 
@@ -94,6 +98,8 @@ class Projector:
         (it is read again from the stored positions by whoever owns the partition next).
         """
         self._stop = stop
+        if not await self._patiently(self._check_log):
+            return  # stopped while PostgreSQL was away
         member = self._log.member(self._group, self._topic, self)
         await member.start()
         self._logger.info("projector_started")
@@ -106,6 +112,7 @@ class Projector:
                     break  # stopped while PostgreSQL was away: read again from the positions
                 writing = None
                 if self._follows is not None and await self._follows.relocated():
+                    await self._patiently(self._check_log)  # the new copy knows its log too
                     await self._seek_stored(member)
                     continue  # what was just polled is read again from the new positions
                 writing = asyncio.create_task(self._apply(items)) if items else None
@@ -118,6 +125,46 @@ class Projector:
                     await writing
             await member.stop()
             self._logger.info("projector_stopped")
+
+    async def check_log(self) -> None:
+        """Raise `ForeignLog` unless the store's positions belong to this log (its first use
+        binds them to it). `run` does this before joining the group; call it to refuse
+        earlier, before starting anything beside the projector."""
+        await self._check_log()
+
+    async def _check_log(self) -> bool:
+        store = self._store
+        if not isinstance(store, LogBound):
+            return True  # a writer without positions of its own (a wrapper in a test)
+        log_id = await self._log.log_id(self._topic)
+        bound = await store.log_binding(self.name, self._topic)
+        positions = await store.positions(self.name, self._topic)
+        ends = await _end_offsets(self._log, self._topic)  # after the positions: both grow
+        self._refuse_unless_mine(log_id, bound, positions, ends)
+        if bound is None:  # first use, or positions kept before logs had identities
+            bound = await store.bind_log(self.name, self._topic, log_id)
+            self._refuse_unless_mine(log_id, bound, positions, ends)  # another bound it first
+            if positions:  # kept before logs had identities: trusted since they fit the log
+                self._logger.warning("projection_log_adopted", log_id=log_id, positions=positions)
+            else:
+                self._logger.info("projection_log_bound", log_id=log_id)
+        return True
+
+    def _refuse_unless_mine(
+        self, log_id: str, bound: str | None, positions: Mapping[int, int], ends: Mapping[int, int]
+    ) -> None:
+        reason = refusal(
+            projection=self.name,
+            schema=str(getattr(self._store, "schema", "?")),
+            topic=self._topic,
+            log_id=log_id,
+            bound=bound,
+            positions=positions,
+            ends=ends,
+        )
+        if reason is not None:
+            self._logger.error("projection_log_refused", log_id=log_id, bound=bound, reason=reason)
+            raise ForeignLog(reason)
 
     async def lag(self) -> dict[int, int]:
         """Records not yet projected, per partition of the topic (end offset - position)."""
@@ -142,10 +189,14 @@ class Projector:
 
     async def _stored_positions(self) -> dict[int, int] | None:
         """The stored positions, waiting while PostgreSQL is away; None if stopped first."""
+        return await self._patiently(lambda: self._store.positions(self.name, self._topic))
+
+    async def _patiently(self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """`call()`, again after a pause while PostgreSQL is away; None if stopped first."""
         delay = self._backoff.first
         while True:
             try:
-                return await self._store.positions(self.name, self._topic)
+                return await call()
             except StoreUnavailable as error:
                 self._logger.warning(
                     "projection_positions_unavailable", error=str(error), retry_in_s=delay
@@ -261,3 +312,7 @@ class Projector:
         except TimeoutError:
             return False
         return True
+
+
+async def _end_offsets(log: EventLog, topic: str) -> dict[int, int]:
+    return {p: await log.end_offset(topic, p) for p in range(await log.partition_count(topic))}

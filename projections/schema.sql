@@ -203,3 +203,16 @@ CREATE TABLE IF NOT EXISTS cs_projection_schema (
     digest      text        NOT NULL,
     migrated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- -- Issue 9: positions know their log ------------------------------------------------------------
+
+-- Which log each projection's positions were read from (`EventLog.log_id`: a Kafka cluster
+-- and topic id, a PostgreSQL log's own id). Offsets mean nothing in another log, so a
+-- projector pointed at another one refuses to start instead of applying these positions.
+CREATE TABLE IF NOT EXISTS cs_projection_logs (
+    projection text        NOT NULL,
+    topic      text        NOT NULL,
+    log_id     text        NOT NULL,
+    bound_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (projection, topic)
+);

@@ -28,7 +28,9 @@ from projections.chain import (
     log_links,
     projection_links,
 )
+from projections.errors import ForeignLog
 from projections.fold import fold
+from projections.log_identity import LogBound, refusal
 from projections.rows import AuditRow, EventRow
 
 _CHUNK = 500
@@ -100,7 +102,10 @@ async def verify(
     *,
     projection: str = "core",
 ) -> list[RunVerdict]:
-    """Verdicts for `run_ids` (None: every run in the log or in the projection)."""
+    """Verdicts for `run_ids` (None: every run in the log or in the projection). Refuses
+    (`ForeignLog`) projections whose positions were read from another log: comparing them
+    with this one would call every run broken."""
+    await _same_log(log, topic, store, projection)
     count = await log.partition_count(topic)
     wanted = None if run_ids is None else set(run_ids)
     partitions = (
@@ -133,6 +138,24 @@ async def verify(
                 )
             )
     return verdicts
+
+
+async def _same_log(log: EventLog, topic: str, store: VerifySource, projection: str) -> None:
+    if not isinstance(store, LogBound):
+        return
+    bound = await store.log_binding(projection, topic)
+    log_id = await log.log_id(topic)
+    reason = refusal(
+        projection=projection,
+        schema=str(getattr(store, "schema", "?")),
+        topic=topic,
+        log_id=log_id,
+        bound=bound,
+        positions={},
+        ends={},
+    )
+    if reason is not None:
+        raise ForeignLog(reason)
 
 
 async def _read_partition(

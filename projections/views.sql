@@ -77,87 +77,28 @@ WHERE round = 1 AND action IN ('auto', 'notify');
 -- Decision statistics, one row per (dimension, key): dimension is agent, tool, risk,
 -- approver (who decided) or day (UTC, of the request). `approval_rate` is
 -- approved / (approved + edited + rejected); `median_s` and `p90_s` are times to decision.
+-- Each fact is counted once per dimension: the VALUES list pairs it with its key in each.
 CREATE OR REPLACE VIEW cs_v_stats AS
-SELECT 'agent'::text AS dimension, agent AS key, count(*) FILTER (WHERE auto = 0) AS requests,
-       count(*) FILTER (WHERE status = 'open') AS open,
-       count(*) FILTER (WHERE status = 'approved') AS approved,
-       count(*) FILTER (WHERE status = 'edited') AS edited,
-       count(*) FILTER (WHERE status = 'rejected') AS rejected,
-       count(*) FILTER (WHERE status = 'responded') AS responded,
-       count(*) FILTER (WHERE status = 'expired' AND NOT escalated) AS expired,
-       count(*) FILTER (WHERE escalated) AS escalated,
-       count(*) FILTER (WHERE status = 'withdrawn') AS withdrawn,
-       count(*) FILTER (WHERE auto = 1) AS auto_approved,
-       count(*) FILTER (WHERE status = 'approved')::double precision
-           / nullif(count(*) FILTER (WHERE status IN ('approved', 'edited', 'rejected')), 0)
+SELECT d.dimension, d.key, count(*) FILTER (WHERE f.auto = 0) AS requests,
+       count(*) FILTER (WHERE f.status = 'open') AS open,
+       count(*) FILTER (WHERE f.status = 'approved') AS approved,
+       count(*) FILTER (WHERE f.status = 'edited') AS edited,
+       count(*) FILTER (WHERE f.status = 'rejected') AS rejected,
+       count(*) FILTER (WHERE f.status = 'responded') AS responded,
+       count(*) FILTER (WHERE f.status = 'expired' AND NOT f.escalated) AS expired,
+       count(*) FILTER (WHERE f.escalated) AS escalated,
+       count(*) FILTER (WHERE f.status = 'withdrawn') AS withdrawn,
+       count(*) FILTER (WHERE f.auto = 1) AS auto_approved,
+       count(*) FILTER (WHERE f.status = 'approved')::double precision
+           / nullif(count(*) FILTER (WHERE f.status IN ('approved', 'edited', 'rejected')), 0)
            AS approval_rate,
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY decision_s) AS median_s,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY decision_s) AS p90_s
-FROM cs_v_stat_facts GROUP BY agent
-UNION ALL
-SELECT 'tool', tool, count(*) FILTER (WHERE auto = 0),
-       count(*) FILTER (WHERE status = 'open'),
-       count(*) FILTER (WHERE status = 'approved'),
-       count(*) FILTER (WHERE status = 'edited'),
-       count(*) FILTER (WHERE status = 'rejected'),
-       count(*) FILTER (WHERE status = 'responded'),
-       count(*) FILTER (WHERE status = 'expired' AND NOT escalated),
-       count(*) FILTER (WHERE escalated),
-       count(*) FILTER (WHERE status = 'withdrawn'),
-       count(*) FILTER (WHERE auto = 1),
-       count(*) FILTER (WHERE status = 'approved')::double precision
-           / nullif(count(*) FILTER (WHERE status IN ('approved', 'edited', 'rejected')), 0),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY decision_s),
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY decision_s)
-FROM cs_v_stat_facts GROUP BY tool
-UNION ALL
-SELECT 'risk', risk, count(*) FILTER (WHERE auto = 0),
-       count(*) FILTER (WHERE status = 'open'),
-       count(*) FILTER (WHERE status = 'approved'),
-       count(*) FILTER (WHERE status = 'edited'),
-       count(*) FILTER (WHERE status = 'rejected'),
-       count(*) FILTER (WHERE status = 'responded'),
-       count(*) FILTER (WHERE status = 'expired' AND NOT escalated),
-       count(*) FILTER (WHERE escalated),
-       count(*) FILTER (WHERE status = 'withdrawn'),
-       count(*) FILTER (WHERE auto = 1),
-       count(*) FILTER (WHERE status = 'approved')::double precision
-           / nullif(count(*) FILTER (WHERE status IN ('approved', 'edited', 'rejected')), 0),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY decision_s),
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY decision_s)
-FROM cs_v_stat_facts GROUP BY risk
-UNION ALL
-SELECT 'approver', approver, count(*) FILTER (WHERE auto = 0),
-       count(*) FILTER (WHERE status = 'open'),
-       count(*) FILTER (WHERE status = 'approved'),
-       count(*) FILTER (WHERE status = 'edited'),
-       count(*) FILTER (WHERE status = 'rejected'),
-       count(*) FILTER (WHERE status = 'responded'),
-       count(*) FILTER (WHERE status = 'expired' AND NOT escalated),
-       count(*) FILTER (WHERE escalated),
-       count(*) FILTER (WHERE status = 'withdrawn'),
-       count(*) FILTER (WHERE auto = 1),
-       count(*) FILTER (WHERE status = 'approved')::double precision
-           / nullif(count(*) FILTER (WHERE status IN ('approved', 'edited', 'rejected')), 0),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY decision_s),
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY decision_s)
-FROM cs_v_stat_facts WHERE approver IS NOT NULL GROUP BY approver
-UNION ALL
-SELECT 'day', day, count(*) FILTER (WHERE auto = 0),
-       count(*) FILTER (WHERE status = 'open'),
-       count(*) FILTER (WHERE status = 'approved'),
-       count(*) FILTER (WHERE status = 'edited'),
-       count(*) FILTER (WHERE status = 'rejected'),
-       count(*) FILTER (WHERE status = 'responded'),
-       count(*) FILTER (WHERE status = 'expired' AND NOT escalated),
-       count(*) FILTER (WHERE escalated),
-       count(*) FILTER (WHERE status = 'withdrawn'),
-       count(*) FILTER (WHERE auto = 1),
-       count(*) FILTER (WHERE status = 'approved')::double precision
-           / nullif(count(*) FILTER (WHERE status IN ('approved', 'edited', 'rejected')), 0),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY decision_s),
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY decision_s)
-FROM cs_v_stat_facts GROUP BY day;
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY f.decision_s) AS median_s,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY f.decision_s) AS p90_s
+FROM cs_v_stat_facts f
+CROSS JOIN LATERAL (VALUES ('agent'::text, f.agent), ('tool', f.tool), ('risk', f.risk),
+                           ('approver', f.approver), ('day', f.day)) AS d (dimension, key)
+WHERE d.dimension <> 'approver' OR d.key IS NOT NULL  -- requests no person decided
+GROUP BY d.dimension, d.key;
 
 -- Each tool call a policy looked at (round 1), the arguments it was made with and how people
 -- answered it: `outcome` is auto or notify (ran unasked), else the call's requests taken

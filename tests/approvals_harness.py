@@ -16,9 +16,11 @@ from typing import Any
 from consumers.publisher import CommandPublisher
 from engine.agent.app import App
 from engine.core.executor import Services
+from engine.core.integrity import check_run
 from engine.core.limits import DEFAULT_LIMITS, RunLimits
 from engine.core.state import fold
 from engine.log.port import EventLog, Record, Topics, partition_for
+from engine.log.schema_registry import SchemaRegistry
 from engine.runtime.worker import Worker, WorkerSettings
 from events.codec import Codec
 from events.envelope import EventEnvelope
@@ -65,13 +67,23 @@ class Running:
 
 
 class Harness:
-    def __init__(self, event_log: EventLog, topics: Topics, *, timeout: float = 20.0) -> None:
+    def __init__(
+        self,
+        event_log: EventLog,
+        topics: Topics,
+        *,
+        timeout: float = 20.0,
+        codec: Codec | None = None,
+        schema_registry: SchemaRegistry | None = None,
+    ) -> None:
         self.log = event_log
         self.topics = topics
-        self.codec = Codec()
+        self.codec = codec or Codec()
+        self.schema_registry = schema_registry
         self.publisher = CommandPublisher(event_log, topics, self.codec)
         self.timeout = timeout
         self.running: list[Running] = []
+        self.chain_only = False
 
     async def start_worker(
         self,
@@ -80,12 +92,22 @@ class Harness:
         *,
         group: str | None = None,
         limits: RunLimits = DEFAULT_LIMITS,
+        keep_finished_runs: int = 1_000,
     ) -> Running:
         settings = WorkerSettings(
-            group=group or f"{self.topics.prefix}.workers", poll_timeout_s=0.05, limits=limits
+            group=group or f"{self.topics.prefix}.workers",
+            poll_timeout_s=0.05,
+            limits=limits,
+            keep_finished_runs=keep_finished_runs,
         )
         worker = Worker(
-            app, self.log, self.topics, self.codec, services=services(clock), settings=settings
+            app,
+            self.log,
+            self.topics,
+            self.codec,
+            services=services(clock),
+            settings=settings,
+            schema_registry=self.schema_registry,
         )
         stop = asyncio.Event()
         running = Running(worker, asyncio.create_task(worker.run(stop)), stop)
@@ -111,13 +133,22 @@ class Harness:
         return partition_for(run_id, await self.log.partition_count(topic))
 
     async def events(self, run_id: str) -> list[EventEnvelope]:
+        """The run's events in log order; with `chain_only`, only those that extend its
+        chain (a test that plants strays reads what the engine trusts)."""
         partition = await self._partition(self.topics.runs, run_id)
-        out = []
-        async for record in self.log.read(self.topics.runs, partition, 0):
-            envelope = self.codec.decode_event(record.value)
-            if envelope.run_id == run_id:
-                out.append(envelope)
-        return out
+        records = [
+            (record.offset, record.value)
+            async for record in self.log.read(self.topics.runs, partition, 0)
+            if record.key == run_id
+        ]
+        if self.chain_only:
+            checked = check_run(lambda _, value: self.codec.decode_event(value), run_id, records)
+            return [envelope for envelope, _, _ in checked.chain]
+        return [
+            envelope
+            for envelope in (self.codec.decode_event(value) for _, value in records)
+            if envelope.run_id == run_id
+        ]
 
     async def dead_letters(self) -> list[Record]:
         out = []

@@ -7,6 +7,8 @@
 - ``kafka_cluster``: a three-node local Kafka cluster (``countersign.local_kafka``,
   ``brokers=3``) for the failover tests, started only by the tests that ask for it and
   stopped at the end of the session.
+- ``registry_url``: a local Apicurio Registry (``countersign.local_registry``), its
+  Confluent-compatible API, stopped at the end of the session.
 
 A server that cannot be provided fails the tests that need it (with the reason); it never
 skips them, so a CI without Java or Maven shows red.
@@ -87,6 +89,26 @@ async def pg_url() -> AsyncIterator[str]:
     finally:
         await asyncio.to_thread(local_pg.stop_embedded, data_dir)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def registry_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """Base URL of the Confluent API of a local Apicurio Registry (in-memory) for the session:
+    fetched once into the cache (countersign.local_registry), stopped by its PID at the end."""
+    import socket
+
+    from countersign import local_registry
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    workdir = tmp_path_factory.mktemp("registry")
+    started = asyncio.to_thread(local_registry.start_registry, port, workdir)
+    registry = await _or_fail("could not start the local schema registry", started)
+    try:
+        yield registry.url
+    finally:
+        await asyncio.to_thread(registry.stop)
 
 
 async def _or_fail(what: str, attempt: Awaitable[T]) -> T:

@@ -16,6 +16,7 @@ from typing import TypeAlias
 
 from engine.errors import ConfigurationError
 from events.json import Json
+from events.limits import MAX_ECHO_CHARS, clip
 
 ROLE_PREFIX = "role:"
 Directory: TypeAlias = Mapping[str, Sequence[str]]
@@ -92,14 +93,15 @@ def refusal_for_principal(
     separation_of_duties: bool,
     directory: Directory,
 ) -> str:
-    """Why `principal` may not take this decision, or "" when it may."""
+    """Why `principal` may not take this decision, or "" when it may (quoted clipped)."""
+    who = clip(principal, MAX_ECHO_CHARS)
     if separation_of_duties and principal == requester:
-        return f"{principal} started this run and may not approve its requests"
+        return f"{who} started this run and may not approve its requests"
     if principal in excluded:
         return (
-            f"{principal} already approved an earlier level of this call; "
+            f"{who} already approved an earlier level of this call; "
             "each level needs a different person"
         )
     if not is_listed(principal, approvers, directory):
-        return f"{principal} is not among the approvers of this request ({', '.join(approvers)})"
+        return f"{who} is not among the approvers of this request ({', '.join(approvers)})"
     return ""

@@ -25,54 +25,18 @@ skips the others without decoding them (the event type is in the record's header
 from __future__ import annotations
 
 import heapq
-import json
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
-__all__ = [
-    "Checkpoint",
-    "Horizon",
-    "RawEvent",
-    "RecordKind",
-    "RestoreScan",
-    "decode_checkpoint",
-    "encode_checkpoint",
-]
+from events.checkpoints import Checkpoint
 
-_VERSION = 1
+__all__ = ["Checkpoint", "Horizon", "RawEvent", "RecordKind", "RestoreScan"]
 
 RecordKind: TypeAlias = Literal["start", "end", "other"]
 """What a runs-topic record is, as far as a restore cares: a run's first event, a run's last
 event (completed, failed or cancelled) or anything else."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Checkpoint:
-    restore_from: int
-    consumed: int | None = None
-
-
-def encode_checkpoint(checkpoint: Checkpoint) -> bytes:
-    body = {"v": _VERSION, "restore_from": checkpoint.restore_from, "consumed": checkpoint.consumed}
-    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
-
-
-def decode_checkpoint(data: bytes) -> Checkpoint:
-    """Raises `ValueError` for anything but a checkpoint this code wrote."""
-    try:
-        body = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"checkpoint is not JSON: {exc}") from exc
-    if not isinstance(body, dict) or body.get("v") != _VERSION:
-        raise ValueError(f"not a version-{_VERSION} checkpoint: {data[:80]!r}")
-    restore_from, consumed = body.get("restore_from"), body.get("consumed")
-    if type(restore_from) is not int or not (consumed is None or type(consumed) is int):
-        raise ValueError(f"checkpoint offsets must be integers: {data[:80]!r}")
-    if restore_from < 0 or (consumed is not None and consumed < 0):
-        raise ValueError(f"checkpoint offsets must not be negative: {data[:80]!r}")
-    return Checkpoint(restore_from=restore_from, consumed=consumed)
 
 
 class Horizon:
@@ -152,6 +116,7 @@ class Horizon:
 class RawEvent:
     offset: int
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass
@@ -163,6 +128,7 @@ class RestoreScan:
     the last `keep_finished` to finish (the same rule `Horizon` keeps, so a restore brings
     back exactly the set the previous owner kept). Records of runs that started before the
     range are skipped: by the checkpoint's promise those runs are finished and forgotten.
+    Records behind a kept run's end are kept with it, for the restore's chain check.
     """
 
     keep_finished: int
@@ -171,14 +137,26 @@ class RestoreScan:
     skipped: int = 0
     kept: int = 0
 
-    def add(self, run_id: str, offset: int, value: bytes, kind: RecordKind) -> None:
+    def add(
+        self,
+        run_id: str,
+        offset: int,
+        value: bytes,
+        kind: RecordKind,
+        headers: tuple[tuple[str, bytes], ...] = (),
+    ) -> None:
         events = self.live.get(run_id)
         if events is None:
-            if kind != "start" or run_id in self.finished:
+            ended = self.finished.get(run_id)
+            if ended is not None:  # behind a kept run's end: checked with it
+                ended.append(RawEvent(offset, value, headers))
+                self.kept += 1
+                return
+            if kind != "start":
                 self.skipped += 1
                 return
             events = self.live[run_id] = []
-        events.append(RawEvent(offset, value))
+        events.append(RawEvent(offset, value, headers))
         self.kept += 1
         if kind == "end":
             del self.live[run_id]

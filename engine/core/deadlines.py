@@ -22,7 +22,7 @@ ExpiryEvent = InterruptExpired | InterruptEscalated
 
 
 def _live(state: RunState) -> bool:
-    return state.status in ("running", "waiting")
+    return state.moving  # a quarantined run's requests wait with it
 
 
 def next_due_us(state: RunState) -> int | None:

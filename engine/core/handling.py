@@ -19,6 +19,7 @@ from engine.core.limits import DEFAULT_LIMITS
 from engine.core.state import EXPIRED, WITHDRAWN, RunState
 from events.approval import DECISION_KINDS, ApprovalRequest
 from events.commands import SubmitDecision
+from events.limits import MAX_ECHO_CHARS, clip
 from events.run_events import (
     DecisionAccepted,
     DecisionHeld,
@@ -56,7 +57,9 @@ def judge_decision(
 ) -> DecisionVerdict:
     """Validate a decision before it touches a run. The first accepted decision wins."""
     if state is None:
-        return DecisionVerdict(False, f"unknown run {command.run_id}", None, status="refused")
+        return DecisionVerdict(
+            False, f"unknown run {_echo(command.run_id)}", None, status="refused"
+        )
     earlier = state.decisions.get(command.decision_id)
     if earlier is not None:
         status = "accepted" if earlier.accepted else "refused"
@@ -113,7 +116,7 @@ def command_of(held: DecisionHeld, run_id: str) -> SubmitDecision:
 def _judge(
     state: RunState, command: SubmitDecision, directory: Directory, now_us: int | None
 ) -> DecisionVerdict:
-    reason = _closed(state, command)
+    reason = _stopped(state) or _closed(state, command)
     if reason:
         return _refuse(command, reason)
     interrupt = state.open_interrupts.get(command.interrupt_id)
@@ -130,19 +133,34 @@ def _judge(
     return _accept(state, command, interrupt)
 
 
+def _stopped(state: RunState) -> str:
+    """A run the engine will not move on takes no decision: accepting one would record an
+    approval that nothing acts on."""
+    if state.quarantined:
+        return (
+            f"run {state.run_id} is quarantined: its log holds records that break its chain; "
+            "an operator must cancel it or accept its chain (countersign runs quarantined)"
+        )
+    if state.status == "parked":
+        return (
+            f"run {state.run_id} is parked: it takes no decision until it is resumed "
+            "or cancelled (countersign runs show)"
+        )
+    return ""
+
+
 def _closed(state: RunState, command: SubmitDecision) -> str:
+    interrupt = _echo(command.interrupt_id)
     closed_by = state.closed_interrupts.get(command.interrupt_id)
     if closed_by == EXPIRED:
-        return f"interrupt {command.interrupt_id} expired before this decision"
+        return f"interrupt {interrupt} expired before this decision"
     if closed_by == WITHDRAWN:
-        return (
-            f"interrupt {command.interrupt_id} was withdrawn: run {state.run_id} is {state.status}"
-        )
+        return f"interrupt {interrupt} was withdrawn: run {state.run_id} is {state.status}"
     if closed_by is not None:
-        return f"interrupt {command.interrupt_id} was already decided by decision {closed_by}"
+        return f"interrupt {interrupt} was already decided by decision {closed_by}"
     if state.terminal:
         return (
-            f"interrupt {command.interrupt_id} was never raised and never will be: "
+            f"interrupt {interrupt} was never raised and never will be: "
             f"run {state.run_id} is {state.status}"
         )
     return ""
@@ -156,7 +174,7 @@ def _hold(state: RunState, command: SubmitDecision) -> DecisionVerdict:
     if sum(len(waiting) for waiting in state.held.values()) >= MAX_HELD_PER_RUN:
         return _refuse(
             command,
-            f"unknown interrupt {command.interrupt_id} for run {state.run_id} "
+            f"unknown interrupt {_echo(command.interrupt_id)} for run {state.run_id} "
             f"(and {MAX_HELD_PER_RUN} decisions are already held for it)",
         )
     held = DecisionHeld(
@@ -175,20 +193,20 @@ def _hold(state: RunState, command: SubmitDecision) -> DecisionVerdict:
 
 def _held_reason(command: SubmitDecision) -> str:
     return (
-        f"interrupt {command.interrupt_id} is not raised yet; the decision is held and "
+        f"interrupt {_echo(command.interrupt_id)} is not raised yet; the decision is held and "
         "will be judged when it is (or refused if the run ends first)"
     )
 
 
 def _unknown_kind(kind: str) -> str:
-    return f"unknown decision kind {kind!r}; one of {', '.join(DECISION_KINDS)}"
+    return f"unknown decision kind {_echo(kind)!r}; one of {', '.join(DECISION_KINDS)}"
 
 
 def _malformed(command: SubmitDecision, request: ApprovalRequest) -> str:
     if command.kind not in DECISION_KINDS:
         return _unknown_kind(command.kind)
     if command.kind not in request.allowed:
-        return f"{command.kind!r} is not allowed here; allowed: {', '.join(request.allowed)}"
+        return f"{_echo(command.kind)!r} is not allowed here; allowed: {', '.join(request.allowed)}"
     if command.digest and command.digest != request.digest:
         return "digest does not match the request (it changed, or the decision is for another)"
     if not command.decided_by:
@@ -224,7 +242,7 @@ def _unauthorized(
     voters = state.votes.get(command.interrupt_id, ())
     if command.decided_by in voters:
         return (
-            f"{command.decided_by} already approved this request; "
+            f"{_echo(command.decided_by)} already approved this request; "
             "each approval needs a different person"
         )
     return ""
@@ -283,3 +301,8 @@ def _refuse(command: SubmitDecision, reason: str) -> DecisionVerdict:
         reason=reason,
     )
     return DecisionVerdict(False, reason, refused, status="refused")
+
+
+def _echo(value: str) -> str:
+    """A value from the command quoted in a reason, clipped (docs/schemas.md, limits)."""
+    return clip(value, MAX_ECHO_CHARS)

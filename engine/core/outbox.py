@@ -6,6 +6,7 @@ One rule per message, in one place:
   not raised yet, or a repeat of an earlier one) tells its sender: `DecisionOutcome`, from
   the verdict;
 - a tool that ran under a NOTIFY policy tells the people watching: `ActionNotified`;
+- a run quarantined by a restore tells the operators: `QuarantineNotified`;
 - a command that cannot be handled goes to the dead-letter topic with its reason and where
   it came from.
 The worker appends these to the same atomic commit as the events they follow from.
@@ -20,8 +21,20 @@ from engine.core.state import RunState
 from engine.log.port import Outgoing, Record
 from events.commands import SubmitDecision
 from events.envelope import EventEnvelope
-from events.notices import ActionNotified, ApprovalRequested, DecisionOutcome, Notice
-from events.run_events import InterruptRaised, RunStarted, ToolCallCompleted, ToolCallScheduled
+from events.notices import (
+    ActionNotified,
+    ApprovalRequested,
+    DecisionOutcome,
+    Notice,
+    QuarantineNotified,
+)
+from events.run_events import (
+    InterruptRaised,
+    RunQuarantined,
+    RunStarted,
+    ToolCallCompleted,
+    ToolCallScheduled,
+)
 
 __all__ = ["dead_letter", "event_notices", "outcome"]
 
@@ -46,6 +59,17 @@ def event_notices(
     if isinstance(event, ToolCallCompleted):
         notified = _action_notice(state, history, event, envelope.occurred_at_us)
         return [notified] if notified is not None else []
+    if isinstance(event, RunQuarantined):
+        strays = len(event.strays) if isinstance(event.strays, list) else 0
+        quarantined = QuarantineNotified(
+            run_id=envelope.run_id,
+            agent=envelope.agent,
+            agent_version=envelope.agent_version,
+            reason=event.reason,
+            strays=strays,
+            notified_at_us=envelope.occurred_at_us,
+        )
+        return [quarantined]
     return []
 
 

@@ -21,11 +21,13 @@ from events.run_events import (
     GateEvaluated,
     InterruptExpired,
     InterruptRaised,
+    QuarantineLifted,
     RunCancelled,
     RunCompleted,
     RunEventPayload,
     RunFailed,
     RunParked,
+    RunQuarantined,
     RunStarted,
     VoteRecorded,
 )
@@ -71,11 +73,19 @@ class RunState:
     notify: Map[int, GateEvaluated] = field(default_factory=Map)
     refused: int = 0
     """How many refused decisions the run records (`DecisionRejected` events)."""
+    quarantined: bool = False
+    """Its log holds records that break its chain (`RunQuarantined`), and no operator has
+    accepted them yet: it takes no decision and runs no tool."""
     """call → the NOTIFY verdict of a call that runs without asking."""
 
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    @property
+    def moving(self) -> bool:
+        """Whether the engine may move it on: running or waiting, and not quarantined."""
+        return self.status in ("running", "waiting") and not self.quarantined
 
 
 def evolve(state: RunState | None, envelope: EventEnvelope) -> RunState:
@@ -143,6 +153,10 @@ def _changes(state: RunState, event: RunEventPayload) -> Changes:
             _ended(state, "cancelled", changes)
         case RunParked():
             changes["status"] = "parked"
+        case RunQuarantined():
+            changes["quarantined"] = True
+        case QuarantineLifted():
+            changes["quarantined"] = False
         case _:
             pass
     return changes

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 
 from engine.errors import ConfigurationError, Fenced
@@ -29,6 +30,7 @@ class MemoryLog:
         self._topics: dict[str, list[list[Record]]] = {}
         self._changed = asyncio.Condition()
         self._groups: dict[tuple[str, str], _Group] = {}
+        self._id = uuid.uuid4().hex  # another MemoryLog is another log
 
     async def start(self) -> None:
         return None
@@ -48,6 +50,10 @@ class MemoryLog:
 
     async def partition_count(self, topic: str) -> int:
         return len(self._partitions(topic))
+
+    async def log_id(self, topic: str) -> str:
+        self._partitions(topic)  # a topic exists once named, as for every other call here
+        return f"memory:{self._id}:{topic}"
 
     def _partitions(self, topic: str) -> list[list[Record]]:
         found = self._topics.get(topic)

@@ -11,6 +11,7 @@ Semantics every adapter keeps:
   records take offsets too, so code never infers "the end" from the last offset it saw.
 - A run's own order is `seq` in the events, contiguous from 0; offsets are positions only.
 - `publish` is durable when it returns (acks=all, idempotent) and not transactional.
+- `log_id(topic)` names the topic's identity; offsets are only comparable under one identity.
 - A `GroupMember` is one member of a consumer group over one topic. Partitions are assigned
   to exactly one member at a time; the listener hears of every assignment and revocation.
 - `GroupMember.commit(partition, records, consumed)` appends `records` and marks the group's
@@ -56,6 +57,12 @@ class Topics:
         return f"{self.prefix}.checkpoints"
 
     @property
+    def index(self) -> str:
+        """Every run id each runs partition ever started (compacted; key = run id, value =
+        the start command id): a run id starts once, ever (`engine.core.run_index`)."""
+        return f"{self.prefix}.index"
+
+    @property
     def routing(self) -> str:
         """The partition map (`engine.log.routing`): one partition, written only when
         partitions are added; not among `all`, which are co-partitioned."""
@@ -63,7 +70,7 @@ class Topics:
 
     @property
     def all(self) -> tuple[str, ...]:
-        return (self.commands, self.runs, self.approvals, self.dlq, self.checkpoints)
+        return (self.commands, self.runs, self.approvals, self.dlq, self.checkpoints, self.index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +157,14 @@ class EventLog(Protocol):
         ...
 
     async def partition_count(self, topic: str) -> int: ...
+
+    async def log_id(self, topic: str) -> str:
+        """Who `topic` is in this log: the same for every connection to it, different for the
+        same name in another log (another cluster or database) and for a topic deleted and
+        created again, whose offsets start over. Positions kept outside the log (the
+        projections') are bound to it, so they are never applied to records they do not
+        describe. `ConfigurationError` for a topic the log does not have."""
+        ...
 
     async def publish(self, records: Sequence[Outgoing]) -> list[Position]:
         """Append durably (not transactionally), in order per partition."""

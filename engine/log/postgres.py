@@ -193,6 +193,14 @@ class PostgresLog:
             count = self._counts[topic] = counts[topic]
         return count
 
+    async def log_id(self, topic: str) -> str:
+        """`postgres:<this log's id>:<topic>` (the id is drawn when the log's tables are made)."""
+        async with _errors("log_id"):
+            found = await self._p().fetchval(sql.LOG_ID, topic)
+        if found is None:
+            raise ConfigurationError(f"topic {topic} does not exist")
+        return f"postgres:{found}:{topic}"
+
     # -- appending ----------------------------------------------------------------------------
 
     async def publish(self, records: Sequence[Outgoing]) -> list[Position]:

@@ -4,6 +4,7 @@ Everything lives in one schema (the connections' `search_path`); every name star
 The schema script is idempotent and runs under an advisory lock at `PostgresLog.start()`.
 
 Tables:
+- `cs_log_identity`: one row, the log's id (a random UUID drawn when the tables are made).
 - `cs_log_partitions`: one row per (topic, partition) with `next_offset`, the offset the next
   record gets. Appends take this row's lock (in (topic, partition) order) and hold it until
   they commit, so appends to one partition commit one after the other, in offset order.
@@ -43,6 +44,7 @@ __all__ = [
     "JOIN",
     "LEAVE",
     "LIVE",
+    "LOG_ID",
     "NOTIFY",
     "NO_PARTITION",
     "OWNERSHIP",
@@ -80,6 +82,15 @@ CREATE TABLE IF NOT EXISTS cs_log_records (
     headers      bytea,
     PRIMARY KEY (topic, "partition", "offset")
 );
+
+-- The log's own identity, drawn once when its tables are created: positions kept outside the
+-- log (the projections') name it, so they are never applied to another log's records.
+CREATE TABLE IF NOT EXISTS cs_log_identity (
+    id      integer PRIMARY KEY CHECK (id = 1),
+    log_id  text    NOT NULL
+);
+INSERT INTO cs_log_identity (id, log_id) VALUES (1, gen_random_uuid()::text)
+ON CONFLICT (id) DO NOTHING;
 
 CREATE TABLE IF NOT EXISTS cs_log_members (
     group_id     text        NOT NULL,
@@ -253,6 +264,11 @@ CREATE_PARTITIONS = """
 INSERT INTO cs_log_partitions (topic, "partition")
 SELECT t, g FROM unnest($1::text[]) AS t, generate_series(0, $2 - 1) AS g
 ON CONFLICT DO NOTHING
+"""
+
+LOG_ID = """
+SELECT i.log_id FROM cs_log_identity i
+ WHERE EXISTS (SELECT 1 FROM cs_log_partitions WHERE topic = $1)
 """
 
 END_OFFSET = """

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import structlog
 
-from engine.core.checkpoint import Checkpoint, encode_checkpoint
+from engine.core.checkpoint import Checkpoint
 from engine.errors import Fenced, LogError
 from engine.log.port import GroupMember, Outgoing, Position, Topics
 from engine.runtime.ownership import Ownership
 from engine.runtime.rebalance import Rebalancer
 from engine.runtime.step import Step, StepAbandoned
+from events.codec import Codec
 
 __all__ = ["Committer"]
 
@@ -28,8 +29,11 @@ log = structlog.get_logger(__name__)
 
 
 class Committer:
-    def __init__(self, topics: Topics, ownership: Ownership, rebalancer: Rebalancer) -> None:
+    def __init__(
+        self, topics: Topics, codec: Codec, ownership: Ownership, rebalancer: Rebalancer
+    ) -> None:
         self._topics = topics
+        self._codec = codec
         self._own = ownership
         self._rebalancer = rebalancer
         self._member: GroupMember | None = None
@@ -37,11 +41,20 @@ class Committer:
     def bind(self, member: GroupMember) -> None:
         self._member = member
 
-    async def commit(self, step: Step) -> None:
-        if not step.records and step.consumed is None:
-            return
+    async def mark(self, partition: int, offset: int, attempts: int) -> None:
+        """Commit the crash-loop guard's marker: handling the command at `offset`, the
+        `attempts`-th time (`engine.core.crash_guard`)."""
+        marker = self._own.marker(partition, offset, attempts)
+        if marker is not None:  # should it fail, the batch is read again from `offset`
+            await self.commit(Step(partition, first_offset=offset), marker)
+
+    async def commit(self, step: Step, checkpoint: Checkpoint | None = None) -> None:
+        """Commit the step; with `checkpoint`, that checkpoint rather than the one it needs."""
+        if checkpoint is None:
+            if not step.records and step.consumed is None:
+                return
+            checkpoint = self._own.checkpoint_for(step.partition, step.consumed)
         assert self._member is not None
-        checkpoint = self._own.checkpoint_for(step.partition, step.consumed)
         records = step.records
         if checkpoint is not None:
             records = [*records, self._checkpoint_record(checkpoint, step.partition)]
@@ -60,8 +73,9 @@ class Committer:
         raise StepAbandoned(step.partition)
 
     def _checkpoint_record(self, checkpoint: Checkpoint, partition: int) -> Outgoing:
-        value = encode_checkpoint(checkpoint)
-        return Outgoing(self._topics.checkpoints, str(partition), value, partition)
+        value = self._codec.encode(checkpoint)
+        headers = (self._codec.schema_header(value),)
+        return Outgoing(self._topics.checkpoints, str(partition), value, partition, headers)
 
     def _committed(
         self, step: Step, positions: list[Position], checkpoint: Checkpoint | None

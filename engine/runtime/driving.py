@@ -133,7 +133,7 @@ class Driver:
             self._writer.append(step, run, failed, run.history[-1].event_id)
 
     def _replay(self, run: LiveRun) -> Advance | None:
-        if run.state is None or run.state.terminal:
+        if run.state is None or run.state.terminal or run.state.quarantined:
             return None
         if run.replayer is None:
             spec = self._app.find_agent(run.state.agent, run.state.agent_version)

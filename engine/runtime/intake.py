@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import assert_never
 
 import structlog
 
@@ -17,16 +18,22 @@ from engine.core.executor import Services
 from engine.core.handling import DecisionVerdict, judge_decision
 from engine.core.limits import DEFAULT_LIMITS, RunLimits, growth_refusal
 from engine.core.live_run import LiveRun
-from engine.errors import reason_of
+from engine.errors import NewerRelease, reason_of
 from engine.log.port import Record
 from engine.runtime.held import settle_held
 from engine.runtime.step import FORWARDED_FROM, Step, StepWriter
 from engine.runtime.table import RunTable
 from engine.runtime.timers import expire
 from events.codec import Codec
-from events.commands import CancelRun, StartRun, SubmitDecision
-from events.errors import DecodeError
-from events.run_events import DecisionRejected, RunCancelled, RunFailed, RunStarted
+from events.commands import CancelRun, LiftQuarantine, StartRun, SubmitDecision
+from events.errors import DecodeError, NewerSchema
+from events.run_events import (
+    DecisionRejected,
+    QuarantineLifted,
+    RunCancelled,
+    RunFailed,
+    RunStarted,
+)
 
 __all__ = ["Intake"]
 
@@ -58,13 +65,17 @@ class Intake:
         can stop the worker (the next owner would read it again, and stop too)."""
         try:
             self._handle(step, record)
+        except NewerRelease:
+            raise  # not the record's fault: this worker stands down, a newer one takes it
         except Exception as exc:
             log.exception("command_failed", partition=record.partition, offset=record.offset)
             self._writer.dead_letter(step, record, f"cannot handle: {reason_of(exc)}")
 
     def _handle(self, step: Step, record: Record) -> None:
         try:
-            command = self._codec.decode_command(record.value)
+            command = self._codec.decode_command(record.value, record.headers)
+        except NewerSchema as exc:
+            raise NewerRelease(str(exc), release=exc.release) from exc
         except DecodeError as exc:
             self._writer.dead_letter(step, record, str(exc))
             return
@@ -79,6 +90,10 @@ class Intake:
                 self._decide(step, command)
             case CancelRun():
                 self._cancel(step, record, command)
+            case LiftQuarantine():
+                self._lift(step, record, command)
+            case _:  # pragma: no cover - the union is closed; mypy checks every arm is here
+                assert_never(command)
 
     def _forward(self, step: Step, record: Record, home: int) -> None:
         """A command on another partition than its run's (a client that hashes keys its own
@@ -97,6 +112,13 @@ class Intake:
         existing = self._table.state_of(step.partition, command.run_id)
         if existing is not None:
             if existing.start_command_id != command.command_id:
+                self._writer.dead_letter(step, record, f"run {command.run_id} already exists")
+            return
+        index = self._table.index(step.partition)
+        if command.run_id in index:  # finished long ago: a run id starts once, ever
+            if index.started_by(command.run_id, command.command_id):
+                bound.info("start_repeated")
+            else:
                 self._writer.dead_letter(step, record, f"run {command.run_id} already exists")
             return
         spec = self._app.find_agent(command.agent, command.agent_version)
@@ -127,6 +149,9 @@ class Intake:
             expire(self._writer, step, run, now)  # a decision after its deadline loses to it
         state = run.state if run else self._table.state_of(step.partition, command.run_id)
         verdict = judge_decision(state, command, directory=self._app.directory, now_us=now)
+        if state is None and command.run_id in self._table.index(step.partition):
+            reason = f"run {command.run_id} finished long ago; it takes no more decisions"
+            verdict = replace(verdict, reason=reason)
         # An unknown or finished run has nothing to append to; the sender still learns why.
         if verdict.event is not None and run is not None and run.state is not None:
             verdict = self._within_limits(run, verdict)
@@ -143,6 +168,21 @@ class Intake:
             reason=verdict.reason,
             repeat=verdict.repeat,
         )
+
+    def _lift(self, step: Step, record: Record, command: LiftQuarantine) -> None:
+        """An operator accepts a quarantined run's chain as it is: it goes on from there."""
+        run = self._table.get(step.partition, command.run_id)
+        state = run.state if run is not None else None
+        if run is None or state is None or not state.quarantined:
+            reason = f"run {command.run_id} is not quarantined here (nothing to lift)"
+            self._writer.dead_letter(step, record, reason)
+            return
+        lifted = QuarantineLifted(
+            lifted_by=command.lifted_by, reason=command.reason, command_id=command.command_id
+        )
+        self._writer.append(step, run, lifted, command.command_id)
+        step.touched[run.run_id] = run
+        log.warning("quarantine_lifted", run_id=run.run_id, by=command.lifted_by)
 
     def _within_limits(self, run: LiveRun, verdict: DecisionVerdict) -> DecisionVerdict:
         """A run at its cap takes no more decisions; past `max_refusals` a refusal is told to

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.core.checkpoint import Checkpoint, Horizon
+from engine.core.crash_guard import BatchPlan, plan_batch
 from engine.log.port import Record
 
 __all__ = ["Ownership"]
@@ -26,6 +27,8 @@ class _Owned:
     horizon: Horizon
     written: Checkpoint | None
     """The last checkpoint in the log (restored, or written by this worker)."""
+    fresh: bool = True
+    """No batch handled since the restore (the crash-loop guard marks the first)."""
 
 
 class Ownership:
@@ -68,6 +71,29 @@ class Ownership:
         owned = self._owned.get(partition)
         return owned.horizon.finished(run_id) if owned is not None else []
 
+    def plan_batch(self, partition: int, first_offset: int, limit: int) -> BatchPlan | None:
+        """The crash-loop guard's plan for a batch (`engine.core.crash_guard`)."""
+        owned = self._owned.get(partition)
+        if owned is None:
+            return None
+        plan = plan_batch(owned.written, first_offset, fresh=owned.fresh, limit=limit)
+        owned.fresh = False
+        return plan
+
+    def marker(self, partition: int, offset: int, attempts: int) -> Checkpoint | None:
+        """The checkpoint that marks handling the command at `offset` (the `attempts`-th
+        time), or None when the partition is not owned."""
+        owned = self._owned.get(partition)
+        if owned is None:
+            return None
+        consumed = owned.written.consumed if owned.written is not None else None
+        return Checkpoint(
+            restore_from=owned.horizon.restore_from,
+            consumed=consumed,
+            attempt_at=offset,
+            attempts=attempts,
+        )
+
     def checkpoint_for(self, partition: int, consumed: int | None) -> Checkpoint | None:
         """The checkpoint a commit of `partition` consuming up to `consumed` (None: no
         commands) must carry, or None if the one in the log still holds."""
@@ -77,7 +103,15 @@ class Ownership:
         last = owned.written
         if consumed is None and last is not None:
             consumed = last.consumed
-        checkpoint = Checkpoint(restore_from=owned.horizon.restore_from, consumed=consumed)
+        attempt_at, attempts = (last.attempt_at, last.attempts) if last else (None, 0)
+        if attempt_at is not None and consumed is not None and consumed > attempt_at:
+            attempt_at, attempts = None, 0  # got past the marked command: clear the marker
+        checkpoint = Checkpoint(
+            restore_from=owned.horizon.restore_from,
+            consumed=consumed,
+            attempt_at=attempt_at,
+            attempts=attempts,
+        )
         return None if checkpoint == last else checkpoint
 
     def committed(

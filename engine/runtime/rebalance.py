@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import structlog
 
+from engine.core.integrity import Stray
 from engine.errors import TransientLogError
 from engine.log.port import EventLog, GroupMember, Topics
 from engine.runtime.ownership import Ownership
@@ -23,6 +24,7 @@ from engine.runtime.restore import Restored, restore_partition
 from engine.runtime.table import RunTable
 from engine.runtime.timers import DeadlineTimer
 from events.codec import Codec
+from events.errors import NewerSchema
 
 __all__ = ["Rebalancer"]
 
@@ -53,6 +55,9 @@ class Rebalancer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._to_resume: set[int] = set()
+        self._quarantine: dict[int, dict[str, list[Stray]]] = {}
+        self.newer: NewerSchema | None = None
+        """A record a newer release wrote, met by a restore: this worker must stand down."""
 
     # -- AssignmentListener -------------------------------------------------------------------
 
@@ -88,10 +93,15 @@ class Rebalancer:
         self._table.drop(partition)
         self._own.drop(partition)
         self._to_resume.discard(partition)
+        self._quarantine.pop(partition, None)
 
-    def next_restored(self) -> int | None:
-        """A partition restored and not resumed yet: its mid-way runs must be continued."""
-        return self._to_resume.pop() if self._to_resume else None
+    def next_restored(self) -> tuple[int, dict[str, list[Stray]]] | None:
+        """A partition restored and not resumed yet (its mid-way runs must be continued), with
+        the runs its restore found to quarantine."""
+        if not self._to_resume:
+            return None
+        partition = self._to_resume.pop()
+        return partition, self._quarantine.pop(partition, {})
 
     async def restore_or_defer(
         self, partition: int, unhandled: int | None = None
@@ -128,10 +138,13 @@ class Rebalancer:
         restored = await restore_partition(
             self._log, self._topics, self._codec, partition, keep_finished=self._keep_finished
         )
-        self._table.install(partition, restored.live, restored.finished)
+        self._table.install(partition, restored.live, restored.finished, restored.index)
         self._timer.reset()
         self._own.restored(partition, restored.horizon, restored.checkpoint)
         self._to_resume.add(partition)
+        self._quarantine[partition] = restored.quarantine
+        if restored.newer is not None:
+            self.newer = self.newer or restored.newer
         log.info(
             "partition_restored",
             partition=partition,
@@ -140,6 +153,7 @@ class Rebalancer:
             skipped=restored.skipped,
             live_runs=len(restored.live),
             finished_runs=len(restored.finished),
+            runs_ever=len(restored.index),
             seconds=round(restored.seconds, 4),
         )
         return restored

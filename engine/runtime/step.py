@@ -90,7 +90,11 @@ class StepWriter:
         run.record(envelope, encoded)
         if run.replayer is not None:
             run.replayer.feed([payload])  # harmless for events the replayer emitted itself
-        step.records.append(Outgoing(self._topics.runs, run.run_id, encoded, step.partition))
+        # The schema header lets an older release tell "newer" from "corrupt" (docs/schemas.md).
+        headers = (self._codec.schema_header(encoded),)
+        step.records.append(
+            Outgoing(self._topics.runs, run.run_id, encoded, step.partition, headers=headers)
+        )
         step.changed[run.run_id] = run
         assert run.state is not None
         for notice in outbox.event_notices(run.state, run.history, envelope):
@@ -104,6 +108,11 @@ class StepWriter:
             )
         if isinstance(payload, RunStarted):
             self._own.started(step.partition, run.run_id)
+            self._table.index(step.partition).add(run.run_id, payload.command_id)
+            index = Outgoing(
+                self._topics.index, run.run_id, payload.command_id.encode(), step.partition
+            )
+            step.records.append(index)
         if run.state.terminal:
             self._table.retire(run, self._own.finished(step.partition, run.run_id))
 
@@ -137,4 +146,6 @@ class StepWriter:
         )
 
     def _publish(self, step: Step, run_id: str, notice: Notice) -> None:
-        step.records.append(Outgoing(self._topics.approvals, run_id, self._codec.encode(notice)))
+        encoded = self._codec.encode(notice)
+        headers = (self._codec.schema_header(encoded),)
+        step.records.append(Outgoing(self._topics.approvals, run_id, encoded, headers=headers))

@@ -2,7 +2,8 @@
 
 Live runs keep their decoded history, state and replayer, so a decision resumes one without
 decoding anything; finished runs keep only their small state, to answer repeated commands
-(a StartRun sent twice, a decision id sent again) until the partition's horizon forgets them.
+(a StartRun sent twice, a decision id sent again) until the partition's horizon forgets them;
+the partition's run index remembers every run it ever started, so none starts twice.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from engine.core.live_run import LiveRun
+from engine.core.run_index import RunIndex
 from engine.core.state import RunState
 
 __all__ = ["RunTable"]
@@ -19,19 +21,26 @@ class RunTable:
     def __init__(self) -> None:
         self._live: dict[int, dict[str, LiveRun]] = {}
         self._finished: dict[int, dict[str, RunState]] = {}
+        self._index: dict[int, RunIndex] = {}
 
     def install(
-        self, partition: int, live: dict[str, LiveRun], finished: dict[str, RunState]
+        self,
+        partition: int,
+        live: dict[str, LiveRun],
+        finished: dict[str, RunState],
+        index: RunIndex,
     ) -> None:
-        """A restored partition's runs (`finished` oldest first)."""
+        """A restored partition's runs (`finished` oldest first) and run index."""
         self._live[partition] = live
         self._finished[partition] = finished
+        self._index[partition] = index
 
     def drop(self, partition: int) -> None:
         for run in self._live.pop(partition, {}).values():
             if run.replayer is not None:
                 run.replayer.close()
         self._finished.pop(partition, None)
+        self._index.pop(partition, None)
 
     def __contains__(self, partition: int) -> bool:
         return partition in self._live
@@ -57,6 +66,9 @@ class RunTable:
         if run is not None:
             return run.state
         return self._finished.get(partition, {}).get(run_id)
+
+    def index(self, partition: int) -> RunIndex:
+        return self._index.setdefault(partition, RunIndex())
 
     def add(self, run: LiveRun) -> None:
         self._live[run.partition][run.run_id] = run

@@ -15,13 +15,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
 from engine.agent.app import App
+from engine.core.crash_guard import DEFAULT_CRASH_LIMIT
 from engine.core.executor import Services
+from engine.core.integrity import quarantine_event
 from engine.core.limits import DEFAULT_LIMITS, RunLimits
-from engine.errors import TransientLogError
+from engine.errors import NewerRelease, RegistryUnavailable, TransientLogError
 from engine.log.port import EventLog, GroupMember, Record, Topics, partition_for
 from engine.runtime.committing import Committer
 from engine.runtime.driving import Driver
@@ -33,6 +36,9 @@ from engine.runtime.step import Step, StepAbandoned, StepWriter
 from engine.runtime.table import RunTable
 from engine.runtime.timers import DeadlineTimer, expire
 from events.codec import Codec
+
+if TYPE_CHECKING:
+    from engine.log.schema_registry import SchemaRegistry
 
 __all__ = ["Worker", "WorkerSettings", "live_services"]
 
@@ -50,6 +56,8 @@ class WorkerSettings:
     """The pause before polling again when the log is unreachable."""
     limits: RunLimits = DEFAULT_LIMITS
     """Per-run caps (`engine.core.limits`)."""
+    crash_limit: int = DEFAULT_CRASH_LIMIT
+    """How many times a command may stop a worker before it is dead-lettered unhandled."""
     keep_finished_runs: int = 1_000
     """Finished runs per partition whose states are kept (in memory and across restores)
     to answer repeated commands; older ones are forgotten (docs/exactly-once.md)."""
@@ -65,8 +73,10 @@ class Worker:
         *,
         services: Services | None = None,
         settings: WorkerSettings | None = None,
+        schema_registry: SchemaRegistry | None = None,
     ) -> None:
         self._log = event_log
+        self._registry = schema_registry
         self._topics = topics
         self._settings = settings or WorkerSettings()
         self._services = services or live_services()
@@ -84,12 +94,14 @@ class Worker:
             keep_finished=self._settings.keep_finished_runs,
             revoke_grace_s=self._settings.revoke_grace_s,
         )
-        self._committer = Committer(topics, self._own, self._rebalancer)
+        self._committer = Committer(topics, codec, self._own, self._rebalancer)
         limits = self._settings.limits
         self._driver = Driver(
             app, self._writer, self._services, self._own, self._committer.commit, limits
         )
         self._partitions = 0
+        self.stood_down: NewerRelease | None = None
+        """Set when the worker met records of a newer release and left its group."""
         self._intake = Intake(
             app, codec, self._writer, self._table, self._services, self._home, limits
         )
@@ -107,6 +119,16 @@ class Worker:
                 except TransientLogError as exc:  # the log is away (a broker restart): wait
                     log.warning("log_unavailable", error=str(exc))
                     await asyncio.sleep(self._settings.retry_backoff_s)
+        except NewerRelease as newer:
+            # Not corruption: a newer release wrote what this one cannot read. Leave the
+            # group (its partitions go to the other members) and say what to do.
+            self.stood_down = newer
+            log.error(
+                "worker_stood_down",
+                reason=str(newer),
+                newer_release=newer.release,
+                remedy="run this worker at the newer release (a rolling upgrade in progress?)",
+            )
         finally:
             await member.stop()
             log.info("worker_stopped")
@@ -131,6 +153,7 @@ class Worker:
         return partition_for(run_id, self._partitions)
 
     async def _poll_once(self, member: GroupMember) -> None:
+        self._stand_down_if_older()
         try:
             await self._rebalancer.retry(member)
             async with self._rebalancer.stepping():
@@ -140,6 +163,7 @@ class Worker:
             by_partition: dict[int, list[Record]] = {}
             for record in records:
                 by_partition.setdefault(record.partition, []).append(record)
+            await self._prepare_schemas(member, by_partition)
             self._own.hold(by_partition)
             async with self._rebalancer.stepping():
                 for partition, batch in by_partition.items():
@@ -148,18 +172,76 @@ class Worker:
         except StepAbandoned as abandoned:
             log.warning("step_abandoned", partition=abandoned.args[0])
 
+    async def _prepare_schemas(
+        self, member: GroupMember, by_partition: dict[int, list[Record]]
+    ) -> None:
+        """Fetch the registry schemas this batch's commands need, so decoding stays pure. If
+        the registry cannot be asked, read the batch again later: its commands are not poison."""
+        if self._registry is None or not by_partition:
+            return
+        try:
+            await self._registry.prepare([r.value for b in by_partition.values() for r in b])
+        except RegistryUnavailable:
+            for partition, batch in by_partition.items():
+                await member.seek(partition, batch[0].offset)
+            raise
+
+    def _stand_down_if_older(self) -> None:
+        newer = self._rebalancer.newer
+        if newer is not None:
+            raise NewerRelease(str(newer), release=newer.release)
+
     async def _process(self, partition: int, records: list[Record]) -> None:
+        """Handle a batch; the crash-loop guard marks the first batch after a restore, and
+        handles one that stopped a worker before one command at a time."""
+        first = records[0]
+        plan = self._own.plan_batch(partition, first.offset, self._settings.crash_limit)
+        if plan is None:
+            await self._handle(partition, records)
+            return
+        await self._committer.mark(partition, first.offset, plan.attempts)
+        if plan.poisoned:
+            await self._dead_letter_unhandled(partition, first, plan.attempts)
+            records = records[1:]
+        if not plan.careful:
+            await self._handle(partition, records)
+            return
+        # Any command of the batch may be the one that stopped the last worker: each carries
+        # the attempt on; the innocent ones clear it as soon as they are handled.
+        attempts = 1 if plan.poisoned else plan.attempts
+        for record in records:
+            if record is not first:
+                await self._committer.mark(partition, record.offset, attempts)
+            await self._handle(partition, [record])
+
+    async def _handle(self, partition: int, records: list[Record]) -> None:
+        if not records:
+            return
         step = Step(partition, consumed=records[-1].offset + 1, first_offset=records[0].offset)
         for record in records:
             self._intake.handle(step, record)
         await self._finish(step)
 
+    async def _dead_letter_unhandled(self, partition: int, record: Record, attempts: int) -> None:
+        step = Step(partition, consumed=record.offset + 1, first_offset=record.offset)
+        reason = f"stopped a worker {attempts} times while it was handled; not handled again"
+        self._writer.dead_letter(step, record, reason)
+        log.error("command_stops_workers", partition=partition, offset=record.offset)
+        await self._committer.commit(step)
+
     async def _resume_restored(self) -> None:
-        """Continue runs that were mid-way when their previous owner stopped."""
-        while (partition := self._rebalancer.next_restored()) is not None:
+        """Quarantine the runs a restore found broken, and continue the ones that were
+        mid-way when their previous owner stopped."""
+        while (restored := self._rebalancer.next_restored()) is not None:
+            partition, quarantine = restored
             step = Step(partition)
+            for run_id, strays in quarantine.items():
+                run = self._table.get(partition, run_id)
+                if run is not None:
+                    self._writer.append(step, run, quarantine_event(strays), "restore")
+                    log.error("run_quarantined", run_id=run_id, partition=partition)
             for run in self._table.live(partition).values():
-                if run.state is not None and run.state.status in ("running", "waiting"):
+                if run.state is not None and run.state.moving:
                     step.touched[run.run_id] = run
             await self._finish(step)
 

@@ -17,6 +17,7 @@ import pytest
 from engine.errors import ConfigurationError, Fenced
 from engine.log.kafka import KafkaLog
 from engine.log.kafka import admin as kafka_admin
+from engine.log.memory import MemoryLog
 from engine.log.port import EventLog, GroupMember, Outgoing, Position, Record, Topics, partition_for
 from engine.log.postgres import PostgresLog
 from tests.contracts.conftest import Connect
@@ -407,6 +408,32 @@ async def test_a_failed_commit_leaves_nothing_visible(log: EventLog, topics: Top
         await b.member.stop()
 
 
+# Identity: positions kept outside the log are only comparable under one identity.
+
+
+async def test_a_topic_has_one_identity_for_every_connection_to_its_log(
+    connect: Connect, log: EventLog, topics: Topics
+) -> None:
+    other = connect()  # another process on the same log
+    await other.start()
+    try:
+        runs = await log.log_id(topics.runs)
+
+        assert runs == await log.log_id(topics.runs) == await other.log_id(topics.runs)
+        assert await log.log_id(topics.commands) not in (runs, "")
+        assert topics.runs not in (runs, await other.log_id(topics.commands))
+    finally:
+        await other.close()
+
+
+async def test_the_same_topic_in_another_memory_log_is_another_topic(topics: Topics) -> None:
+    first, second = MemoryLog(), MemoryLog()
+    for log in (first, second):
+        await log.ensure_topics(topics, PARTITIONS)
+
+    assert await first.log_id(topics.runs) != await second.log_id(topics.runs)
+
+
 # Kafka only.
 
 
@@ -485,7 +512,61 @@ async def test_kafka_zombie_with_a_live_producer_is_fenced_by_the_broker(
         await log.close()
 
 
+@pytest.mark.kafka
+async def test_a_kafka_topic_created_again_has_another_identity(
+    kafka_bootstrap: str, fresh_prefix: str
+) -> None:
+    # Deleting a topic is below the port (no adapter does it): the admin client directly.
+    from aiokafka.admin import AIOKafkaAdminClient  # noqa: TID251
+
+    topics = Topics(fresh_prefix)
+    log = KafkaLog(kafka_bootstrap)
+    await log.start()
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await log.ensure_topics(topics, PARTITIONS)
+        before = await log.log_id(topics.runs)
+        await admin.delete_topics([topics.runs])
+
+        async def gone() -> bool:
+            return topics.runs not in await admin.list_topics()
+
+        await eventually(gone, timeout=SETTLE_S, message="topic deleted")
+        with pytest.raises(ConfigurationError, match="does not exist"):
+            await log.log_id(topics.runs)
+        await log.ensure_topics(topics, PARTITIONS)
+
+        after = await log.log_id(topics.runs)
+    finally:
+        await admin.close()
+        await log.close()
+
+    assert before.startswith("kafka:")
+    assert after.startswith("kafka:")
+    assert before.split(":")[1] == after.split(":")[1]  # the same cluster...
+    assert before != after  # ...but another topic: its offsets started over
+
+
 # PostgreSQL only.
+
+
+@pytest.mark.postgres
+async def test_postgres_logs_in_two_schemas_are_two_logs(pg_url: str, fresh_prefix: str) -> None:
+    topics = Topics(fresh_prefix)
+    ids = []
+    for schema in (f"{fresh_prefix}_a", f"{fresh_prefix}_b"):
+        log = PostgresLog(pg_url, schema=schema)
+        await log.start()
+        try:
+            await log.ensure_topics(topics, PARTITIONS)
+            ids.append(await log.log_id(topics.runs))
+            with pytest.raises(ConfigurationError, match="does not exist"):
+                await log.log_id(f"{fresh_prefix}.unknown")
+        finally:
+            await log.close()
+
+    assert ids[0] != ids[1]
 
 
 @pytest.mark.postgres

@@ -49,7 +49,7 @@ async def lag(client: KafkaLog, topics: Topics) -> int:
     minus the position committed with the partition's latest checkpoint."""
     total = 0
     for partition in range(PARTITIONS):
-        checkpoint = await latest_checkpoint(client, topics, partition)
+        checkpoint = await latest_checkpoint(client, topics, partition, Codec())
         consumed = checkpoint.consumed if checkpoint and checkpoint.consumed is not None else 0
         total += await client.end_offset(topics.commands, partition) - consumed
     return total

@@ -24,31 +24,52 @@ from engine.agent.app import AgentSpec
 from engine.agent.context import RunContext
 from engine.core.executor import Replayer, Services
 from events.approval import ApprovalRequest
+from events.checkpoints import Checkpoint
 from events.codec import Codec, Message
-from events.commands import COMMAND_TYPES, StartRun, SubmitDecision
+from events.commands import COMMAND_TYPES, CancelRun, LiftQuarantine, StartRun, SubmitDecision
 from events.envelope import EventEnvelope
 from events.json import Json, JsonObject
-from events.notices import NOTICE_TYPES, ActionNotified, ApprovalRequested, DecisionOutcome
+from events.notices import (
+    NOTICE_TYPES,
+    ActionNotified,
+    ApprovalRequested,
+    DecisionOutcome,
+    QuarantineNotified,
+)
 from events.run_events import (
     RUN_EVENT_TYPES,
     DecisionAccepted,
     DecisionHeld,
+    DecisionRejected,
     GateEvaluated,
+    InterruptEscalated,
+    InterruptExpired,
     InterruptRaised,
+    ModelCalled,
+    QuarantineLifted,
+    RunCancelled,
+    RunCompleted,
     RunEventPayload,
+    RunFailed,
+    RunParked,
+    RunQuarantined,
     RunStarted,
     ToolCallCompleted,
+    ToolCallFailed,
     ToolCallScheduled,
+    ValueRecorded,
     VoteRecorded,
 )
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 HISTORIES = GOLDEN / "histories"
-PAYLOADS = GOLDEN / "payloads"
-SCHEMAS = GOLDEN / "schemas"
+RELEASE = 2
+"""The release this code is; its payloads go to `payloads/release-<RELEASE>/`."""
+PAYLOADS_ROOT = GOLDEN / "payloads"
+PAYLOADS = PAYLOADS_ROOT / f"release-{RELEASE}"
 
 _TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (*RUN_EVENT_TYPES, *COMMAND_TYPES, *NOTICE_TYPES)
+    cls.__name__: cls for cls in (*RUN_EVENT_TYPES, *COMMAND_TYPES, *NOTICE_TYPES, Checkpoint)
 }
 
 # -- JSON <-> messages ------------------------------------------------------------------------
@@ -369,6 +390,7 @@ def payload_fixtures() -> dict[str, Message]:
             confidence=0.8,
             notified_at_us=CLOCK_US + 8,
         ),
+        **_more_payload_fixtures(),
         "decision_outcome": DecisionOutcome(
             run_id="run-golden-1",
             interrupt_id="int-1",
@@ -382,19 +404,143 @@ def payload_fixtures() -> dict[str, Message]:
     }
 
 
+def _more_payload_fixtures() -> dict[str, Message]:
+    """The types the first fixtures did not cover, so every type has a golden payload."""
+    return {
+        "model_called": _envelope(
+            1,
+            ModelCalled(
+                call=0,
+                request_digest="1" * 64,
+                request={"messages": [{"role": "user", "content": "refund A-17?"}]},
+                response={"content": "yes", "tokens": 12, "p": 0.25},
+            ),
+            "1" * 64,
+        ),
+        "tool_call_scheduled": _envelope(
+            2,
+            ToolCallScheduled(
+                call=1,
+                tool="refund",
+                args={"order_id": "A-17", "amount": 2400},
+                args_digest="c" * 64,
+                idempotency_key="run-golden-1:1",
+                idempotent=False,
+            ),
+            "2" * 64,
+        ),
+        "tool_call_completed": _envelope(
+            3, ToolCallCompleted(call=1, result={"refund_id": "rf-1", "ok": True}), "3" * 64
+        ),
+        "tool_call_failed": _envelope(
+            3,
+            ToolCallFailed(call=1, error_type="TimeoutError", error="bank did not answer"),
+            "4" * 64,
+        ),
+        "decision_rejected": _envelope(
+            5,
+            DecisionRejected(
+                interrupt_id="int-1",
+                decision_id="dec-9",
+                kind="approve",
+                decided_by="alice",
+                reason="the requester may not approve",
+            ),
+            "5" * 64,
+        ),
+        "interrupt_expired": _envelope(
+            6, InterruptExpired(interrupt_id="int-1", action="escalate"), "6" * 64
+        ),
+        "interrupt_escalated": _envelope(
+            7,
+            InterruptEscalated(
+                interrupt_id="int-1",
+                level=2,
+                approvers=("role:cfo", "erin"),
+                reason="no decision within 3600 s",
+                deadline_us=CLOCK_US + 7_200_000_000,
+            ),
+            "7" * 64,
+        ),
+        "value_recorded": _envelope(
+            8,
+            ValueRecorded(call=2, kind="uuid", value="00000000-0000-4000-8000-000000000002"),
+            "8" * 64,
+        ),
+        "run_completed": _envelope(
+            9, RunCompleted(output={"status": "refunded", "amount": 2400}), "9" * 64
+        ),
+        "run_failed": _envelope(9, RunFailed(error_type="KeyError", error="'order_id'"), "a" * 64),
+        "run_cancelled": _envelope(
+            9, RunCancelled(cancelled_by="carol", reason="duplicate ticket"), "b" * 64
+        ),
+        "run_parked": _envelope(
+            4,
+            RunParked(
+                reason="non-determinism", call=1, expected="tool refund", actual="tool lookup"
+            ),
+            "c" * 64,
+        ),
+        "cancel_run": CancelRun(
+            command_id="cmd-golden-2",
+            run_id="run-golden-1",
+            cancelled_by="carol",
+            issued_at_us=CLOCK_US + 9,
+            reason="duplicate ticket",
+        ),
+        # Release 2: quarantine of runs whose log breaks their chain.
+        "run_quarantined": _envelope(
+            5,
+            RunQuarantined(
+                reason="1 record of the run does not extend its chain",
+                strays=[{"offset": 41, "why": "seq 3 does not carry the hash of seq 2"}],
+            ),
+            "d" * 64,
+        ),
+        "quarantine_lifted": _envelope(
+            6,
+            QuarantineLifted(lifted_by="oscar", reason="a known replay bug", command_id="cmd-3"),
+            "e" * 64,
+        ),
+        "lift_quarantine": LiftQuarantine(
+            command_id="cmd-golden-3",
+            run_id="run-golden-1",
+            lifted_by="oscar",
+            issued_at_us=CLOCK_US + 10,
+            reason="a known replay bug",
+        ),
+        "checkpoint": Checkpoint(restore_from=1207, consumed=88, attempt_at=88, attempts=2),
+        "quarantine_notified": QuarantineNotified(
+            run_id="run-golden-1",
+            agent="refund",
+            agent_version="1",
+            reason="1 record of the run does not extend its chain",
+            strays=1,
+            notified_at_us=CLOCK_US + 5,
+        ),
+    }
+
+
+def write_payloads(*, overwrite: bool = False) -> None:
+    """This release's golden payloads; existing files are kept unless `overwrite`."""
+    PAYLOADS.mkdir(parents=True, exist_ok=True)
+    codec = Codec()
+    for name, message in payload_fixtures().items():
+        if (PAYLOADS / f"{name}.bin").exists() and not overwrite:
+            continue
+        (PAYLOADS / f"{name}.bin").write_bytes(codec.encode(message))
+        (PAYLOADS / f"{name}.json").write_text(
+            json.dumps(to_json(message), indent=2, ensure_ascii=False) + "\n"
+        )
+
+
 def write_all() -> None:
     """Rewrites every fixture except `refund_approved_before_gates.json`, which is frozen: it
     was recorded before `GateEvaluated` existed and proves such histories still replay."""
     dump_history(asyncio.run(_record_refund_approved()), HISTORIES / "refund_approved.json")
     dump_history(_record_refund_old_lookup(), HISTORIES / "refund_nondeterministic.json")
     dump_history(_record_payments_approvals(), HISTORIES / "payments_approvals.json")
-    PAYLOADS.mkdir(parents=True, exist_ok=True)
-    codec = Codec()
-    for name, message in payload_fixtures().items():
-        (PAYLOADS / f"{name}.bin").write_bytes(codec.encode(message))
-        (PAYLOADS / f"{name}.json").write_text(
-            json.dumps(to_json(message), indent=2, ensure_ascii=False) + "\n"
-        )
+    write_payloads(overwrite=True)
 
 
 if __name__ == "__main__":

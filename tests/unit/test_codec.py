@@ -32,84 +32,9 @@ from events.run_events import (
     RunCompleted,
     RunFailed,
 )
+from tests.strategies import envelope_strategy, message_strategy, zigzag
 
 CODEC = Codec()
-LONGS = st.integers(min_value=-(2**63), max_value=2**63 - 1)
-
-# -- strategies ---------------------------------------------------------------------------------
-
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20)
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=4)
-
-
-def _strategy_for_hint(hint: Any) -> st.SearchStrategy[Any]:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint is str:
-        return st.text(max_size=30)
-    if hint is bool:
-        return st.booleans()
-    if hint is int:
-        return LONGS
-    if hint is float:
-        return st.floats(allow_nan=False, allow_infinity=False)
-    if hint is ApprovalRequest:
-        return message_strategy(ApprovalRequest)
-    if origin is typing.Literal:
-        return st.sampled_from(args)
-    if origin in (typing.Union, types.UnionType):
-        return st.one_of(
-            *(st.none() if arg is type(None) else _strategy_for_hint(arg) for arg in args)
-        )
-    if origin is tuple:
-        return st.lists(_strategy_for_hint(args[0]), max_size=4).map(tuple)
-    raise TypeError(f"no strategy for {hint!r}")  # pragma: no cover
-
-
-def _strategy_for_field(cls: type[Any], field: dataclasses.Field[Any]) -> st.SearchStrategy[Any]:
-    if is_json_field(field):
-        if str(field.type) == "JsonObject":
-            return json_objects
-        if str(field.type) == "JsonObject | None":
-            return st.none() | json_objects
-        return json_values
-    module_globals = vars(__import__(cls.__module__, fromlist=["_"]))
-    hint = eval(str(field.type), module_globals)
-    return _strategy_for_hint(hint)
-
-
-def message_strategy(cls: type[Any]) -> st.SearchStrategy[Any]:
-    fields = {f.name: _strategy_for_field(cls, f) for f in dataclasses.fields(cls)}
-    return st.fixed_dictionaries(fields).map(lambda kwargs: cls(**kwargs))
-
-
-def envelope_strategy(payload_cls: type[Any]) -> st.SearchStrategy[EventEnvelope]:
-    return st.builds(
-        EventEnvelope,
-        event_id=st.text(max_size=20),
-        run_id=st.text(max_size=20),
-        seq=LONGS,
-        occurred_at_us=LONGS,
-        agent=st.text(max_size=10),
-        agent_version=st.text(max_size=5),
-        causation_id=st.text(max_size=20),
-        correlation_id=st.text(max_size=20),
-        prev_hash=st.text(max_size=64),
-        payload=message_strategy(payload_cls),
-    )
 
 
 def _envelope(payload: Any, **meta: Any) -> EventEnvelope:
@@ -379,16 +304,6 @@ def test_trailing_bytes_are_refused(extra: bytes) -> None:
         CODEC.decode(_failed() + extra)
 
 
-def _zigzag(n: int) -> bytes:
-    z = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
-
-
 def _approval_requested_with_allowed_count(count: bytes) -> bytes:
     """An ApprovalRequested whose `request.allowed` array declares `count` items, then ends."""
     notice = ApprovalRequested(
@@ -411,7 +326,7 @@ def _approval_requested_with_allowed_count(count: bytes) -> bytes:
 
 @pytest.mark.parametrize(
     "count",
-    [_zigzag(2**40), _zigzag(-(2**40)) + _zigzag(3), _zigzag(2**62)],
+    [zigzag(2**40), zigzag(-(2**40)) + zigzag(3), zigzag(2**62)],
     ids=["pos", "neg", "huge"],
 )
 def test_a_huge_array_block_count_is_refused_quickly(count: bytes) -> None:
@@ -437,7 +352,7 @@ def test_a_huge_array_block_count_is_refused_before_fastavro_reads(
     encoded = CODEC.encode(event)
     tail = b"\x00" + b"\x00" + b"\x00"  # approvers=[], reason="", deadline_us=null
     assert encoded.endswith(tail)
-    crafted = encoded[: -len(tail)] + _zigzag(2**40)
+    crafted = encoded[: -len(tail)] + zigzag(2**40)
     _forbid_fastavro_reads(monkeypatch)
 
     with pytest.raises(DecodeError, match="array block declares"):
@@ -447,7 +362,7 @@ def test_a_huge_array_block_count_is_refused_before_fastavro_reads(
 def test_a_huge_array_block_inside_a_nested_request_is_refused_before_fastavro_reads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    crafted = _approval_requested_with_allowed_count(_zigzag(2**40))
+    crafted = _approval_requested_with_allowed_count(zigzag(2**40))
     _forbid_fastavro_reads(monkeypatch)
 
     with pytest.raises(DecodeError, match="array block declares"):

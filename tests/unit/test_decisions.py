@@ -559,3 +559,20 @@ def test_respond_on_a_tool_request_supplies_the_result_and_the_tool_never_runs()
 
     assert sim.output == {"status": "ok", "args": {"key": "k"}, "reason": "", "by": "bob"}
     assert not sim.of_type(ToolCallScheduled)
+
+
+def test_values_quoted_from_a_decision_in_its_refusal_are_clipped() -> None:
+    from events.limits import MAX_ECHO_CHARS
+
+    sim = one()
+    kind, who = "k" * 32, "w" * 256  # the largest a decoded command may carry
+    raised = sim.only_open()
+
+    unknown_kind = sim.decide(raised.interrupt_id, kind, "bob")
+    stranger = sim.decide(raised.interrupt_id, "approve", who)
+
+    assert kind in unknown_kind.reason  # short enough to be quoted whole
+    assert not stranger.accepted, stranger.reason
+    assert who not in stranger.reason
+    assert "w" * (MAX_ECHO_CHARS - 20) in stranger.reason
+    assert len(stranger.reason) < 256 + MAX_ECHO_CHARS

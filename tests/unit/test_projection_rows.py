@@ -1,4 +1,4 @@
-"""Rows to PostgreSQL values: the hot path's records equal the rows' records."""
+"""Rows to PostgreSQL values: the events' records, derived from the row type."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from events.envelope import EventEnvelope, hash_encoded
 from events.run_events import InterruptRaised, RunEventPayload, RunStarted, ToolCallCompleted
 from projections.batch import LoggedEvent
 from projections.fold import event_row
-from projections.store_rows import columns_of, event_records, logged_records
+from projections.store_columns import columns_of
+from projections.store_tables import EVENTS
 
 CODEC = Codec()
 
@@ -32,7 +33,7 @@ def logged(seq: int, payload: RunEventPayload) -> LoggedEvent:
     )
 
 
-def test_records_straight_from_the_envelopes_equal_the_rows_records() -> None:
+def test_the_events_records_come_from_the_rows_in_column_order() -> None:
     request = ApprovalRequest(kind="tool", title="t", tool="x", args={"a": "nul \x00"})
     events = [
         logged(0, RunStarted(input={"n": 1.5}, requested_by="u", command_id="c")),
@@ -40,8 +41,11 @@ def test_records_straight_from_the_envelopes_equal_the_rows_records() -> None:
         logged(2, ToolCallCompleted(call=0, result=[1, "two", None])),
     ]
 
-    fast = logged_records(events)
+    records = EVENTS.records(event_row(e) for e in events)
 
-    assert fast == event_records([event_row(e) for e in events])
-    assert columns_of(fast)[1] == [0, 1, 2]
-    assert '"nul \ufffd"' in fast[1][9]  # cleaned for jsonb
+    assert [r[0] for r in records] == ["r", "r", "r"]  # run_id first, as cs_events has it
+    columns = columns_of(records)
+    assert columns is not None
+    assert columns[1] == [0, 1, 2]
+    assert columns[-1] == [e.raw for e in events]
+    assert '"nul \ufffd"' in records[1][9]  # cleaned for jsonb

@@ -15,7 +15,8 @@ from engine.agent.policies import Always
 from engine.core.executor import Replayer
 from engine.core.limits import LIMIT_EXCEEDED, RunLimits
 from engine.log.memory import MemoryLog
-from engine.log.port import Topics
+from engine.log.port import Outgoing, Topics
+from events.commands import SubmitDecision
 from events.json import Json, JsonObject
 from events.notices import DecisionOutcome
 from events.run_events import (
@@ -26,6 +27,7 @@ from events.run_events import (
     ToolCallFailed,
 )
 from tests.approvals_harness import Clock, Harness
+from tests.forge import forge
 from tests.helpers import eventually
 
 app = App("hostile")
@@ -101,9 +103,19 @@ async def test_a_decision_whose_refusal_cannot_be_recorded_is_dead_lettered(h: H
     run_id = await h.publisher.start_run("pay", {"amount": 1}, requested_by="alice")
     [raised] = await h.open_interrupts(run_id, 1)
 
-    # Two 400 kB names echoed into a DecisionRejected (and its reason) pass the record limit.
-    kind, who = "k" * 400_000, "d" * 400_000
-    await h.publisher.submit_decision(run_id, raised.interrupt_id, kind, decided_by=who)
+    # Two 400 kB names echoed into a DecisionRejected (and its reason) would pass the record
+    # limit; the codec refuses them at decode (over their caps), so our publisher cannot even
+    # write them: forge the bytes another client could send.
+    placeholder = SubmitDecision(
+        decision_id="dec-hostile",
+        run_id=run_id,
+        interrupt_id=raised.interrupt_id,
+        kind="KIND",
+        decided_by="WHO",
+        issued_at_us=1,
+    )
+    hostile = forge(h.codec, placeholder, kind="k" * 400_000, decided_by="d" * 400_000)
+    await h.log.publish([Outgoing(h.topics.commands, run_id, hostile)])
 
     letters = await eventually(h.dead_letters, message="the hostile decision is dead-lettered")
     assert len(letters) == 1

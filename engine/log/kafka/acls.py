@@ -2,7 +2,8 @@
 
 Each role gets exactly what its process does (docs/kafka-security.md has the table and why):
 - worker: consumes commands (and forwards them between partitions), appends run events,
-  checkpoints, notices and dead letters in transactions of its own ids, reads the partition map;
+  checkpoints, the run index, notices and dead letters in transactions of its own ids, reads
+  the partition map;
 - projector: reads the runs topic in its own group (its positions live in PostgreSQL; the
   adapter's group members still hold per-partition transactional ids, never used to write);
 - publisher: writes commands and reads the outcomes on the approvals topic;
@@ -58,6 +59,7 @@ def role_acls(
             *allow("worker", "topic", topics.commands, "read", "write"),
             *allow("worker", "topic", topics.runs, "read", "write"),
             *allow("worker", "topic", topics.checkpoints, "read", "write"),
+            *allow("worker", "topic", topics.index, "read", "write"),
             *allow("worker", "topic", topics.approvals, "write"),
             *allow("worker", "topic", topics.dlq, "write"),
             *allow("worker", "topic", topics.routing, "read"),

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 
 from engine.errors import ConfigurationError, TransientLogError
-from engine.log.kafka import admin
+from engine.log.kafka import admin, identity
 from engine.log.kafka.clients import (
     REFUSED_ERRORS,
     TERMINAL_ERRORS,
@@ -175,6 +175,13 @@ class KafkaLog:
             count = counts[topic]
             self._partition_counts[topic] = (count, now)
         return count
+
+    async def log_id(self, topic: str) -> str:
+        """`kafka:<cluster id>:<topic id>`: a topic created again gets another one."""
+        try:
+            return str(await self._call_admin(identity.topic_identity(self._connection, topic)))
+        except identity.UnknownTopicError as error:
+            raise ConfigurationError(str(error)) from error
 
     async def _call_admin(self, call: Any) -> Any:
         try:

@@ -80,7 +80,9 @@ def topic_configs(topics: Topics) -> list[tuple[frozenset[str], dict[str, str]]]
     it never expires and is never compacted. Commands are never compacted (a run's earlier
     commands would go). Checkpoints keep only the newest record per key (partition); short
     segments let the cleaner drop old ones soon (it never cleans the active segment). Dead
-    letters are kept until someone acts on them. The routing topic is a short history."""
+    letters are kept until someone acts on them. The routing topic is a short history. The run
+    index keeps one record per run ever started: compacted only (compaction keeps every key),
+    never deleted by retention."""
     kept = {"cleanup.policy": "delete", "retention.ms": _FOREVER, "retention.bytes": _FOREVER}
     week = {"cleanup.policy": "delete", "retention.ms": _WEEK_MS}
     return [
@@ -95,6 +97,7 @@ def topic_configs(topics: Topics) -> list[tuple[frozenset[str], dict[str, str]]]
                 "min.cleanable.dirty.ratio": "0.5",
             },
         ),
+        (frozenset({topics.index}), {"cleanup.policy": "compact"}),
     ]
 
 
@@ -105,6 +108,7 @@ _PURPOSES = {
     "dlq": "dead letters: input the engine refused, with the reason",
     "checkpoints": "restore checkpoints, one per runs partition (compacted)",
     "routing": "the partition map: partition counts over time (see repartitioning)",
+    "index": "every run id each runs partition ever started (compacted: a run starts once)",
 }
 
 
@@ -224,7 +228,7 @@ def _co_partitioning(
 
 
 def _paired(topics: Topics) -> tuple[str, ...]:
-    return (topics.commands, topics.runs, topics.checkpoints)
+    return (topics.commands, topics.runs, topics.checkpoints, topics.index)
 
 
 def _retention(topics: Topics, observed: Observed) -> list[Problem]:
@@ -255,6 +259,16 @@ def _retention(topics: Topics, observed: Observed) -> list[Problem]:
                 commands.name,
                 "is compacted, which drops a run's earlier commands before "
                 "a worker reads them: set cleanup.policy=delete",
+            )
+        )
+    index = observed.topics.get(topics.index)
+    if index is not None and index.configs.get("cleanup.policy", "delete") != "compact":
+        problems.append(
+            Problem(
+                index.name,
+                f"cleanup.policy={index.configs.get('cleanup.policy', 'delete')} would delete "
+                "run ids from the run index, and a run id could start twice: set "
+                "cleanup.policy=compact",
             )
         )
     checkpoints = observed.topics.get(topics.checkpoints)

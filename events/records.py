@@ -1,0 +1,117 @@
+"""Our message dataclasses to and from the plain dicts an Avro library reads and writes. Pure.
+
+Each field gets a rule once per class: JSON fields travel as canonical JSON text (read back
+strictly, within a size cap), tuples as arrays, an `ApprovalRequest` as a nested record, the
+rest as they are. A command's string fields are checked against their documented caps here,
+so a refusal names the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from events.approval import ApprovalRequest
+from events.errors import InvalidField
+from events.fields import cap_of, is_json_field
+from events.json import Json, JsonRefused, canonical_json
+from events.json import loads as json_loads
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    to_avro: Callable[[Any], Any] | None
+    from_avro: Callable[[Any], Any] | None
+    cap: int | None  # characters, for a command's string field
+
+
+class RecordMapper:
+    """Maps one dataclass (and the records nested in it) to and from Avro's dict form."""
+
+    def __init__(
+        self,
+        cls: type[Any],
+        *,
+        json_chars: int,
+        string_caps: Mapping[str, int] | None = None,
+    ) -> None:
+        self.cls = cls
+        self._json_chars = json_chars
+        self._fields = tuple(self._rule(f, hint, string_caps) for f, hint in _hints(cls))
+
+    def to_avro(self, obj: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for rule in self._fields:
+            value = getattr(obj, rule.name)
+            out[rule.name] = rule.to_avro(value) if rule.to_avro is not None else value
+        return out
+
+    def from_avro(self, data: Mapping[str, Any]) -> Any:
+        kwargs = {}
+        for rule in self._fields:
+            value = data[rule.name]
+            if rule.cap is not None and isinstance(value, str) and len(value) > rule.cap:
+                raise InvalidField(
+                    f"{self.cls.__name__}.{rule.name}",
+                    f"{len(value)} characters is over the {rule.cap}-character limit",
+                )
+            kwargs[rule.name] = rule.from_avro(value) if rule.from_avro is not None else value
+        return self.cls(**kwargs)
+
+    def _rule(
+        self, field: dataclasses.Field[Any], hint: Any, caps: Mapping[str, int] | None
+    ) -> _Field:
+        name = field.name
+        if is_json_field(field):
+            return _Field(name, canonical_json, self._json_reader(name), None)
+        origin = typing.get_origin(hint)
+        cap = cap_of(field)
+        if caps is not None and str in (hint, *typing.get_args(hint)) and cap is None:
+            cap = caps.get(name)
+            if cap is None:
+                raise TypeError(f"{self.cls.__name__}.{name}: a command string needs a cap")
+        if origin is tuple:
+            return _Field(name, list, tuple, None)
+        if hint is ApprovalRequest:
+            nested = RecordMapper(ApprovalRequest, json_chars=self._json_chars)
+            return _Field(name, nested.to_avro, nested.from_avro, None)
+        if (
+            origin in (typing.Union, types.UnionType)
+            or hint in (str, int, float, bool)
+            or origin is typing.Literal
+        ):
+            return _Field(name, None, None, cap)
+        raise TypeError(f"{self.cls.__name__}.{name}: no Avro mapping for {hint!r}")
+
+    def _json_reader(self, name: str) -> Callable[[str], Json]:
+        where = f"{self.cls.__name__}.{name}"
+        limit = self._json_chars
+
+        def read(text: str) -> Json:
+            try:
+                return json_loads(text, max_chars=limit)
+            except JsonRefused as exc:
+                raise InvalidField(where, f"not acceptable JSON: {exc}") from exc
+
+        return read
+
+
+def _hints(cls: type[Any]) -> list[tuple[dataclasses.Field[Any], Any]]:
+    return [
+        (field, None if is_json_field(field) else _hint(cls, field))
+        for field in dataclasses.fields(cls)
+    ]
+
+
+def _hint(cls: type[Any], field: dataclasses.Field[Any]) -> Any:
+    """The field's annotation, evaluated in the module of the class that declared it, so a
+    subclass defined elsewhere (a later release's message, in a test) maps like its base."""
+    if not isinstance(field.type, str):
+        return field.type
+    owner = next(k for k in cls.__mro__ if field.name in vars(k).get("__annotations__", {}))
+    return eval(field.type, vars(sys.modules[owner.__module__]))

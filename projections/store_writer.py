@@ -1,0 +1,215 @@
+"""The write path of the PostgreSQL store: positions, their log, and one batch per
+transaction (I/O).
+
+`apply` writes one batch in one transaction: it locks the projection's position rows of the
+batch's partitions, drops every record below the stored positions (already applied: exactly
+once), inserts the events index rows, folds the new events onto the runs' stored state in
+Python (`projections.fold`) and upserts each run's and interrupt's final row once, inserts the
+audit and error rows, and moves the positions. The steps are `projections.applying`'s, which
+the in-memory twin follows too.
+
+One statement per table per batch, never one per event: events and audit rows are COPYed
+(binary), runs, interrupts, errors and positions go in with one `INSERT ... SELECT FROM
+unnest($1::type[], ...)` each (upserts where a row changes). About ten round trips a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from projections import applying
+from projections.batch import Applied, BatchItem, LoggedEvent, Unusable
+from projections.fold import RunView, event_row, fold
+from projections.store_columns import Table, columns_of
+from projections.store_db import StorePart
+from projections.store_tables import AUDIT, ERRORS, EVENTS, INTERRUPTS, RUNS
+
+
+class PostgresWriter(StorePart):
+    """`ProjectionWriter` and `LogBound` on PostgreSQL."""
+
+    async def positions(self, projection: str, topic: str) -> dict[int, int]:
+        """The next offset to read per partition, for the partitions the projection has seen."""
+        rows = await self._db.fetch(
+            'SELECT "partition", next_offset FROM cs_projection_positions'
+            " WHERE projection = $1 AND topic = $2",
+            projection,
+            topic,
+        )
+        return {int(r["partition"]): int(r["next_offset"]) for r in rows}
+
+    async def log_binding(self, projection: str, topic: str) -> str | None:
+        """The log the positions were read from (`EventLog.log_id`); None before the first."""
+        found = await self._db.fetchval(
+            "SELECT log_id FROM cs_projection_logs WHERE projection = $1 AND topic = $2",
+            projection,
+            topic,
+        )
+        return None if found is None else str(found)
+
+    async def bind_log(self, projection: str, topic: str, log_id: str) -> str:
+        """Bind the positions to `log_id` unless they are bound already; the log they are
+        bound to now (another one when someone bound them first)."""
+        async with self._db.transaction("bind_log") as conn:
+            await conn.execute(
+                "INSERT INTO cs_projection_logs (projection, topic, log_id) VALUES ($1, $2, $3)"
+                " ON CONFLICT (projection, topic) DO NOTHING",
+                projection,
+                topic,
+                log_id,
+            )
+        bound = await self.log_binding(projection, topic)
+        assert bound is not None  # inserted above, never deleted
+        return bound
+
+    async def apply(self, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
+        """Project `items` (in log order per partition) and move the positions, atomically.
+
+        Items below the stored position of their partition are skipped, so applying the same
+        batch twice, or an overlapping one, changes nothing the second time. Raises
+        `StoreUnavailable` (nothing written; retry) or `UnstorableBatch` (nothing written;
+        some item's data is refused).
+        """
+        if not items:
+            return Applied()
+        async with self._db.writing("apply") as conn:
+            return await _apply(conn, projection, topic, items)
+
+
+async def _apply(conn: Any, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
+    stored = await _lock_positions(conn, projection, topic, sorted({i.partition for i in items}))
+    fresh = applying.fresh(stored, items)
+    events = [i for i in fresh if isinstance(i, LoggedEvent)]
+    unusable = [i for i in fresh if isinstance(i, Unusable)]
+    inserted = await _insert_events(conn, events)
+    new = [e for e in events if (e.partition, e.offset) in inserted]
+    duplicates = [applying.duplicate(e) for e in events if (e.partition, e.offset) not in inserted]
+    folded = fold(await _load_views(conn, new), new)
+    await _execute(conn, _UPSERT_RUNS, RUNS.params(folded.runs))
+    await _execute(conn, _UPSERT_INTERRUPTS, INTERRUPTS.params(folded.interrupts))
+    if folded.audit:  # new events only, so their audit rows are new: COPY them
+        await conn.copy_records_to_table(
+            AUDIT.name, records=AUDIT.records(folded.audit), columns=list(AUDIT.written)
+        )
+    errors = [applying.error_row(projection, topic, i) for i in unusable + duplicates]
+    await _execute(conn, _INSERT_ERRORS, ERRORS.params(errors))
+    moved = applying.next_positions(stored, fresh)
+    await _save_positions(conn, projection, topic, moved, applying.latest_times(events))
+    return Applied(
+        events=len(new),
+        duplicates=len(duplicates),
+        unusable=len(unusable),
+        skipped=len(items) - len(fresh),
+        positions={**stored, **moved},
+    )
+
+
+async def _lock_positions(
+    conn: Any, projection: str, topic: str, partitions: list[int]
+) -> dict[int, int]:
+    """The stored positions, with their rows locked until the transaction ends (created at 0
+    when missing), so two projectors never apply the same records concurrently."""
+    rows = await conn.fetch(
+        'INSERT INTO cs_projection_positions (projection, topic, "partition", next_offset)'
+        " SELECT $1, $2, p, 0 FROM unnest($3::integer[]) AS p"
+        ' ON CONFLICT (projection, topic, "partition")'
+        " DO UPDATE SET next_offset = cs_projection_positions.next_offset"
+        ' RETURNING "partition", next_offset',
+        projection,
+        topic,
+        partitions,
+    )
+    return {int(r["partition"]): int(r["next_offset"]) for r in rows}
+
+
+async def _save_positions(
+    conn: Any,
+    projection: str,
+    topic: str,
+    positions: Mapping[int, int],
+    latest_us: Mapping[int, int],
+) -> None:
+    """Move the positions; remember the time of each partition's latest event (lag in s)."""
+    if not positions:
+        return
+    latest = [applying.time_or_none(latest_us.get(p)) for p in positions]
+    await conn.execute(
+        "UPDATE cs_projection_positions AS t SET next_offset = u.o, updated_at = now(),"
+        " last_event_at = greatest(t.last_event_at, u.at)"
+        " FROM unnest($3::integer[], $4::bigint[], $5::timestamptz[]) AS u(p, o, at)"
+        ' WHERE t.projection = $1 AND t.topic = $2 AND t."partition" = u.p',
+        projection,
+        topic,
+        list(positions),
+        list(positions.values()),
+        latest,
+    )
+
+
+async def _insert_events(conn: Any, events: Sequence[LoggedEvent]) -> set[tuple[int, int]]:
+    """Insert the events index rows; the (partition, offset) of those that were new.
+
+    COPY first (about twice as fast as INSERT ... SELECT FROM unnest), in a savepoint; if an
+    event is already indexed (the same run and seq from another record), that step is undone
+    and the rows go in with ON CONFLICT DO NOTHING instead, which says which were new.
+    """
+    if not events:
+        return set()
+    records = EVENTS.records(event_row(e) for e in events)
+    try:
+        async with conn.transaction():  # nested: a savepoint
+            await conn.copy_records_to_table(
+                EVENTS.name, records=records, columns=list(EVENTS.written)
+            )
+    except asyncpg.UniqueViolationError:
+        inserted = await conn.fetch(_INSERT_EVENTS, *(columns_of(records) or ()))
+        return {(int(r["partition"]), int(r["offset"])) for r in inserted}
+    return {(e.partition, e.offset) for e in events}
+
+
+async def _load_views(conn: Any, events: Sequence[LoggedEvent]) -> dict[str, RunView]:
+    """The stored state of the batch's runs that the fold needs. No row lock is needed: a
+    run lives in one partition, and the partition's position row is locked."""
+    run_ids, interrupt_ids = applying.stored_state_needed(events)
+    if not run_ids:
+        return {}
+    runs = await conn.fetch(
+        f"SELECT {RUNS.column_list()} FROM cs_runs WHERE run_id = ANY($1::text[])", run_ids
+    )
+    interrupts = await conn.fetch(
+        f"SELECT {INTERRUPTS.column_list()} FROM cs_interrupts"
+        " WHERE run_id = ANY($1::text[]) AND status = 'open'"
+        f" UNION ALL SELECT {INTERRUPTS.column_list()} FROM cs_interrupts"
+        " WHERE interrupt_id = ANY($2::text[])",
+        run_ids,
+        interrupt_ids,
+    )
+    return applying.views_of(map(RUNS.from_record, runs), map(INTERRUPTS.from_record, interrupts))
+
+
+def _upsert_sql(table: Table[Any], key: str) -> str:
+    updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in table.written if c != key)
+    return (
+        f"INSERT INTO {table.name} ({table.column_list(written=True)}) {table.select_unnest()}"
+        f' ON CONFLICT ("{key}") DO UPDATE SET {updates}'
+    )
+
+
+_INSERT_EVENTS = (
+    f"INSERT INTO cs_events ({EVENTS.column_list(written=True)}) {EVENTS.select_unnest()}"
+    ' ON CONFLICT (run_id, seq) DO NOTHING RETURNING "partition", "offset"'
+)
+_UPSERT_RUNS = _upsert_sql(RUNS, "run_id")
+_UPSERT_INTERRUPTS = _upsert_sql(INTERRUPTS, "interrupt_id")
+_INSERT_ERRORS = (
+    f"INSERT INTO {ERRORS.name} ({ERRORS.column_list(written=True)}) {ERRORS.select_unnest()}"
+    " ON CONFLICT DO NOTHING"
+)
+
+
+async def _execute(conn: Any, sql: str, params: tuple[list[Any], ...] | None) -> None:
+    if params is not None:
+        await conn.execute(sql, *params)
