@@ -1,5 +1,24 @@
-"""Processes and clients fed by or feeding topics other than the projections."""
+"""Processes and clients that consume (or feed) topics other than the projections.
 
+- `CommandPublisher`: starts runs, publishes decisions and cancellations (commands topic);
+- `ApprovalsFeed`: the approvals topic as typed notices (requests, outcomes, notifications);
+- `DeadLetters`: the dead-letter topic: list, show, requeue.
+
+Importing this package loads no client library: each takes an `EventLog` (engine.log.port).
+"""
+
+from consumers.approvals import ApprovalsFeed, FeedItem, FeedTimeout
+from consumers.dead_letters import DeadLetter, DeadLetters, Requeue, RequeueRefused
 from consumers.publisher import CommandPublisher, OutcomeTimeout
 
-__all__ = ["CommandPublisher", "OutcomeTimeout"]
+__all__ = [
+    "ApprovalsFeed",
+    "CommandPublisher",
+    "DeadLetter",
+    "DeadLetters",
+    "FeedItem",
+    "FeedTimeout",
+    "OutcomeTimeout",
+    "Requeue",
+    "RequeueRefused",
+]

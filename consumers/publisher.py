@@ -1,24 +1,24 @@
 """The client other systems use to start runs and publish decisions.
 
 It only appends commands to the commands topic (key = run id); it never talks to a worker.
-The outcome of a decision comes back on the approvals topic, which `wait_for_outcome` reads.
+The outcome of a decision comes back on the approvals topic, which `wait_for_outcome` reads
+through the approvals feed (`consumers.approvals`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
-from engine.log.port import EventLog, Outgoing, Topics, partition_for
+from consumers.approvals import ApprovalsFeed, FeedTimeout
+from engine.log.port import EventLog, Outgoing, Topics
 from events.codec import Codec
-from events.commands import CancelRun, Command, StartRun, SubmitDecision
-from events.errors import DecodeError
+from events.commands import CancelRun, Command, LiftQuarantine, StartRun, SubmitDecision
 from events.json import Json, JsonObject
 from events.notices import DecisionOutcome
 
 
-class OutcomeTimeout(TimeoutError):
+class OutcomeTimeout(FeedTimeout):
     """No outcome for the decision arrived in time (is a worker running?)."""
 
 
@@ -31,6 +31,7 @@ class CommandPublisher:
         self._log = event_log
         self._topics = topics
         self._codec = codec
+        self._feed = ApprovalsFeed(event_log, topics, codec)
 
     async def publish(self, command: Command) -> None:
         encoded = self._codec.encode(command)
@@ -103,11 +104,21 @@ class CommandPublisher:
             )
         )
 
+    async def lift_quarantine(self, run_id: str, *, lifted_by: str, reason: str = "") -> None:
+        """Accept a quarantined run's chain as it is, so that it goes on (an operator's act)."""
+        await self.publish(
+            LiftQuarantine(
+                command_id=str(uuid.uuid4()),
+                run_id=run_id,
+                lifted_by=lifted_by,
+                issued_at_us=_now_us(),
+                reason=reason,
+            )
+        )
+
     async def outcome_position(self, run_id: str) -> tuple[int, int]:
         """Where outcomes for `run_id` will appear; take it before publishing a decision."""
-        partitions = await self._log.partition_count(self._topics.approvals)
-        partition = partition_for(run_id, partitions)
-        return partition, await self._log.end_offset(self._topics.approvals, partition)
+        return await self._feed.position(run_id)
 
     async def wait_for_outcome(
         self,
@@ -119,26 +130,12 @@ class CommandPublisher:
     ) -> DecisionOutcome:
         """The outcome of `decision_id`: accepted, refused, or counted (one vote of a quorum).
         A decision held for an interrupt not raised yet is waited out unless `accept_held`."""
-        partition, start = position
-
-        async def scan() -> DecisionOutcome:
-            async for record in self._log.read(
-                self._topics.approvals, partition, start, follow=True
-            ):
-                try:
-                    notice = self._codec.decode_notice(record.value)
-                except DecodeError:
-                    continue  # not ours to judge; the approvals topic has other readers
-                if isinstance(notice, DecisionOutcome) and notice.decision_id == decision_id:
-                    if notice.status == "held" and not accept_held:
-                        continue  # judged later, when its interrupt is raised
-                    return notice
-            raise OutcomeTimeout(decision_id)  # pragma: no cover - follow never ends
-
         try:
-            return await asyncio.wait_for(scan(), timeout_s)
-        except TimeoutError as exc:
+            return await self._feed.outcome(
+                decision_id, position, timeout_s, accept_held=accept_held
+            )
+        except FeedTimeout as exc:
             raise OutcomeTimeout(
-                f"no outcome for decision {decision_id} within {timeout_s:.0f}s "
+                f"no outcome for decision {decision_id} within {timeout_s:g}s "
                 "(is a worker running for this topic prefix?)"
             ) from exc

@@ -1,12 +1,38 @@
-"""The one place that builds the runtime from settings: the log, the database, the app."""
+"""The composition root: every runtime object is built here, from settings (I/O).
+
+The CLI modules (`countersign/cli_*`) parse arguments, ask this module for what they need
+and render the answer; the demo does the same. Nothing else constructs a log, a store, a
+worker, a projector, a publisher or a feed.
+
+    async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
+        run_id = await runtime.publisher().start_run("refund", {...}, requested_by="bob")
+    async with bootstrap.read_side(settings) as store:
+        run = await Queries(store).get_run(run_id)
+
+Which log: `COUNTERSIGN_LOG` if set, else Kafka when a bootstrap address is known (set, or
+left in the home dir by `countersign kafka up`), else the embedded PostgreSQL (pgserver),
+which also holds the projections. A command that starts the embedded PostgreSQL stops it
+again when it is done, unless something else is connected; the long-running processes
+(worker, projector, dev) leave it running for the others (`countersign db down` stops it).
+Adapters are imported when chosen: aiokafka only when Kafka is the log, the worker only
+where a worker runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
+import structlog
+
+from consumers import ApprovalsFeed, CommandPublisher, DeadLetters
 from countersign.settings import Settings
 from engine.agent.app import App
 from engine.errors import ConfigurationError
@@ -15,6 +41,12 @@ from events.codec import Codec
 
 if TYPE_CHECKING:
     from engine.log.schema_registry import SchemaRegistry
+    from engine.runtime.worker import Worker
+    from projections.live import LiveStore
+    from projections.runner import Projector
+    from projections.store import ProjectionStore
+
+log = structlog.get_logger(__name__)
 
 
 def topics(settings: Settings) -> Topics:
@@ -38,6 +70,9 @@ def schema_registry(settings: Settings, codec: Codec) -> SchemaRegistry | None:
     return SchemaRegistry(codec, RegistrySettings(settings.schema_registry_url))
 
 
+# -- which log, which database ----------------------------------------------------------------
+
+
 def kafka_bootstrap(settings: Settings) -> str | None:
     """The configured address, else the one `countersign kafka up` left in the home dir."""
     if settings.kafka_bootstrap:
@@ -54,38 +89,39 @@ def backend(settings: Settings) -> str:
     return "kafka" if kafka_bootstrap(settings) else "postgres"
 
 
-async def open_log(settings: Settings, *, client_id: str = "countersign") -> EventLog:
-    """A started event log, with its topics ensured."""
+def serving(settings: Settings) -> dict[str, str]:
+    """What a process serves, for its first log line: the log, the prefix, the database."""
     chosen = backend(settings)
-    event_log: EventLog
-    if chosen == "kafka":
-        bootstrap = kafka_bootstrap(settings)
-        if not bootstrap:
-            raise ConfigurationError(
-                "no Kafka broker: run `countersign kafka up` or set COUNTERSIGN_KAFKA_BOOTSTRAP"
-            )
-        from countersign.kafka_topics import kafka_log
-
-        event_log = kafka_log(settings, bootstrap, client_id=client_id)
-    elif chosen == "memory":
-        from engine.log.memory import MemoryLog
-
-        event_log = MemoryLog(default_partitions=settings.partitions)
-    else:
-        event_log = await _postgres_log(settings, client_id)
-    await event_log.start()
-    await event_log.ensure_topics(topics(settings), settings.partitions)
-    return event_log
+    embedded = f"embedded, {settings.pg_dir}"
+    where = {
+        "kafka": f"Kafka at {kafka_bootstrap(settings)}",
+        "memory": "in memory (this process only)",
+        "postgres": "PostgreSQL (a configured database)"
+        if settings.database_url
+        else f"PostgreSQL ({embedded})",
+    }[chosen]
+    database = redacted(settings.database_url) if settings.database_url else embedded
+    out = {"log": where, "prefix": settings.topic_prefix, "database": database}
+    if chosen == "postgres" and not settings.log_backend:
+        out["why"] = (
+            "no Kafka configured (COUNTERSIGN_KAFKA_BOOTSTRAP, or `countersign kafka up`): "
+            "the embedded default"
+        )
+    return out
 
 
-async def _postgres_log(settings: Settings, client_id: str) -> EventLog:
-    from engine.log.postgres import PostgresLog
-
-    return PostgresLog(await database_url(settings), client_id=client_id)
+def redacted(url: str) -> str:
+    """`url` without its password, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def database_url(settings: Settings) -> str:
-    """The configured database, else the embedded one under the home dir (started if needed)."""
+    """The configured database, else the embedded one under the home dir (started if needed
+    and left running; `database()` is the variant that stops what it started)."""
     if settings.database_url:
         return settings.database_url
     from countersign import local_pg
@@ -93,21 +129,203 @@ async def database_url(settings: Settings) -> str:
     return await asyncio.to_thread(local_pg.start_embedded, settings.pg_dir.resolve())
 
 
-def load_app(spec: str) -> App:
-    """`package.module:attribute` → the App object it names."""
+@contextlib.asynccontextmanager
+async def database(settings: Settings, *, keep_running: bool = False) -> AsyncIterator[str]:
+    """The database URL for the time of the block. The embedded server, if this block had to
+    start it, is stopped at the end unless `keep_running` or someone else is connected."""
+    if settings.database_url:
+        yield settings.database_url
+        return
+    from countersign import local_pg
+
+    data_dir = settings.pg_dir.resolve()
+    was_running = await asyncio.to_thread(local_pg.is_running, data_dir)
+    url = await database_url(settings)
+    try:
+        yield url
+    finally:
+        if not (was_running or keep_running):
+            await asyncio.to_thread(_stop_if_idle, data_dir)
+
+
+def _stop_if_idle(data_dir: Path) -> None:
+    from countersign import local_pg
+
+    others = local_pg.other_clients(data_dir)
+    if others:
+        log.debug("postgres_left_running", data_dir=str(data_dir), clients=others)
+        return
+    local_pg.stop_embedded(data_dir)
+
+
+# -- the event log ----------------------------------------------------------------------------
+
+
+async def open_log(
+    settings: Settings, *, client_id: str = "countersign", url: str | None = None
+) -> EventLog:
+    """A started event log, with its topics ensured. `url`: the database of the embedded
+    log, if the caller holds it already (see `database`)."""
+    chosen = backend(settings)
+    event_log: EventLog
+    if chosen == "kafka":
+        address = kafka_bootstrap(settings)
+        if not address:
+            raise ConfigurationError(
+                "no Kafka broker: run `countersign kafka up` or set COUNTERSIGN_KAFKA_BOOTSTRAP"
+            )
+        from countersign.kafka_topics import kafka_log  # security and replication settings
+
+        event_log = kafka_log(settings, address, client_id=client_id)
+    elif chosen == "memory":
+        from engine.log.memory import MemoryLog
+
+        event_log = MemoryLog(default_partitions=settings.partitions)
+    else:
+        from engine.log.postgres import PostgresLog
+
+        event_log = PostgresLog(url or await database_url(settings), client_id=client_id)
+    await event_log.start()
+    try:
+        await event_log.ensure_topics(topics(settings), settings.partitions)
+    except BaseException:
+        await event_log.close()
+        raise
+    return event_log
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """An open log and what is built on it; `connected()` makes one."""
+
+    settings: Settings
+    log: EventLog
+    topics: Topics
+    codec: Codec
+    registry: SchemaRegistry | None = None
+    """The schema registry client, when COUNTERSIGN_SCHEMA_REGISTRY_URL is set."""
+
+    def publisher(self) -> CommandPublisher:
+        return CommandPublisher(self.log, self.topics, self.codec)
+
+    def approvals(self) -> ApprovalsFeed:
+        return ApprovalsFeed(self.log, self.topics, self.codec)
+
+    def dead_letters(self) -> DeadLetters:
+        return DeadLetters(self.log, self.topics)
+
+    def worker(self, app: App, *, group: str | None = None) -> Worker:
+        # The one place the worker is imported (and only where a worker is built).
+        from engine.runtime.worker import Worker, WorkerSettings
+
+        settings = WorkerSettings(group=group or self.settings.worker_group)
+        return Worker(
+            app,
+            self.log,
+            self.topics,
+            self.codec,
+            settings=settings,
+            schema_registry=self.registry,
+        )
+
+    def projector(
+        self, store: LiveStore | ProjectionStore, *, group: str | None = None
+    ) -> Projector:
+        from projections.runner import Projector
+
+        return Projector(
+            self.log,
+            store,
+            self.topics.runs,
+            group=group or self.settings.projector_group,
+            codec=self.codec,
+        )
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    settings: Settings, *, client_id: str, keep_database: bool = False
+) -> AsyncIterator[Runtime]:
+    """An open log (and the embedded database under it, when it is the log) for the block."""
+    async with contextlib.AsyncExitStack() as stack:
+        url = None
+        if backend(settings) == "postgres":
+            url = await stack.enter_async_context(database(settings, keep_running=keep_database))
+        event_log = await open_log(settings, client_id=client_id, url=url)
+        stack.push_async_callback(event_log.close)
+        encoding = codec(settings)
+        registry = schema_registry(settings, encoding)
+        if registry is not None:
+            stack.push_async_callback(registry.close)
+        yield Runtime(settings, event_log, topics(settings), encoding, registry)
+
+
+# -- the projections --------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def read_side(
+    settings: Settings, *, schema: str | None = None
+) -> AsyncIterator[ProjectionStore]:
+    """The live copy of the projections (the one the home schema's pointer names), or the
+    copy in `schema` when given, migrated, for the block."""
+    from projections.errors import ProjectionsError
+    from projections.live import connect_live
+    from projections.store import ProjectionStore
+
+    async with database(settings) as url:
+        try:
+            if schema is None:
+                store = await connect_live(url, home=settings.projection_schema)
+            else:
+                store = await ProjectionStore.connect(url, schema=schema)
+                await store.migrate()
+        except ProjectionsError as exc:  # the CLI's error line, not a traceback
+            raise ConfigurationError(f"projections: {exc}") from exc
+        try:
+            yield store
+        finally:
+            await store.close()
+
+
+@contextlib.asynccontextmanager
+async def projection_writer(settings: Settings, url: str) -> AsyncIterator[LiveStore]:
+    """The store a projector writes to: it follows the live pointer (`projections.live`)."""
+    from projections.live import LiveStore
+
+    store = await LiveStore.connect(url, home=settings.projection_schema)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+# -- agent code -------------------------------------------------------------------------------
+
+
+def load_object(spec: str) -> object:
+    """`package.module:attribute` → the object it names (the current directory is importable)."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
-        raise ConfigurationError(f"--app {spec!r}: use module:attribute, e.g. examples.refund:app")
-    import sys
-
+        raise ConfigurationError(f"{spec!r}: use module:attribute, e.g. examples.refund:app")
     cwd = str(Path.cwd())
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ConfigurationError(f"--app {spec!r}: cannot import {module_name}: {exc}") from exc
-    app = getattr(module, attribute, None)
+        raise ConfigurationError(f"{spec!r}: cannot import {module_name}: {exc}") from exc
+    if not hasattr(module, attribute):
+        raise ConfigurationError(f"{spec!r}: {module_name} has no {attribute}")
+    found: object = getattr(module, attribute)
+    return found
+
+
+def load_app(spec: str) -> App:
+    """`package.module:attribute` → the App object it names."""
+    app = load_object(spec)
     if not isinstance(app, App):
-        raise ConfigurationError(f"--app {spec!r}: {attribute} is not a countersign App")
+        raise ConfigurationError(
+            f"--app {spec!r}: {spec.partition(':')[2]} is not a countersign App"
+        )
     return app

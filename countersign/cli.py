@@ -1,4 +1,9 @@
-"""`countersign`: the command line. Each subcommand's code lives in a `cli_*.py` module."""
+"""`countersign`: the command line. Each subcommand's code lives in a `cli_*.py` module.
+
+The `cli_*` modules parse arguments, get what they need from `countersign.bootstrap` (the one
+place that builds logs, stores, workers, feeds) and print through `countersign.render`.
+Every command takes `--json` (a test walks the parser to hold that true).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from dataclasses import replace
 
 from countersign import (
     cli_demo,
+    cli_feeds,
     cli_processes,
     cli_projections,
     cli_queries,
@@ -32,12 +38,11 @@ environment:
   COUNTERSIGN_HOME             local state (default: ./.countersign)
   COUNTERSIGN_LOG_FORMAT       auto | json | console (default: auto = JSON off a terminal)
 
-walk-through:
-  countersign kafka up
-  countersign worker --app examples.refund:app &
-  countersign projector &
+walk-through (README.md; docs/ has the rest):
+  countersign worker --app examples.refund:app > worker.log 2>&1 &
+  countersign projector > projector.log 2>&1 &
   countersign start refund --input '{"order_id": "A-17", "amount": 2400}' --by bob
-  countersign inbox
+  countersign approvals --run RUN_ID --wait     # the approval request, as a card
   countersign decide RUN_ID INTERRUPT_ID approve --by alice --reason checked
   countersign runs show RUN_ID
   countersign audit --run RUN_ID
@@ -60,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_processes.register(commands)
     cli_runs.register(commands)
     cli_queries.register(commands)
+    cli_feeds.register(commands)
     cli_demo.register(commands)
     cli_projections.register(commands)
     return parser

@@ -5,9 +5,14 @@ the projections), everything in this process: a projector and worker 1 start; th
 refund agent looks an order up and pauses for approval; worker 1 stops, so the run exists
 only as events; the request is shown as a card and decided at the prompt (or by `--auto`);
 worker 2 starts with an empty memory, rebuilds the agent by replay and finishes the run;
-the timeline, the audit trail and the decision statistics come from the projections. Each
-demo uses fresh topics (`demo-<hex>.*`), so it can be run again. It stops what it started:
-its tasks, and the embedded PostgreSQL if it was not running before (`--keep-db` keeps it).
+the timeline, the audit trail and the decision statistics come from the projections.
+
+Each demo uses fresh topics (`demo-<hex>.*`), so it can be run again, and keeps its
+projections in a schema of its own (`countersign_demo`), apart from a deployment's: the runs
+of a `countersign worker` on the same database never mix with the demo's. A demo stopped
+before its run finished (Ctrl-C, no answer on stdin) cancels the run, so no request stays
+open. It stops what it started: its tasks, and the embedded PostgreSQL if it was not running
+before (`--keep-db` keeps it).
 
 `dev` runs a worker and a projector in one process for local development; Ctrl-C stops both.
 """
@@ -17,42 +22,45 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import sys
 import textwrap
 import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from consumers.publisher import CommandPublisher
+import structlog
+
 from countersign import bootstrap, demo_view, render
+from countersign.cli_options import json_logs
 from countersign.cli_processes import stop_on_signals
 from countersign.logging import configure_logging
 from countersign.settings import Settings
-from engine.agent.app import App
-from engine.agent.authorization import is_listed
 from engine.errors import ConfigurationError, EngineError
-from engine.log.port import EventLog, partition_for
-from engine.runtime.worker import Worker, WorkerSettings
 from events.approval import ApprovalRequest
-from events.errors import DecodeError
 from events.json import JsonObject, canonical_json
 from events.notices import ApprovalRequested
 from projections.insights import Insights
-from projections.live import LiveStore
 from projections.queries import Queries
 from projections.rows import FINISHED_STATUSES, RunRow
-from projections.runner import ProjectionWriter, Projector
-from projections.store import ProjectionStore
 
 T = TypeVar("T")
 Body = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 DEMO_APP = "examples.refund:app"
+DEMO_EFFECTS = "examples.refund:EFFECTS"
+"""The example's tools append (tool, idempotency key) here on every real execution."""
+DEMO_SCHEMA = "countersign_demo"
+APPROVAL_LIMIT = 500.0
+"""The example's `refund-limit`: above it a person decides."""
 REQUESTER = "bob"
 STEP_TIMEOUT_S = 30.0
+CANCEL_TIMEOUT_S = 15.0
+
+log = structlog.get_logger(__name__)
 
 
 def register(commands: Any) -> None:
@@ -70,11 +78,15 @@ def register(commands: Any) -> None:
         "--keep-db", action="store_true", help="leave the embedded PostgreSQL running"
     )
     demo.add_argument("--verbose", action="store_true", help="show the engine's logs")
+    demo.add_argument(
+        "--json", action="store_true", help="print only a JSON summary (prompts go to stderr)"
+    )
     demo.set_defaults(handler=run_demo)
     dev = commands.add_parser(
         "dev", help="worker + projector in one process (embedded default); Ctrl-C stops both"
     )
     dev.add_argument("--app", required=True, help="module:attribute of an App")
+    json_logs(dev)
     dev.set_defaults(handler=run_dev)
 
 
@@ -82,24 +94,24 @@ def register(commands: Any) -> None:
 
 
 async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
+    if args.json:
+        configure_logging("json", settings.log_level)
     app = bootstrap.load_app(args.app)
-    url = await bootstrap.database_url(settings)
-    event_log = await bootstrap.open_log(settings, client_id="countersign-dev")
-    # The home schema's live copy, as `countersign projector` writes it (follows a rebuild).
-    store = await LiveStore.connect(url, home=settings.projection_schema)
+    log.info("dev_serving", app=args.app, schema=settings.projection_schema,
+             **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
-    try:
-        print(f"countersign dev: {_where(settings)}; topics {settings.topic_prefix}.*")
-        worker = _worker(app, event_log, settings, settings.worker_group)
-        projector = _projector(event_log, store, settings)
+    async with (
+        bootstrap.connected(settings, client_id="countersign-dev", keep_database=True) as runtime,
+        bootstrap.database(settings, keep_running=True) as url,
+        bootstrap.projection_writer(settings, url) as store,
+    ):
+        worker = runtime.worker(app)
+        projector = runtime.projector(store)
         await projector.check_log()  # projections of another log: refused before anything runs
         print(f"worker ({args.app}) and projector running; Ctrl-C stops both", flush=True)
         async with asyncio.TaskGroup() as group:  # one failing stops the other
             group.create_task(worker.run(stop))
             group.create_task(projector.run(stop))
-    finally:
-        await store.close()
-        await event_log.close()
     return 0
 
 
@@ -107,6 +119,11 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    if args.amount <= APPROVAL_LIMIT:
+        raise ConfigurationError(
+            f"--amount {args.amount:g}: refunds up to {APPROVAL_LIMIT:g} run without asking "
+            "anyone, and this demo is about asking; give more"
+        )
     started = time.perf_counter()
     if not args.verbose:
         configure_logging(settings.log_format, "warning")
@@ -118,19 +135,37 @@ async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         worker_group=f"{prefix}.workers",
         projector_group=f"{prefix}.projector",
     )
-    running = (settings.pg_dir / "postmaster.pid").exists()
-    db_started_here = not settings.database_url and not running
-    try:
-        async with _Demo(settings, args) as demo:
-            await demo.play()
-    finally:
-        if db_started_here and not args.keep_db:
-            from countersign import local_pg
-
-            await asyncio.to_thread(local_pg.stop_embedded, settings.pg_dir.resolve())
-    print(f"\ndemo finished in {time.perf_counter() - started:.1f} s. Next: `countersign dev "
-          f"--app {DEMO_APP}` runs a worker and a projector for your own runs.")  # fmt: skip
+    out = _Out(quiet=args.json)
+    async with (
+        bootstrap.database(settings, keep_running=args.keep_db),
+        _Demo(settings, args, out) as demo,
+    ):
+        summary = await demo.play()
+    seconds = round(time.perf_counter() - started, 1)
+    if args.json:
+        print(json.dumps({**summary, "seconds": seconds}))
+        return 0
+    out.say(f"\ndemo finished in {seconds:.1f} s. Its runs stay in the projections schema "
+            f"{DEMO_SCHEMA}, apart from yours;\nlook with --keep-db and "
+            f"`COUNTERSIGN_PROJECTION_SCHEMA={DEMO_SCHEMA} countersign runs list`.\n"
+            f"Next: `countersign dev --app {DEMO_APP}` runs a worker and a projector "
+            "for your own runs.")  # fmt: skip
     return 0
+
+
+@dataclass
+class _Out:
+    """The demo's narrative on stdout, or nothing of it with `--json` (prompts: stderr)."""
+
+    quiet: bool
+    summary: dict[str, object] = field(default_factory=dict)
+
+    def say(self, text: str = "") -> None:
+        if not self.quiet:
+            print(text, flush=True)
+
+    def prompt(self, text: str) -> None:
+        print(text, end="", flush=True, file=sys.stderr if self.quiet else sys.stdout)
 
 
 class _Service:
@@ -154,24 +189,29 @@ class _Service:
 
 
 class _Demo:
-    def __init__(self, settings: Settings, args: argparse.Namespace) -> None:
+    def __init__(self, settings: Settings, args: argparse.Namespace, out: _Out) -> None:
         self.settings = settings
         self.args = args
-        self.app: App = bootstrap.load_app(DEMO_APP)
-        self.topics = bootstrap.topics(settings)
-        self.codec = bootstrap.codec(settings)
+        self.out = out
+        self.app = bootstrap.load_app(DEMO_APP)
+        self.effects = bootstrap.load_object(DEMO_EFFECTS)
         self.services: list[_Service] = []
         self._stack = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> _Demo:
-        url = await bootstrap.database_url(self.settings)
-        self.log: EventLog = await bootstrap.open_log(self.settings, client_id="countersign-demo")
-        self._stack.push_async_callback(self.log.close)
-        self.store = await ProjectionStore.connect(url)
-        self._stack.push_async_callback(self.store.close)
-        await self.store.migrate()
-        self.queries = Queries(self.store, self.codec)
-        self.publisher = CommandPublisher(self.log, self.topics, self.codec)
+        try:
+            self.runtime = await self._stack.enter_async_context(
+                bootstrap.connected(self.settings, client_id="countersign-demo")
+            )
+            self.store = await self._stack.enter_async_context(
+                bootstrap.read_side(self.settings, schema=DEMO_SCHEMA)
+            )
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self.queries = Queries(self.store, self.runtime.codec)
+        self.publisher = self.runtime.publisher()
+        self.feed = self.runtime.approvals()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -203,70 +243,68 @@ class _Demo:
                 raise EngineError(f"the {service.name} stopped while {what}: {failure!r}")
         raise TimeoutError(f"{what} took more than {STEP_TIMEOUT_S:.0f}s")
 
-    async def play(self) -> None:
-        print("Countersign demo: an agent run stops for a person, then resumes by replay")
-        print(f"event log    {_where(self.settings)}; topics {self.topics.prefix}.*")
-        self.start("projector", _projector(self.log, self.store, self.settings).run)
-        first = self.start("worker 1", self._worker_body())
-        print("started      a projector and worker 1 (tasks of this process)\n")
-        run_id, notice = await self.paused_run()
+    async def play(self) -> dict[str, object]:
+        say = self.out.say
+        say("Countersign demo: an agent run stops for a person, then resumes by replay")
+        where = bootstrap.serving(self.settings)["log"]
+        say(f"event log    {where}; topics {self.runtime.topics.prefix}.*")
+        self.start("projector", self.runtime.projector(self.store).run)
+        first = self.start("worker 1", self.runtime.worker(self.app).run)
+        say("started      a projector and worker 1 (tasks of this process)\n")
+        run_id = await self.start_run()
+        try:
+            return await self.finish(run_id, first)
+        except BaseException:  # Ctrl-C, no answer, a failure: leave no request open
+            await self.abandon(run_id)
+            raise
+
+    async def finish(self, run_id: str, first: _Service) -> dict[str, object]:
+        say = self.out.say
+        notice = await self.watch(
+            self.feed.first_request(run_id, STEP_TIMEOUT_S), "waiting for the interrupt"
+        )
+        say("    Worker 1 looked the order up (tool lookup_order), then reached the refund,")
+        say("    which needs a person above 500: it raised an interrupt and the run paused.\n")
         await first.close()
-        print("[2] Worker 1 stops. Nothing holds the agent in memory any more: the paused")
-        print("    run exists only as its events in the log.\n")
-        print(demo_view.card(notice, time.time_ns() // 1000))
-        before = Counter(tool for tool, _ in _effects())
-        await self.decide(run_id, notice)
+        say("[2] Worker 1 stops. Nothing holds the agent in memory any more: the paused")
+        say("    run exists only as its events in the log.\n")
+        say(demo_view.card(notice, time.time_ns() // 1000))
+        before = self._executions()
+        decision = await self.decide(run_id, notice)
         run = await self.watch(self.finished(run_id), "waiting for the run to finish")
-        after = Counter(tool for tool, _ in _effects())
+        after = self._executions()
         await self.show_replay(run, before, after)
         await self.show_audit(run_id)
+        tools = {
+            tool: {"before": before.get(tool, 0), "after": after[tool] - before.get(tool, 0)}
+            for tool in sorted(after)
+        }
+        return {"run_id": run_id, "prefix": self.runtime.topics.prefix, "schema": DEMO_SCHEMA,
+                **decision, "status": run.status, "output": run.output, "tools": tools}  # fmt: skip
 
-    def _worker_body(self) -> Body:
-        worker = _worker(self.app, self.log, self.settings, self.settings.worker_group)
-        return worker.run
-
-    async def paused_run(self) -> tuple[str, ApprovalRequested]:
+    async def start_run(self) -> str:
         amount = float(self.args.amount)
         order: JsonObject = {
             "order_id": "A-17",
             "amount": int(amount) if amount.is_integer() else amount,
         }
         run_id = await self.publisher.start_run("refund", order, requested_by=REQUESTER)
-        print(f"[1] {REQUESTER} asks the refund agent to refund order A-17: "
-              f"{self.args.amount:,.2f} (run {run_id})")  # fmt: skip
-        notice = await self.watch(self.approval_request(run_id), "waiting for the interrupt")
-        print("    Worker 1 looked the order up (tool lookup_order), then reached the refund,")
-        print("    which needs a person above 500: it raised an interrupt and the run paused.\n")
-        return run_id, notice
+        self.out.say(f"[1] {REQUESTER} asks the refund agent to refund order A-17: "
+                     f"{self.args.amount:,.2f} (run {run_id})")  # fmt: skip
+        return run_id
 
-    async def approval_request(self, run_id: str) -> ApprovalRequested:
-        count = await self.log.partition_count(self.topics.approvals)
-        partition = partition_for(run_id, count)
-        stream = self.log.read(self.topics.approvals, partition, 0, follow=True)
-        try:
-            async for record in stream:
-                try:
-                    notice = self.codec.decode_notice(record.value)
-                except DecodeError:
-                    continue
-                if isinstance(notice, ApprovalRequested) and notice.run_id == run_id:
-                    return notice
-        finally:
-            close = getattr(stream, "aclose", None)
-            if close is not None:
-                await close()
-        raise EngineError("the approvals topic ended")  # pragma: no cover - follow never ends
-
-    async def decide(self, run_id: str, notice: ApprovalRequested) -> None:
+    async def decide(self, run_id: str, notice: ApprovalRequested) -> dict[str, object]:
         request = notice.request
-        kind, reason, edited = await _ask(request, self.args.auto)
-        who = self.args.approver or _approver(self.app, request, notice.requested_by)
+        kind, reason, edited = await _ask(request, self.args.auto, self.out)
+        who = self.args.approver or demo_view.approver(
+            self.app.directory, request, notice.requested_by
+        )
         how = " (--auto)" if self.args.auto else ""
         change = f" to {canonical_json(edited)}" if edited else ""
-        print(f"\n[3] {who} decides: {kind}{change}, reason {reason!r}{how}")
-        self.start("worker 2", self._worker_body())
-        print("    Worker 2 starts (a new worker, empty memory) and receives the decision.")
-        position = await self.publisher.outcome_position(run_id)
+        self.out.say(f"\n[3] {who} decides: {kind}{change}, reason {reason!r}{how}")
+        self.start("worker 2", self.runtime.worker(self.app).run)
+        self.out.say("    Worker 2 starts (a new worker, empty memory) and receives the decision.")
+        position = await self.feed.position(run_id)
         decision_id = await self.publisher.submit_decision(
             run_id,
             notice.interrupt_id,
@@ -277,11 +315,13 @@ class _Demo:
             digest=request.digest,
         )
         outcome = await self.watch(
-            self.publisher.wait_for_outcome(decision_id, position, STEP_TIMEOUT_S),
+            self.feed.outcome(decision_id, position, STEP_TIMEOUT_S),
             "waiting for the decision's outcome",
         )
         verdict = "accepted" if outcome.accepted else f"REFUSED: {outcome.reason}"
-        print(f"    Decision {verdict}.\n")
+        self.out.say(f"    Decision {verdict}.\n")
+        return {"decision": {"kind": kind, "by": who, "reason": reason, "edited_args": edited,
+                             "accepted": outcome.accepted, "outcome": outcome.reason}}  # fmt: skip
 
     async def finished(self, run_id: str) -> RunRow:
         while True:
@@ -290,50 +330,79 @@ class _Demo:
                 return run
             await asyncio.sleep(0.05)
 
+    async def abandon(self, run_id: str) -> None:
+        """Cancel the demo's run if it has not finished, so that its request does not wait in
+        the inbox forever; a worker is started to apply the cancel if none is running."""
+        run = await self.queries.get_run(run_id)
+        if run is not None and run.status in FINISHED_STATUSES:
+            return
+        await self.publisher.cancel_run(
+            run_id, cancelled_by="demo", reason="the demo was stopped before the run finished"
+        )
+        if not any(s.name.startswith("worker") and not s.task.done() for s in self.services):
+            self.start("worker (cancel)", self.runtime.worker(self.app).run)
+        try:
+            await asyncio.wait_for(self.finished(run_id), CANCEL_TIMEOUT_S)
+        except TimeoutError:
+            print(f"countersign: the demo's run {run_id} could not be cancelled in time; "
+                  f"`countersign cancel {run_id}` with --prefix {self.runtime.topics.prefix}",
+                  file=sys.stderr)  # fmt: skip
+            return
+        print(f"\ncountersign: demo stopped; its run {run_id} was cancelled", file=sys.stderr)
+
+    def _executions(self) -> Counter[str]:
+        effects = self.effects
+        assert isinstance(effects, list)
+        return Counter(tool for tool, _ in effects)
+
     async def show_replay(self, run: RunRow, before: Counter[str], after: Counter[str]) -> None:
+        say = self.out.say
         timeline = await self.queries.run_timeline(run.run_id)
-        print("[4] The run resumed by replay on worker 2 and finished: " + run.status)
-        print(textwrap.indent(demo_view.replay_summary(timeline, before, after), "    "))
-        print(demo_view.rule("timeline (from the projections)"))
-        print(render.timeline(timeline))
-        print(demo_view.rule())
-        print(render.run_header(run) + "\n")
+        say("[4] The run resumed by replay on worker 2 and finished: " + run.status)
+        say(textwrap.indent(demo_view.replay_summary(timeline, before, after), "    "))
+        say(demo_view.rule("timeline (from the projections)"))
+        say(render.timeline(timeline))
+        say(demo_view.rule())
+        say(render.run_header(run) + "\n")
 
     async def show_audit(self, run_id: str) -> None:
-        print("[5] Audit trail of this run")
-        print(render.audit(await self.queries.audit(run_id=run_id)))
+        say = self.out.say
+        say("[5] Audit trail of this run")
+        say(render.audit(await self.queries.audit(run_id=run_id)))
         stats = await Insights(self.store).stats("tool")
-        print("\n[6] Decision statistics per tool, over every run in this database")
-        print(demo_view.stats_table(stats))
+        say("\n[6] Decision statistics per tool, over every demo run in this database")
+        say(demo_view.stats_table(stats))
 
 
-async def _ask(request: ApprovalRequest, auto: str | None) -> tuple[str, str, JsonObject | None]:
+async def _ask(
+    request: ApprovalRequest, auto: str | None, out: _Out
+) -> tuple[str, str, JsonObject | None]:
     """The decision: from `--auto`, else from the prompt. Returns kind, reason, edited args."""
     interactive = auto is None
     kind = auto or ""
     choices = [k for k in request.allowed if k in ("approve", "edit", "reject")]
     while kind not in choices:
-        answer = (await _read_line(f"Your decision [{'/'.join(choices)}]: ")).lower()
+        answer = (await _read_line(f"Your decision [{'/'.join(choices)}]: ", out)).lower()
         kind = next((k for k in choices if answer and k.startswith(answer)), "")
     if kind == "edit":
         args = dict(request.args or {})
         amount = float(args.get("amount", 0) or 0) / 2  # type: ignore[arg-type]
         if interactive:
-            typed = await _read_line(f"New amount [{amount:g}]: ")
+            typed = await _read_line(f"New amount [{amount:g}]: ", out)
             amount = float(typed) if typed else amount
         args["amount"] = amount
         return kind, "partial refund: half now, the rest after the return arrives", args
     if kind == "reject":
         reason = "the order is outside the refund window"
         if interactive:
-            reason = await _read_line(f"Reason, sent back to the agent [{reason}]: ") or reason
+            reason = await _read_line(f"Reason, sent back to the agent [{reason}]: ", out) or reason
         return kind, reason, None
     return kind, "checked the order and the payment", None
 
 
-async def _read_line(prompt: str) -> str:
+async def _read_line(prompt: str, out: _Out) -> str:
     """A line from stdin without blocking the event loop (the services keep running)."""
-    print(prompt, end="", flush=True)
+    out.prompt(prompt)
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[str] = loop.create_future()
 
@@ -353,47 +422,3 @@ async def _read_line(prompt: str) -> str:
     if not line:
         raise ConfigurationError("no answer on stdin: pass --auto approve|edit|reject")
     return line.strip()
-
-
-def _approver(app: App, request: ApprovalRequest, requester: str) -> str:
-    """Someone the request allows: from the app's directory, never the requester."""
-    for principal in app.directory:
-        if principal != requester and is_listed(principal, request.approvers, app.directory):
-            return principal
-    named = [a for a in request.approvers if not a.startswith("role:") and a != requester]
-    return named[0] if named else "alice"
-
-
-def _effects() -> list[tuple[str, str]]:
-    """The example's tools record each real execution (tool, idempotency key)."""
-    from examples import refund
-
-    return list(refund.EFFECTS)
-
-
-def _worker(app: App, event_log: EventLog, settings: Settings, group: str) -> Worker:
-    return Worker(
-        app,
-        event_log,
-        bootstrap.topics(settings),
-        bootstrap.codec(settings),
-        settings=WorkerSettings(group=group),
-    )
-
-
-def _projector(event_log: EventLog, store: ProjectionWriter, settings: Settings) -> Projector:
-    return Projector(
-        event_log,
-        store,
-        bootstrap.topics(settings).runs,
-        group=settings.projector_group,
-        codec=bootstrap.codec(settings),
-    )
-
-
-def _where(settings: Settings) -> str:
-    backend = bootstrap.backend(settings)
-    if backend == "postgres":
-        where = "a configured database" if settings.database_url else f"embedded, {settings.pg_dir}"
-        return f"PostgreSQL ({where})"
-    return "Kafka" if backend == "kafka" else "in memory (this process only)"

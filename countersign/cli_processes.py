@@ -1,4 +1,9 @@
-"""`countersign worker` and `countersign projector`: the long-running processes."""
+"""`countersign worker` and `countersign projector`: the long-running processes.
+
+Each logs, first, what it serves (`worker_serving`, `projector_serving`: the log, the topic
+prefix, the database), then runs until SIGINT or SIGTERM. The embedded PostgreSQL they may
+have started keeps running when they stop: other processes share it (`countersign db down`).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +12,15 @@ import asyncio
 import signal
 from typing import Any
 
+import structlog
+
 from countersign import bootstrap
+from countersign.cli_options import json_logs
+from countersign.logging import configure_logging
 from countersign.settings import Settings
 from engine.log.port import EventLog
-from engine.runtime.worker import Worker, WorkerSettings
+
+log = structlog.get_logger(__name__)
 
 
 def register(commands: Any) -> None:
@@ -19,6 +29,7 @@ def register(commands: Any) -> None:
         "--app", required=True, help="module:attribute of an App, e.g. examples.refund:app"
     )
     worker.add_argument("--group", default=None, help="consumer group (COUNTERSIGN_WORKER_GROUP)")
+    json_logs(worker)
     worker.set_defaults(handler=run_worker)
     projector = commands.add_parser(
         "projector", help="feed the PostgreSQL projections from the runs topic"
@@ -26,6 +37,7 @@ def register(commands: Any) -> None:
     projector.add_argument(
         "--group", default=None, help="consumer group (COUNTERSIGN_PROJECTOR_GROUP)"
     )
+    json_logs(projector)
     projector.set_defaults(handler=run_projector)
 
 
@@ -38,53 +50,39 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
+def _logging(settings: Settings, args: argparse.Namespace) -> None:
+    if args.json:
+        configure_logging("json", settings.log_level)
+
+
 async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
+    _logging(settings, args)
     app = bootstrap.load_app(args.app)
-    event_log = await bootstrap.open_log(settings, client_id="countersign-worker")
+    log.info("worker_serving", app=args.app, group=args.group or settings.worker_group,
+             **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
-    codec = bootstrap.codec(settings)
-    registry = bootstrap.schema_registry(settings, codec)
-    try:
-        await _check_topics(settings, event_log)
-        worker = Worker(
-            app,
-            event_log,
-            bootstrap.topics(settings),
-            codec,
-            settings=WorkerSettings(group=args.group or settings.worker_group),
-            schema_registry=registry,
-        )
-        await worker.run(stop)
-    finally:
-        if registry is not None:
-            await registry.close()
-        await event_log.close()
+    async with bootstrap.connected(
+        settings, client_id="countersign-worker", keep_database=True
+    ) as runtime:
+        await _check_topics(settings, runtime.log)
+        await runtime.worker(app, group=args.group).run(stop)
     return 0
 
 
 async def run_projector(settings: Settings, args: argparse.Namespace) -> int:
-    from projections.live import LiveStore
-    from projections.runner import Projector
-
-    event_log = await bootstrap.open_log(settings, client_id="countersign-projector")
-    # Follows `countersign projections rebuild`: writes move to the new copy when it switches.
-    store = await LiveStore.connect(
-        await bootstrap.database_url(settings), home=settings.projection_schema
-    )
+    _logging(settings, args)
+    log.info("projector_serving", group=args.group or settings.projector_group,
+             schema=settings.projection_schema, **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
-    try:
-        await _check_topics(settings, event_log)
-        projector = Projector(
-            event_log,
-            store,
-            bootstrap.topics(settings).runs,
-            group=args.group or settings.projector_group,
-            codec=bootstrap.codec(settings),
-        )
-        await projector.run(stop)
-    finally:
-        await store.close()
-        await event_log.close()
+    async with (
+        bootstrap.connected(
+            settings, client_id="countersign-projector", keep_database=True
+        ) as runtime,
+        bootstrap.database(settings, keep_running=True) as url,
+        bootstrap.projection_writer(settings, url) as store,  # follows `projections rebuild`
+    ):
+        await _check_topics(settings, runtime.log)
+        await runtime.projector(store, group=args.group).run(stop)
     return 0
 
 

@@ -21,23 +21,21 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from countersign import bootstrap
+from countersign import bootstrap, render
 from countersign.settings import Settings
 from engine.errors import ConfigurationError
 from projections.errors import ProjectionsError
-from projections.inbox import InboxItem, TeamOverdue
 from projections.insights import Insights
-from projections.recommend import DEFAULT_SETTINGS, Recommendation, RecommendationSettings
-from projections.stats import DIMENSIONS, StatRow
-from projections.verify import RunVerdict
-from projections.whatif import Policy, PolicyError, WhatIf
+from projections.recommend import DEFAULT_SETTINGS, RecommendationSettings
+from projections.stats import DIMENSIONS
+from projections.whatif import Policy, PolicyError
 
 _RECOMMEND_ENV = {
     "min_decisions": "COUNTERSIGN_RECOMMEND_MIN_DECISIONS",
@@ -100,12 +98,13 @@ def register(commands: Any) -> None:
     inbox.add_argument("--closed", action="store_true", help="closed ones with their outcome")
     inbox.add_argument("--due-soon", type=float, default=None, metavar="SECONDS")
     inbox.add_argument("--limit", type=int, default=100)
+    inbox.add_argument("--long", action="store_true", help="each request in full, not a table")
     inbox.add_argument("--json", action="store_true", help="machine-readable output")
     inbox.set_defaults(handler=show_inbox)
 
     stats = commands.add_parser("stats", help="decision statistics")
     stats.add_argument("--by", choices=DIMENSIONS, default="tool")
-    stats.add_argument("--json", action="store_true")
+    stats.add_argument("--json", action="store_true", help="machine-readable output")
     stats.set_defaults(handler=show_stats)
 
     recommendations = commands.add_parser(
@@ -113,7 +112,7 @@ def register(commands: Any) -> None:
     )
     recommendations.add_argument("--min-decisions", type=int, default=None, metavar="N")
     recommendations.add_argument("--since", default=None, help="ISO time: only later requests")
-    recommendations.add_argument("--json", action="store_true")
+    recommendations.add_argument("--json", action="store_true", help="machine-readable output")
     recommendations.set_defaults(handler=show_recommendations)
 
     what_if = commands.add_parser(
@@ -121,7 +120,7 @@ def register(commands: Any) -> None:
     )
     what_if.add_argument("policy_file", type=Path)
     what_if.add_argument("--since", default=None, help="ISO time: only later calls")
-    what_if.add_argument("--json", action="store_true")
+    what_if.add_argument("--json", action="store_true", help="machine-readable output")
     what_if.set_defaults(handler=show_what_if)
 
     verify = commands.add_parser(
@@ -129,13 +128,13 @@ def register(commands: Any) -> None:
     )
     verify.add_argument("run_ids", nargs="*", metavar="RUN_ID")
     verify.add_argument("--all", action="store_true", help="every run")
-    verify.add_argument("--json", action="store_true")
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(handler=run_verify)
 
     projections = commands.add_parser("projections", help="the projections themselves")
     actions = projections.add_subparsers(dest="action", metavar="ACTION", required=True)
     status = actions.add_parser("status", help="positions, end offsets and lag per partition")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(handler=show_status)
     rebuild = actions.add_parser(
         "rebuild", help="build a fresh copy from offset 0 beside the live one, then switch"
@@ -145,11 +144,11 @@ def register(commands: Any) -> None:
     rebuild.add_argument("--grace", type=float, default=3.0, help="seconds to go on after it")
     rebuild.add_argument("--drop-previous", action="store_true", help="drop the old copy")
     rebuild.add_argument("--group", default=None, help="consumer group prefix")
-    rebuild.add_argument("--json", action="store_true")
+    rebuild.add_argument("--json", action="store_true", help="machine-readable output")
     rebuild.set_defaults(handler=run_rebuild)
     switch = actions.add_parser("switch", help="point the live copy at SCHEMA (roll back)")
     switch.add_argument("schema")
-    switch.add_argument("--json", action="store_true")
+    switch.add_argument("--json", action="store_true", help="machine-readable output")
     switch.set_defaults(handler=run_switch)
 
 
@@ -158,18 +157,10 @@ def register(commands: Any) -> None:
 
 @asynccontextmanager
 async def live_store(settings: Settings) -> AsyncIterator[Any]:
-    """The live copy's store (imported late: the CLI starts without asyncpg)."""
-    from projections.live import connect_live
-
+    """The live copy's store, in the home schema the projection settings name."""
     home = ProjectionSettings.from_env().schema
-    try:
-        store = await connect_live(await bootstrap.database_url(settings), home=home)
-        try:
-            yield store
-        finally:
-            await store.close()
-    except ProjectionsError as exc:  # the CLI's error line, not a traceback
-        raise ConfigurationError(f"projections: {exc}") from exc
+    async with bootstrap.read_side(replace(settings, projection_schema=home)) as store:
+        yield store
 
 
 def _since(text: str | None) -> datetime | None:
@@ -186,22 +177,6 @@ def _since(text: str | None) -> datetime | None:
 
 def _print_json(value: object) -> None:
     print(json.dumps(value, ensure_ascii=False))
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.1f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 # -- inbox ----------------------------------------------------------------------------------------
@@ -229,41 +204,14 @@ async def show_inbox(settings: Settings, args: argparse.Namespace) -> int:
             out["overdue_by_team"] = [t.to_json() for t in teams]
         _print_json(out)
         return 0
-    print(_render_inbox(items, closed=args.closed))
+    if args.long:
+        print(render.inbox_long(items))
+    else:
+        print(render.inbox(items, closed=args.closed))
     if teams:
         print("\noverdue by team:")
-        print(_render_teams(teams))
+        print(render.teams(teams))
     return 0
-
-
-def _render_inbox(items: Sequence[InboxItem], *, closed: bool) -> str:
-    if not items:
-        return "(nothing in the inbox)" if not closed else "(nothing closed yet)"
-    lines = []
-    for item in items:
-        r = item.request
-        amount = "" if r.amount is None else f"  amount {r.amount:g}"
-        lines.append(f"{item.sla:<11} {r.title}  [{r.risk} risk{amount}]  {r.interrupt_id}")
-        lines.append(f"    run {r.run_id}  agent {r.agent}  asked by {r.requested_by or '-'}")
-        if r.reasoning:
-            lines.append(f"    why: {r.reasoning}")
-        level = f"level {r.level}/{r.levels}" + (
-            f", {r.votes}/{r.quorum} votes" if r.quorum > 1 else ""
-        )
-        lines.append(f"    may decide: {', '.join(item.deciders)}  ({level})")
-        age = f"age {_duration(item.age_s)}"
-        lines.append(f"    {age}  deadline {_when(r.deadline)} (then {r.on_timeout})")
-        if r.status != "open":
-            why = f": {r.reason}" if r.reason else ""
-            lines.append(f"    {r.status} by {r.decided_by or '-'} at {_when(r.closed_at)}{why}")
-    return "\n".join(lines)
-
-
-def _render_teams(teams: Sequence[TeamOverdue]) -> str:
-    return "\n".join(
-        f"  {t.team:<28} {t.overdue:>5} overdue, oldest due {_when(t.oldest_deadline)}"
-        for t in teams
-    )
 
 
 # -- stats, recommendations, what-if --------------------------------------------------------------
@@ -275,24 +223,8 @@ async def show_stats(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         _print_json([r.to_json() for r in rows])
         return 0
-    print(_render_stats(rows, args.by))
+    print(render.stats(rows, args.by))
     return 0
-
-
-def _render_stats(rows: Sequence[StatRow], by: str) -> str:
-    header = (
-        f"{by:<24} {'requests':>8} {'approved':>8} {'edited':>6} {'rejected':>8} "
-        f"{'expired':>7} {'escal.':>6} {'auto':>7} {'rate':>5} {'median':>7} {'p90':>7}"
-    )
-    lines = [header]
-    for r in rows:
-        rate = "-" if r.approval_rate is None else f"{r.approval_rate:.0%}"
-        lines.append(
-            f"{r.key[:24]:<24} {r.requests:>8} {r.approved:>8} {r.edited:>6} {r.rejected:>8} "
-            f"{r.expired:>7} {r.escalated:>6} {r.auto_approved:>7} {rate:>5} "
-            f"{_duration(r.median_s):>7} {_duration(r.p90_s):>7}"
-        )
-    return "\n".join(lines) if rows else "(no decisions yet)"
 
 
 async def show_recommendations(settings: Settings, args: argparse.Namespace) -> int:
@@ -304,19 +236,8 @@ async def show_recommendations(settings: Settings, args: argparse.Namespace) -> 
     if args.json:
         _print_json([r.to_json() for r in found])
         return 0
-    print(_render_recommendations(found))
+    print(render.recommendations(found))
     return 0
-
-
-def _render_recommendations(found: Sequence[Recommendation]) -> str:
-    if not found:
-        return "(no recommendations: not enough decisions yet, or nothing stands out)"
-    lines = []
-    for r in found:
-        lines.append(f"[{r.kind}] {r.subject}: {r.suggestion}")
-        lines.append(f"    {r.message}")
-        lines.append(f"    evidence: {json.dumps(r.evidence, ensure_ascii=False)}")
-    return "\n".join(lines)
 
 
 async def show_what_if(settings: Settings, args: argparse.Namespace) -> int:
@@ -330,19 +251,8 @@ async def show_what_if(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         _print_json(report.to_json())
         return 0
-    print(_render_what_if(report))
+    print(render.what_if(report))
     return 0
-
-
-def _render_what_if(report: WhatIf) -> str:
-    data = report.to_json()
-    lines = [f"policy {report.policy.name} against {report.calls} past calls:"]
-    for rule in data["rules"]:  # type: ignore[union-attr]
-        assert isinstance(rule, dict)
-        lines.append(f"  rule {rule['rule']}: {rule['text']}")
-        lines.append(f"    {rule['summary']} (matched {rule['matched']})")
-    lines.append(f"  in all: {data['summary']}")
-    return "\n".join(lines)
 
 
 # -- verify ---------------------------------------------------------------------------------------
@@ -353,18 +263,17 @@ async def run_verify(settings: Settings, args: argparse.Namespace) -> int:
 
     if bool(args.run_ids) == bool(args.all):
         raise ConfigurationError("name one or more RUN_IDs, or --all")
-    event_log = await bootstrap.open_log(settings, client_id="countersign-verify")
-    try:
-        async with live_store(settings) as store:
-            verdicts = await verify(
-                event_log,
-                bootstrap.topics(settings).runs,
-                store,
-                bootstrap.codec(settings),
-                None if args.all else args.run_ids,
-            )
-    finally:
-        await event_log.close()
+    async with (
+        bootstrap.connected(settings, client_id="countersign-verify") as runtime,
+        live_store(settings) as store,
+    ):
+        verdicts = await verify(
+            runtime.log,
+            runtime.topics.runs,
+            store,
+            runtime.codec,
+            None if args.all else args.run_ids,
+        )
     broken = [v for v in verdicts if not v.ok]
     unknown = [v.run_id for v in verdicts if not v.log_events and not v.projected_events]
     if args.json:
@@ -376,26 +285,10 @@ async def run_verify(settings: Settings, args: argparse.Namespace) -> int:
             }
         )
     else:
-        print(_render_verdicts(verdicts, all_runs=args.all))
+        print(render.verdicts(verdicts, all_runs=args.all))
     if unknown and not args.all:
         print(f"countersign: no events for {', '.join(unknown)}", file=sys.stderr)
     return 1 if broken or (unknown and not args.all) else 0
-
-
-def _render_verdicts(verdicts: Sequence[RunVerdict], *, all_runs: bool) -> str:
-    lines = []
-    for v in verdicts:
-        first = v.first_break
-        if first is not None:
-            lines.append(f"BROKEN {v.run_id}: {first.where} at seq {first.seq}: {first.what}")
-        elif not all_runs and not v.log_events and not v.projected_events:
-            lines.append(f"?      {v.run_id}: no such run in the log or the projections")
-        elif not all_runs:
-            pending = f", {v.pending} not projected yet" if v.pending else ""
-            lines.append(f"ok     {v.run_id}: {v.log_events} events chained{pending}")
-    broken = sum(not v.ok for v in verdicts)
-    lines.append(f"{len(verdicts)} runs checked, {broken} broken")
-    return "\n".join(lines)
 
 
 # -- projections status | rebuild | switch --------------------------------------------------------
@@ -404,52 +297,41 @@ def _render_verdicts(verdicts: Sequence[RunVerdict], *, all_runs: bool) -> str:
 async def show_status(settings: Settings, args: argparse.Namespace) -> int:
     from projections.status import projection_status
 
-    event_log = await bootstrap.open_log(settings, client_id="countersign-status")
-    try:
-        async with live_store(settings) as store:
-            status = await projection_status(event_log, store, bootstrap.topics(settings).runs)
-    finally:
-        await event_log.close()
+    async with (
+        bootstrap.connected(settings, client_id="countersign-status") as runtime,
+        live_store(settings) as store,
+    ):
+        status = await projection_status(runtime.log, store, runtime.topics.runs)
     failed = 1 if status.problems else 0  # positions of another log, or past its end
     if args.json:
         _print_json(status.to_json())
         return failed
-    print(f"projection {status.projection} in schema {status.schema}, topic {status.topic}")
-    print(f"{'partition':>9} {'position':>10} {'end':>10} {'lag':>8} {'lag_s':>8}  last event")
-    for p in status.partitions:
-        print(
-            f"{p.partition:>9} {p.position:>10} {p.end_offset:>10} {p.lag:>8} "
-            f"{p.lag_s:>8.1f}  {_when(p.last_event_at)}{'  PAST THE END' if p.past_end else ''}"
-        )
-    print(f"total lag {status.lag} records, {status.lag_s:.1f}s")
-    for problem in status.problems:
-        print(f"problem: {problem}")
-    if status.remedy:
-        print(f"what to do: {status.remedy}")
+    print(render.status(status))
     return failed
 
 
 async def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
     from projections.rebuild import rebuild
 
-    event_log = await bootstrap.open_log(settings, client_id="countersign-rebuild")
     try:
-        done = await rebuild(
-            event_log,
-            await bootstrap.database_url(settings),
-            bootstrap.topics(settings).runs,
-            bootstrap.codec(settings),
-            group=args.group or settings.projector_group,
-            home=ProjectionSettings.from_env().schema,
-            projection=args.name,
-            max_lag=args.max_lag,
-            grace_s=args.grace,
-            drop_previous=args.drop_previous,
-        )
+        async with (
+            bootstrap.connected(settings, client_id="countersign-rebuild") as runtime,
+            bootstrap.database(settings) as url,
+        ):
+            done = await rebuild(
+                runtime.log,
+                url,
+                runtime.topics.runs,
+                runtime.codec,
+                group=args.group or settings.projector_group,
+                home=ProjectionSettings.from_env().schema,
+                projection=args.name,
+                max_lag=args.max_lag,
+                grace_s=args.grace,
+                drop_previous=args.drop_previous,
+            )
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
-    finally:
-        await event_log.close()
     if args.json:
         _print_json(done.to_json())
         return 0
@@ -462,17 +344,12 @@ async def run_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_switch(settings: Settings, args: argparse.Namespace) -> int:
-    from projections.store import ProjectionStore
-
-    home = ProjectionSettings.from_env().schema
-    store = await ProjectionStore.connect(await bootstrap.database_url(settings), schema=home)
+    home = replace(settings, projection_schema=ProjectionSettings.from_env().schema)
     try:
-        await store.migrate()
-        previous = await store.switch_live("core", args.schema)
+        async with bootstrap.read_side(home, schema=home.projection_schema) as store:
+            previous = await store.switch_live("core", args.schema)
     except (ValueError, ProjectionsError) as exc:
         raise ConfigurationError(str(exc)) from exc
-    finally:
-        await store.close()
     if args.json:
         _print_json({"projection": "core", "schema": args.schema, "previous": previous})
     else:

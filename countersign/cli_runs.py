@@ -1,4 +1,8 @@
-"""`countersign start | decide | cancel`: publish commands, as any other system would."""
+"""`countersign start | decide | cancel`: publish commands, as any other system would.
+
+`decide` waits for the decision's outcome by default (`--no-wait` only publishes) and exits
+non-zero unless the decision was accepted (or counted towards a quorum).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,9 @@ import getpass
 import json
 from typing import Any
 
-from consumers.publisher import CommandPublisher
 from countersign import bootstrap
+from countersign.cli_options import wait_option
+from countersign.render import clean
 from countersign.settings import Settings
 from engine.errors import ConfigurationError
 from events.json import Json, JsonObject
@@ -36,10 +41,12 @@ def register(commands: Any) -> None:
     start.add_argument("--by", default=None, help="who asks for the run (default: $USER)")
     start.add_argument("--run-id", default=None, help="choose the run id (default: a new uuid)")
     start.add_argument("--agent-version", default="", help="pin a version (default: newest)")
+    start.add_argument("--json", action="store_true", help="machine-readable output")
     start.set_defaults(handler=start_run)
 
     decide = commands.add_parser(
-        "decide", help="publish a decision on an interrupt (SubmitDecision on the commands topic)"
+        "decide",
+        help="publish a decision on an interrupt (SubmitDecision) and wait for its outcome",
     )
     decide.add_argument("run_id")
     decide.add_argument("interrupt_id")
@@ -50,44 +57,39 @@ def register(commands: Any) -> None:
     decide.add_argument("--response", default=None, help="respond: the answer (JSON)")
     decide.add_argument("--digest", default="", help="the request digest you decided on")
     decide.add_argument("--decision-id", default=None, help="idempotency key (default: new uuid)")
-    decide.add_argument(
-        "--wait",
-        type=float,
-        nargs="?",
-        const=30.0,
-        default=None,
-        metavar="SECONDS",
-        help="wait for the outcome: accepted, refused (exit 2, with the reason), or counted "
-        "(one vote of a k-of-n quorum); a decision held for an interrupt not raised yet is "
-        "waited out",
+    waiting = decide.add_mutually_exclusive_group()
+    wait_option(
+        waiting,
+        "for the outcome: accepted or counted (one vote of a k-of-n quorum) exit 0, refused "
+        "exits 2 with the reason, none in time exits 1; a decision held for an interrupt "
+        "not raised yet is waited out",
+        default=30.0,
+    )
+    waiting.add_argument(
+        "--no-wait", action="store_true", help="publish and exit: print the decision id only"
     )
     decide.add_argument("--json", action="store_true", help="machine-readable output")
     decide.set_defaults(handler=submit_decision)
 
-    cancel = commands.add_parser("cancel", help="cancel a run")
+    cancel = commands.add_parser("cancel", help="cancel a run (publishes CancelRun)")
     cancel.add_argument("run_id")
-    cancel.add_argument("--by", default=None)
+    cancel.add_argument("--by", default=None, help="who cancels (default: $USER)")
     cancel.add_argument("--reason", default="")
+    cancel.add_argument("--json", action="store_true", help="machine-readable output")
     cancel.set_defaults(handler=cancel_run)
 
 
 async def start_run(settings: Settings, args: argparse.Namespace) -> int:
     run_input = _json_object(args.input, "--input")
-    event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
-    try:
-        publisher = CommandPublisher(
-            event_log, bootstrap.topics(settings), bootstrap.codec(settings)
-        )
-        run_id = await publisher.start_run(
+    async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
+        run_id = await runtime.publisher().start_run(
             args.agent,
             run_input,
             requested_by=args.by or getpass.getuser(),
             run_id=args.run_id,
             agent_version=args.agent_version,
         )
-    finally:
-        await event_log.close()
-    print(run_id)
+    print(json.dumps({"run_id": run_id}) if args.json else run_id)
     return 0
 
 
@@ -96,12 +98,9 @@ async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
     if args.kind == "edit" and edited is None:
         raise ConfigurationError("an edit needs --args '{...}' with the new arguments")
     response = _json_arg(args.response, "--response") if args.response is not None else None
-    event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
-    try:
-        publisher = CommandPublisher(
-            event_log, bootstrap.topics(settings), bootstrap.codec(settings)
-        )
-        position = await publisher.outcome_position(args.run_id) if args.wait else None
+    async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
+        publisher = runtime.publisher()
+        position = None if args.no_wait else await publisher.outcome_position(args.run_id)
         decision_id = await publisher.submit_decision(
             args.run_id,
             args.interrupt_id,
@@ -117,8 +116,6 @@ async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
             print(json.dumps({"decision_id": decision_id}) if args.json else decision_id)
             return 0
         outcome = await publisher.wait_for_outcome(decision_id, position, args.wait)
-    finally:
-        await event_log.close()
     status = outcome.status or ("accepted" if outcome.accepted else "refused")
     if args.json:
         print(
@@ -133,20 +130,17 @@ async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
         )
     else:
         detail = f": {outcome.reason}" if outcome.reason and status != "accepted" else ""
-        print(f"{decision_id} {status}{detail}")
+        print(f"{decision_id} {status}{clean(detail)}")
     return 0 if outcome.accepted else 2
 
 
 async def cancel_run(settings: Settings, args: argparse.Namespace) -> int:
-    event_log = await bootstrap.open_log(settings, client_id="countersign-cli")
-    try:
-        publisher = CommandPublisher(
-            event_log, bootstrap.topics(settings), bootstrap.codec(settings)
-        )
-        await publisher.cancel_run(
+    async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
+        await runtime.publisher().cancel_run(
             args.run_id, cancelled_by=args.by or getpass.getuser(), reason=args.reason
         )
-    finally:
-        await event_log.close()
-    print(f"cancel requested for {args.run_id}")
+    if args.json:
+        print(json.dumps({"run_id": args.run_id, "cancel_requested": True}))
+    else:
+        print(f"cancel requested for {args.run_id}")
     return 0

@@ -10,7 +10,7 @@ from countersign.settings import Settings
 from engine.log.kafka.acls import ROLES
 
 
-async def grant_roles(settings: Settings, broker: LocalKafka) -> None:
+async def grant_roles(settings: Settings, broker: LocalKafka, *, say: bool = True) -> None:
     granted = await asyncio.to_thread(
         grant,
         broker,
@@ -20,6 +20,8 @@ async def grant_roles(settings: Settings, broker: LocalKafka) -> None:
     )
     material = broker.material
     assert material is not None
+    if not say:
+        return
     print(f"SASL_SSL (SCRAM-SHA-512) with TLS; {granted} ACLs for prefix {settings.topic_prefix!r}")
     print("each role's settings (COUNTERSIGN_KAFKA_*), for `set -a; . FILE; set +a`:")
     for role in ("admin", *ROLES):

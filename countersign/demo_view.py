@@ -6,12 +6,14 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from countersign.render import clean
+from engine.agent.authorization import Directory, is_listed
 from events.approval import ApprovalRequest
 from events.notices import ApprovalRequested
 from projections.rows import TimelineEntry
 from projections.stats import StatRow
 
-__all__ = ["card", "replay_summary", "rule", "stats_table"]
+__all__ = ["approver", "card", "replay_summary", "rule", "stats_table"]
 
 WIDTH = 76
 
@@ -22,8 +24,9 @@ def rule(title: str = "") -> str:
     return f"-- {title} " + "-" * max(0, WIDTH - len(title) - 4)
 
 
-def card(notice: ApprovalRequested, now_us: int) -> str:
-    """The approval request as a person reads it: what, why, risk, amount, deadline, choices."""
+def card(notice: ApprovalRequested, now_us: int, *, ids: bool = False) -> str:
+    """The approval request as a person reads it: what, why, risk, amount, deadline, choices
+    (and with `ids`, the run and interrupt ids and the digest a decision names)."""
     request = notice.request
     rows: list[tuple[str, str]] = [
         ("What", request.title),
@@ -45,10 +48,13 @@ def card(notice: ApprovalRequested, now_us: int) -> str:
     lines = ["+" + "-" * (WIDTH - 2) + "+", _boxed("APPROVAL NEEDED", inner)]
     lines.append("|" + " " * (WIDTH - 2) + "|")
     for label, value in rows:
-        wrapped = textwrap.wrap(value, inner - 10) or [""]
+        wrapped = textwrap.wrap(clean(value), inner - 10) or [""]
         lines.append(_boxed(f"{label:<9} {wrapped[0]}", inner))
         lines += [_boxed(f"{'':<9} {more}", inner) for more in wrapped[1:]]
     lines.append("+" + "-" * (WIDTH - 2) + "+")
+    if ids:  # below the box: ids are copied, not read
+        lines += [f"run        {notice.run_id}", f"interrupt  {notice.interrupt_id}"]
+        lines.append(f"digest     {request.digest}")
     return "\n".join(lines)
 
 
@@ -110,3 +116,13 @@ def stats_table(rows: Sequence[StatRow]) -> str:
             f"{row.rejected:>8} {row.expired:>7} {rate:>13} {wait:>11}"
         )
     return "\n".join(lines)
+
+
+def approver(directory: Directory, request: ApprovalRequest, requester: str) -> str:
+    """Who the demo answers as: someone the request allows, from the app's directory, never
+    the requester (separation of duties)."""
+    for principal in directory:
+        if principal != requester and is_listed(principal, request.approvers, directory):
+            return principal
+    named = [a for a in request.approvers if not a.startswith("role:") and a != requester]
+    return named[0] if named else "alice"

@@ -35,8 +35,16 @@ import structlog
 
 if TYPE_CHECKING:
     from pgserver.postgres_server import PostgresServer
+    from pgserver.utils import PostmasterInfo
 
-__all__ = ["DATABASE", "LocalPostgresError", "start_embedded", "stop_embedded"]
+__all__ = [
+    "DATABASE",
+    "LocalPostgresError",
+    "is_running",
+    "other_clients",
+    "start_embedded",
+    "stop_embedded",
+]
 
 DATABASE = "countersign"
 _USER = "postgres"
@@ -101,6 +109,46 @@ def stop_embedded(data_dir: Path, *, timeout_s: float = 30.0) -> bool:
         )
     log.info("postgres_stopped", data_dir=str(data_dir))
     return True
+
+
+def is_running(data_dir: Path) -> bool:
+    """Whether a server runs on ``data_dir`` now (its ``postmaster.pid`` names a live process),
+    or is being started by another process (the file is written line by line)."""
+    try:
+        info = _postmaster(data_dir)
+    except _Starting:
+        return True
+    return info is not None and info.is_running()
+
+
+def other_clients(data_dir: Path) -> int:
+    """Client connections to the server of ``data_dir`` other than this question's own
+    (0 when no server runs): a command that started the server stops it only when idle."""
+    try:
+        info = _postmaster(data_dir)
+    except _Starting:
+        return 1  # another process is starting it again: it is theirs now
+    if info is None or not info.is_running() or info.socket_dir is None:
+        return 0
+    sql = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+    )
+    return int(_psql(str(info.socket_dir), sql) or 0)
+
+
+class _Starting(Exception):
+    """``postmaster.pid`` is still being written."""
+
+
+def _postmaster(data_dir: Path) -> PostmasterInfo | None:
+    _import_pgserver()
+    from pgserver.utils import PostmasterInfo
+
+    try:
+        return PostmasterInfo.read_from_pgdata(data_dir.expanduser().resolve())
+    except (AssertionError, ValueError, IndexError) as partial:  # pgserver asserts on it
+        raise _Starting from partial
 
 
 def _ensure_database(socket_dir: str, database: str) -> None:

@@ -1,4 +1,12 @@
-"""structlog, configured once at the entry point: JSON off a terminal, readable on one."""
+"""structlog, configured once at the entry point: JSON off a terminal, readable on one (I/O).
+
+Client libraries (aiokafka, asyncpg, pgserver) log through the standard library; their lines
+go through the same renderer, so a JSON log stays JSON, with the library's logger name. Their
+INFO chatter is dropped (WARNING and above pass, or everything at `--log-level debug`), and a
+line that only reports a retriable error — one the client retries by itself, such as
+aiokafka's `GroupCoordinatorNotAvailableError` while a new broker creates its offsets topic
+— is DEBUG: it says nothing the reader must act on.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,8 @@ import sys
 from typing import Literal
 
 import structlog
+
+__all__ = ["configure_logging"]
 
 
 class _CurrentStderr:
@@ -20,6 +30,20 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+class _LibraryLevels(logging.Filter):
+    """Gives library lines their level here (see the module doc), then applies `threshold`."""
+
+    def __init__(self, threshold: int) -> None:
+        super().__init__()
+        self._threshold = threshold
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if any(getattr(arg, "retriable", False) is True for arg in args):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return record.levelno >= self._threshold
+
+
 def configure_logging(
     fmt: Literal["auto", "json", "console"] = "auto", level: str = "info"
 ) -> None:
@@ -27,21 +51,36 @@ def configure_logging(
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
     )
+    threshold = logging.getLevelNamesMapping()[level.upper()]
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            timestamper,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         # No caching: a logger cached once would ignore later reconfiguration (capture_logs).
         cache_logger_on_first_use=False,
     )
-    # aiokafka logs through the stdlib; keep its warnings, on stderr, without its chatter.
-    logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(name)s %(message)s")
+    handler = logging.StreamHandler(_CurrentStderr())
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.stdlib.add_logger_name,
+                structlog.stdlib.add_log_level,
+                timestamper,
+                structlog.processors.format_exc_info,
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    libraries = threshold if threshold <= logging.DEBUG else max(threshold, logging.WARNING)
+    handler.addFilter(_LibraryLevels(libraries))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(libraries)

@@ -8,9 +8,11 @@ ProjectionsError
 │                        it in `cs_projection_errors` instead
 ├── ForeignLog           terminal: the stored positions came from another log (or run past
 │                        its end); rebuild the projection from this log, or use another schema
-└── CorruptRow           terminal: a stored row breaks its type (a status no code writes, a
-                         schema name that is not an identifier): it was written by someone
-                         other than the projector; `countersign verify`, then rebuild
+├── CorruptRow           terminal: a stored row breaks its type (a status no code writes, a
+│                        schema name that is not an identifier): it was written by someone
+│                        other than the projector; `countersign verify`, then rebuild
+└── NewerRelease         terminal for this projector: a newer release of Countersign wrote
+                         records it cannot read (a rolling upgrade): run the newer release
 """
 
 from __future__ import annotations
@@ -35,3 +37,8 @@ class ForeignLog(ProjectionsError):
 
 class CorruptRow(ProjectionsError):
     """A row read back from the database is not one the projector could have written."""
+
+
+class NewerRelease(ProjectionsError):
+    """Records of a newer release: not corruption, nothing to record as an error. The
+    projector stops (its positions stay where they were) so a newer one carries on."""

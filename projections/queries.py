@@ -124,6 +124,20 @@ class Queries:
         """Records the projections could not use, oldest first."""
         return await self._store.fetch_errors(projection, _limit(limit))
 
+    async def quarantined(self, limit: int = 1_000) -> list[AuditRow]:
+        """Runs held in quarantine now (their last `run_quarantined` entry, not lifted since,
+        the run not cancelled), oldest first: what an operator must look at."""
+        held = await self.audit(action="run_quarantined", limit=limit)
+        lifted = await self.audit(action="quarantine_lifted", limit=limit)
+        last_lift = {row.run_id: row.seq for row in lifted}
+        latest = {row.run_id: row for row in held if row.seq > last_lift.get(row.run_id, -1)}
+        out = []
+        for row in latest.values():
+            run = await self.get_run(row.run_id)
+            if run is None or run.status != "cancelled":
+                out.append(row)
+        return out
+
 
 def _limit(limit: int) -> int:
     if not 1 <= limit <= MAX_LIMIT:

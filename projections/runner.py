@@ -25,9 +25,15 @@ import structlog
 from engine.log.port import EventLog, GroupMember, Record
 from events.codec import Codec
 from events.envelope import hash_encoded
-from events.errors import DecodeError
+from events.errors import DecodeError, NewerSchema
 from projections.batch import Applied, BatchItem, LoggedEvent, Unusable
-from projections.errors import ForeignLog, ProjectionsError, StoreUnavailable, UnstorableBatch
+from projections.errors import (
+    ForeignLog,
+    NewerRelease,
+    ProjectionsError,
+    StoreUnavailable,
+    UnstorableBatch,
+)
 from projections.log_identity import LogBound, refusal
 
 T = TypeVar("T")
@@ -81,6 +87,8 @@ class Projector:
         self._group = group
         self._codec = codec
         self.name = name
+        self.stood_down: NewerRelease | None = None
+        """Set when it met records of a newer release and stopped."""
         self._max_records = max_records
         self._poll_timeout_s = poll_timeout_s
         self._backoff = backoff
@@ -118,6 +126,13 @@ class Projector:
                 writing = asyncio.create_task(self._apply(items)) if items else None
             if writing is not None:
                 await writing
+        except NewerRelease as newer:
+            self.stood_down = newer
+            self._logger.error(
+                "projector_stood_down",
+                reason=str(newer),
+                remedy="run the projector at the newer release (a rolling upgrade in progress?)",
+            )
         finally:
             if writing is not None and not writing.done():
                 writing.cancel()
@@ -233,7 +248,9 @@ class Projector:
 
     def _item(self, record: Record) -> BatchItem:
         try:
-            envelope = self._codec.decode_event(record.value)
+            envelope = self._codec.decode_event(record.value, record.headers)
+        except NewerSchema as newer:
+            raise NewerRelease(f"offset {record.offset}: {newer}") from newer
         except DecodeError as error:
             self._logger.error(
                 "projection_record_undecodable",

@@ -27,7 +27,7 @@ from engine.core.live_run import LiveRun
 from engine.core.run_index import RunIndex
 from engine.core.state import RunState
 from engine.errors import ConfigurationError
-from engine.log.port import EventLog, Topics
+from engine.log.port import EventLog, Headers, Topics
 from events.codec import Codec
 from events.envelope import EventEnvelope
 from events.errors import DecodeError, NewerSchema
@@ -131,10 +131,16 @@ async def _restore_from(
         start = 0
     scan = RestoreScan(keep)
     read = 0
+    newer: NewerSchema | None = None
     async for record in log_.read(topics.runs, partition, start):
         read += 1
         kind = _kind(codec, record.value)
+        if kind is None:  # a type this release does not know: newer, or junk?
+            newer = newer or _newer(codec, record.value, record.headers)
+            kind = "other"
         scan.add(record.key or "", record.offset, record.value, kind, record.headers)
+    if newer is not None:
+        return _stood_down(partition, newer)
     horizon = Horizon(keep, next_offset=end)
     checked = _Checked(codec, partition)
     live = checked.runs(scan.live.items(), horizon)
@@ -181,13 +187,28 @@ def _stood_down(partition: int, newer: NewerSchema) -> Restored:
     )
 
 
-def _kind(codec: Codec, value: bytes) -> RecordKind:
+def _kind(codec: Codec, value: bytes) -> RecordKind | None:
+    """What a record is, from its header alone (None: a schema this release does not know)."""
     cls = codec.type_of(value)
-    if cls is RunStarted:
+    if cls is None:
+        return None
+    if issubclass(cls, RunStarted):  # a later release may read it into a subclass
         return "start"
-    if cls in _ENDS:
+    if issubclass(cls, _ENDS):
         return "end"
     return "other"
+
+
+def _newer(codec: Codec, value: bytes, headers: Headers) -> NewerSchema | None:
+    """The proof that a newer release wrote `value`, or None (then it is junk, a stray of
+    whichever run it names)."""
+    try:
+        codec.decode(value, headers)
+    except NewerSchema as newer:
+        return newer
+    except DecodeError:
+        return None
+    return None
 
 
 class _Checked:

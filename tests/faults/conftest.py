@@ -19,7 +19,10 @@ import pytest
 from engine.log.kafka import KafkaLog
 from engine.log.port import Topics
 from tests.conftest import _or_fail
+from tests.faults.figures import chaos_report, pytest_terminal_summary
 from tests.faults.harness import PARTITIONS, Workers, worker_env
+
+__all__ = ["chaos_report", "pytest_terminal_summary"]  # the figures' fixture and hook
 
 
 @dataclass

@@ -94,9 +94,10 @@ class Chaos:
 
 
 def report(chaos: Chaos, figures: dict[str, Any], out: Callable[[str], None]) -> None:
-    """Print the figures (and append them to $COUNTERSIGN_CHAOS_REPORT, JSON lines)."""
+    """Hand the figures to `out` (the `chaos_report` fixture prints them after the run) and
+    append them to $COUNTERSIGN_CHAOS_REPORT (JSON lines)."""
     line = {"scenario": chaos.name, "seed": chaos.seed, "runs": chaos.runs, **figures}
-    out(f"\n[chaos] {json.dumps(line)}")
+    out(f"[chaos] {json.dumps(line)}")
     path = os.environ.get("COUNTERSIGN_CHAOS_REPORT")
     if path:
         with open(path, "a", encoding="utf-8") as file:

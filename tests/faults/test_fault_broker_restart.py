@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ async def test_a_broker_crash_mid_load_loses_and_repeats_nothing(
     client: KafkaLog,
     fresh_prefix: str,
     effects: Path,
-    capsys: pytest.CaptureFixture[str],
+    chaos_report: Callable[[str], None],
 ) -> None:
     chaos = Chaos.from_env("broker-restart", short_runs=80)
     rng = chaos.rng()
@@ -70,7 +71,6 @@ async def test_a_broker_crash_mid_load_loses_and_repeats_nothing(
         "commits_failed": workers.count("commit_failed"),
         **figures_of(operator, workers, verdict, began),
     }
-    with capsys.disabled():
-        report(chaos, figures, print)
+    report(chaos, figures, chaos_report)
     verdict.check()
     assert not workers.crashes()

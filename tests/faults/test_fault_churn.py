@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ async def test_rebalance_churn_loses_and_repeats_nothing(
     client: KafkaLog,
     fresh_prefix: str,
     effects: Path,
-    capsys: pytest.CaptureFixture[str],
+    chaos_report: Callable[[str], None],
 ) -> None:
     chaos = Chaos.from_env("churn", short_runs=100)
     rng = chaos.rng()
@@ -75,8 +76,7 @@ async def test_rebalance_churn_loses_and_repeats_nothing(
         "revocations_that_outlived_a_step": workers.count("step_outlived_revocation"),
         **figures_of(operator, workers, verdict, began),
     }
-    with capsys.disabled():
-        report(chaos, figures, print)
+    report(chaos, figures, chaos_report)
     verdict.check()
     assert not workers.crashes()
     # Graceful rebalances let steps finish: no tool call is left in doubt.

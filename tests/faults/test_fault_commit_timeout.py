@@ -9,6 +9,7 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ async def test_commits_with_unknown_outcome_are_retried_without_tearing_or_repea
     client: KafkaLog,
     fresh_prefix: str,
     effects: Path,
-    capsys: pytest.CaptureFixture[str],
+    chaos_report: Callable[[str], None],
 ) -> None:
     chaos = Chaos.from_env("commit-timeout", short_runs=40)
     rng = chaos.rng()
@@ -77,8 +78,7 @@ async def test_commits_with_unknown_outcome_are_retried_without_tearing_or_repea
         "commits_found_gone_through": workers.count("commit_went_through"),
         **figures_of(operator, workers, verdict, began),
     }
-    with capsys.disabled():
-        report(chaos, figures, print)
+    report(chaos, figures, chaos_report)
     verdict.check()
     assert not workers.crashes()
     assert figures["commits_failed"] > 0, "no commit was caught by a freeze"

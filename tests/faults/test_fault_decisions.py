@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,7 @@ async def test_duplicate_and_conflicting_decisions_have_one_outcome_each(
     client: KafkaLog,
     fresh_prefix: str,
     effects: Path,
-    capsys: pytest.CaptureFixture[str],
+    chaos_report: Callable[[str], None],
 ) -> None:
     chaos = Chaos.from_env("decisions", short_runs=80)
     rng = chaos.rng()
@@ -157,8 +158,7 @@ async def test_duplicate_and_conflicting_decisions_have_one_outcome_each(
         "replays_differing": replays_differing,
         **figures_of(operator, workers, verdict, began),
     }
-    with capsys.disabled():
-        report(chaos, figures, print)
+    report(chaos, figures, chaos_report)
     verdict.check()
     assert figures["interrupts_with_two_outcomes"] == 0
     assert not inconsistent, inconsistent[:5]

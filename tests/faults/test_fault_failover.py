@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +192,7 @@ async def test_failover_loses_and_repeats_nothing(
     fresh_prefix: str,
     effects: Path,
     pg_url: str,
-    capsys: pytest.CaptureFixture[str],
+    chaos_report: Callable[[str], None],
 ) -> None:
     chaos = Chaos.from_env(f"failover-{fault}", short_runs=30)
     topics = Topics(fresh_prefix)
@@ -233,8 +233,7 @@ async def test_failover_loses_and_repeats_nothing(
         "projection_tables_differing": differing,
         **figures_of(operator, workers, verdict, began),
     }
-    with capsys.disabled():
-        report(chaos, figures, print)
+    report(chaos, figures, chaos_report)
     verdict.check()
     assert differing == []
     assert not workers.crashes()

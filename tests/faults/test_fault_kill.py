@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ async def test_kill_9_at_random_moments_loses_and_repeats_nothing(
     client: KafkaLog,
     fresh_prefix: str,
     effects: Path,
-    capsys: pytest.CaptureFixture[str],
+    chaos_report: Callable[[str], None],
 ) -> None:
     chaos = Chaos.from_env("kill-9", short_runs=100)
     rng = chaos.rng()
@@ -57,7 +58,6 @@ async def test_kill_9_at_random_moments_loses_and_repeats_nothing(
     runs = await read_runs(fault_broker.bootstrap, topics)
     verdict = verify(runs, operator.runs, operator.sent, read_effects(effects), app)
     figures = {**killed, **figures_of(operator, workers, verdict, began)}
-    with capsys.disabled():
-        report(chaos, figures, print)
+    report(chaos, figures, chaos_report)
     verdict.check()
     assert not workers.crashes()

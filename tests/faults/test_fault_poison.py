@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ async def test_poison_goes_to_the_dead_letter_topic_and_nothing_stops(
     client: KafkaLog,
     fresh_prefix: str,
     effects: Path,
-    capsys: pytest.CaptureFixture[str],
+    chaos_report: Callable[[str], None],
 ) -> None:
     chaos = Chaos.from_env("poison", short_runs=60)
     rng = chaos.rng()
@@ -114,8 +115,7 @@ async def test_poison_goes_to_the_dead_letter_topic_and_nothing_stops(
         "peak_rss_mb": rss,
         **figures_of(operator, workers, verdict, began),
     }
-    with capsys.disabled():
-        report(chaos, figures, print)
+    report(chaos, figures, chaos_report)
     assert len(letters) == len(injected)
     assert not wrong, wrong
     assert max(rss.values()) < RSS_LIMIT_MB

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,7 @@ async def test_runs_waiting_across_a_repartition_get_their_decisions(
     fresh_prefix: str,
     effects: Path,
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    chaos_report: Callable[[str], None],
 ) -> None:
     chaos = Chaos.from_env("repartition", short_runs=12)
     topics = Topics(fresh_prefix)
@@ -135,8 +136,7 @@ async def test_runs_waiting_across_a_repartition_get_their_decisions(
         new.end_all()
     runs = await read_runs(fault_broker.bootstrap, topics, partitions=GROWN)
     verdict = verify(runs, operator.runs, operator.sent, read_effects(effects), app)
-    with capsys.disabled():
-        report(chaos, figures_of(operator, new, verdict, began), print)
+    report(chaos, figures_of(operator, new, verdict, began), chaos_report)
     verdict.check()
 
 

@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ async def test_a_zombie_s_writes_after_takeover_are_never_visible(
     client: KafkaLog,
     fresh_prefix: str,
     effects: Path,
-    capsys: pytest.CaptureFixture[str],
+    chaos_report: Callable[[str], None],
 ) -> None:
     chaos = Chaos.from_env("zombie", short_runs=60)
     rng = chaos.rng()
@@ -113,8 +114,7 @@ async def test_a_zombie_s_writes_after_takeover_are_never_visible(
         "zombie_writes_visible": len(visible),
         **figures_of(operator, workers, verdict, began),
     }
-    with capsys.disabled():
-        report(chaos, figures, print)
+    report(chaos, figures, chaos_report)
     assert not visible, visible[:10]
     verdict.check()
     assert not workers.crashes()
