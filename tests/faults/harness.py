@@ -457,7 +457,8 @@ class Operator:
 
     def all_done(self) -> bool:
         """Every run this operator was asked to start has started and ended."""
-        return len(self.runs) == self.expected and len(self.done) >= self.expected
+        # Only this operator's runs count: another client's run (a hostile one) may end too.
+        return len(self.runs) == self.expected and self.done.issuperset(self.runs)
 
 
 # -- checks ---------------------------------------------------------------------------------
@@ -512,9 +513,7 @@ def verify(
     figures: dict[str, Any] = {"events": sum(len(events) for events in runs.values())}
     for run_id in expected:
         violations += _check_history(run_id, runs.get(run_id, []))
-    figures["runs_completed"] = sum(
-        1 for r in expected if runs.get(r) and isinstance(runs[r][-1][2].payload, RunCompleted)
-    )
+    figures["runs_completed"] = sum(1 for r in expected if _completed(runs.get(r)))
     violations += [f"run {r} did not complete" for r in expected if not _completed(runs.get(r))]
     decided, found = _check_decisions(runs, sent, violations)
     figures |= decided
@@ -524,7 +523,10 @@ def verify(
 
 
 def _completed(events: list[tuple[int, int, EventEnvelope, bytes]] | None) -> bool:
-    return bool(events) and isinstance(events[-1][2].payload, RunCompleted)  # type: ignore[index]
+    """The run's last event is RunCompleted, but for refusals after it: decisions held for an
+    interrupt never raised are refused (DecisionRejected) when the run ends."""
+    last = [e.payload for _, _, e, _ in events or () if not isinstance(e.payload, DecisionRejected)]
+    return bool(last) and isinstance(last[-1], RunCompleted)
 
 
 def _check_history(run_id: str, events: list[tuple[int, int, EventEnvelope, bytes]]) -> list[str]:
