@@ -63,6 +63,12 @@ class Topics:
         return f"{self.prefix}.index"
 
     @property
+    def agents(self) -> str:
+        """What each worker serves (compacted; key = `agent@version`): `countersign agents`,
+        and what `countersign start` checks a run against."""
+        return f"{self.prefix}.agents"
+
+    @property
     def routing(self) -> str:
         """The partition map (`engine.log.routing`): one partition, written only when
         partitions are added; not among `all`, which are co-partitioned."""
@@ -70,7 +76,15 @@ class Topics:
 
     @property
     def all(self) -> tuple[str, ...]:
-        return (self.commands, self.runs, self.approvals, self.dlq, self.checkpoints, self.index)
+        return (
+            self.commands,
+            self.runs,
+            self.approvals,
+            self.dlq,
+            self.checkpoints,
+            self.index,
+            self.agents,
+        )
 
 
 @dataclass(frozen=True, slots=True)

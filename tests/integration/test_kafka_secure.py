@@ -213,6 +213,11 @@ async def test_the_walk_through_runs_with_one_principal_per_role(
     try:
         runs["worker"].spawn("worker", "worker", "--app", "examples.refund:app")
         runs["projector"].spawn("projector", "projector")
+
+        def registered() -> bool:  # `start` refuses an agent no worker serves yet
+            return any("agents_registered" in line for line in runs["worker"].log_lines("worker"))
+
+        await eventually(registered, timeout=90, interval=0.5, message="the worker registered")
         publisher = runs["publisher"]
         run_id = publisher.run(
             "start", "refund", "--input", '{"order_id": "S-1", "amount": 2400}', "--by", "bob"

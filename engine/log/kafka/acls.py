@@ -3,11 +3,12 @@
 Each role gets exactly what its process does (docs/kafka-security.md has the table and why):
 - worker: consumes commands (and forwards them between partitions), appends run events,
   checkpoints, the run index, notices and dead letters in transactions of its own ids, reads
-  the partition map;
+  the partition map; registers the agents it serves;
 - projector: reads the runs topic in its own group (its positions live in PostgreSQL; the
   adapter's group members still hold per-partition transactional ids, never used to write);
-- publisher: writes commands and reads the outcomes on the approvals topic;
-- reader: reads runs, approvals and dead letters (replay tooling, verify), no group.
+- publisher: writes commands, reads the outcomes on the approvals topic and the agents
+  workers serve (a start is checked against them);
+- reader: reads runs, approvals, dead letters and agents (replay tooling, verify), no group.
 Every role may describe the deployment's topics (their metadata): a process checks at start
 that they exist and are co-partitioned. Kafka's READ and WRITE imply DESCRIBE.
 """
@@ -63,6 +64,7 @@ def role_acls(
             *allow("worker", "topic", topics.approvals, "write"),
             *allow("worker", "topic", topics.dlq, "write"),
             *allow("worker", "topic", topics.routing, "read"),
+            *allow("worker", "topic", topics.agents, "write"),
             *allow("worker", "topic", every_topic, "describe", "describe_configs", prefixed=True),
             *allow("worker", "group", worker_group, "read"),
             *allow("worker", "transactional_id", f"{worker_group}.", "write", prefixed=True),
@@ -79,12 +81,14 @@ def role_acls(
         "publisher": [
             *allow("publisher", "topic", topics.commands, "write"),
             *allow("publisher", "topic", topics.approvals, "read"),
+            *allow("publisher", "topic", topics.agents, "read"),
             *allow("publisher", "topic", every_topic, "describe", prefixed=True),
         ],
         "reader": [
             *allow("reader", "topic", topics.runs, "read"),
             *allow("reader", "topic", topics.approvals, "read"),
             *allow("reader", "topic", topics.dlq, "read"),
+            *allow("reader", "topic", topics.agents, "read"),
             *allow("reader", "topic", every_topic, "describe", prefixed=True),
         ],
     }

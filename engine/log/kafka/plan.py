@@ -81,8 +81,8 @@ def topic_configs(topics: Topics) -> list[tuple[frozenset[str], dict[str, str]]]
     commands would go). Checkpoints keep only the newest record per key (partition); short
     segments let the cleaner drop old ones soon (it never cleans the active segment). Dead
     letters are kept until someone acts on them. The routing topic is a short history. The run
-    index keeps one record per run ever started: compacted only (compaction keeps every key),
-    never deleted by retention."""
+    index keeps one record per run ever started, the agents topic one per agent version served:
+    compacted only (compaction keeps every key's newest record), never deleted by retention."""
     kept = {"cleanup.policy": "delete", "retention.ms": _FOREVER, "retention.bytes": _FOREVER}
     week = {"cleanup.policy": "delete", "retention.ms": _WEEK_MS}
     return [
@@ -97,7 +97,7 @@ def topic_configs(topics: Topics) -> list[tuple[frozenset[str], dict[str, str]]]
                 "min.cleanable.dirty.ratio": "0.5",
             },
         ),
-        (frozenset({topics.index}), {"cleanup.policy": "compact"}),
+        (frozenset({topics.index, topics.agents}), {"cleanup.policy": "compact"}),
     ]
 
 
@@ -109,6 +109,7 @@ _PURPOSES = {
     "checkpoints": "restore checkpoints, one per runs partition (compacted)",
     "routing": "the partition map: partition counts over time (see repartitioning)",
     "index": "every run id each runs partition ever started (compacted: a run starts once)",
+    "agents": "what each worker serves, one record per agent version (compacted)",
 }
 
 
