@@ -199,7 +199,10 @@ def _start_locked(state_dir: Path, shape: _Shape, partitions: int, timeout_s: fl
         extra = material.scram_arguments() if material else ()
         each.format_storage(java, classpath, shape.cluster_id, extra)
         launched.append((each, each.log_sizes(), each.launch(java, classpath)))
-    broker = _describe(state_dir, shape, nodes, tuple(n.running_pid() or 0 for n in nodes))
+    # A process just launched may not show its java command line yet: take its pid as given.
+    started = {each.node_id: process.pid for each, _, process in launched}
+    pids = tuple(started.get(n.node_id) or n.running_pid() or 0 for n in nodes)
+    broker = _describe(state_dir, shape, nodes, pids)
     log.info("kafka_starting", bootstrap=broker.bootstrap, brokers=shape.brokers, pids=broker.pids)
     try:
         _run_blocking(_await_startup(broker, shape.brokers, launched, timeout_s))
