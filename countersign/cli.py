@@ -23,6 +23,7 @@ from countersign import (
     cli_review,
     cli_runs,
     cli_servers,
+    cli_topics,
 )
 from countersign.logging import configure_logging
 from countersign.settings import Settings
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     cli_servers.register(commands)
+    cli_topics.register(commands)
     cli_processes.register(commands)
     cli_runs.register(commands)
     cli_queries.register(commands)
