@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import importlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -175,9 +175,9 @@ async def open_log(
             raise ConfigurationError(
                 "no Kafka broker: run `countersign kafka up` or set COUNTERSIGN_KAFKA_BOOTSTRAP"
             )
-        from engine.log.kafka import KafkaLog
+        from countersign.kafka_topics import kafka_log  # security and replication settings
 
-        event_log = KafkaLog(address, client_id=client_id)
+        event_log = kafka_log(settings, address, client_id=client_id)
     elif chosen == "memory":
         from engine.log.memory import MemoryLog
 
@@ -232,13 +232,22 @@ class Runtime:
     def agents(self) -> Agents:
         return Agents(self.log, self.topics, self.codec)
 
-    def worker(self, app: App, *, group: str | None = None, trust: Trust | None = None) -> Worker:
+    def worker(
+        self,
+        app: App,
+        *,
+        group: str | None = None,
+        check_determinism: bool = False,
+        trust: Trust | None = None,
+    ) -> Worker:
         """A worker; `trust` (from `bootstrap.trust`) is what it accepts commands on: without
         it, unsigned commands pass (as for a library user; the CLI always gives one)."""
         # The one place the worker is imported (and only where a worker is built).
         from engine.runtime.worker import Worker, WorkerSettings
 
-        settings = WorkerSettings(group=group or self.settings.worker_group)
+        settings = WorkerSettings(
+            group=group or self.settings.worker_group, check_determinism=check_determinism
+        )
         return Worker(
             app,
             self.log,
@@ -366,3 +375,12 @@ def load_app(spec: str) -> App:
             f"--app {spec!r}: {spec.partition(':')[2]} is not a countersign App"
         )
     return app
+
+
+def load_apps(specs: Sequence[str]) -> App:
+    """One `--app` → that App; several → one App that includes them all (their agents and
+    tools must not clash: refused here, before the worker starts)."""
+    apps = [load_app(spec) for spec in specs]
+    if len(apps) == 1:
+        return apps[0]
+    return App("+".join(app.name for app in apps), include=apps)

@@ -20,8 +20,11 @@ from countersign import (
     cli_processes,
     cli_projections,
     cli_queries,
+    cli_replay,
+    cli_review,
     cli_runs,
     cli_servers,
+    cli_topics,
 )
 from countersign.logging import configure_logging
 from countersign.settings import Settings
@@ -61,12 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     cli_servers.register(commands)
+    cli_topics.register(commands)
     cli_processes.register(commands)
     cli_runs.register(commands)
     cli_queries.register(commands)
     cli_feeds.register(commands)
     cli_demo.register(commands)
     cli_projections.register(commands)
+    cli_review.register(commands)  # extends `inbox` and `runs`: after them
+    cli_replay.register(commands)
     cli_keys.register(commands)
     return parser
 

@@ -85,7 +85,12 @@ def register(commands: Any) -> None:
     dev = commands.add_parser(
         "dev", help="worker + projector in one process (embedded default); Ctrl-C stops both"
     )
-    dev.add_argument("--app", required=True, help="module:attribute of an App")
+    dev.add_argument(
+        "--app",
+        required=True,
+        action="append",
+        help="module:attribute of an App (repeat to serve several)",
+    )
     dev.add_argument(
         "--allow-unsigned",
         action="store_true",
@@ -102,8 +107,8 @@ def register(commands: Any) -> None:
 async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         configure_logging("json", settings.log_level)
-    app = bootstrap.load_app(args.app)
-    log.info("dev_serving", app=args.app, schema=settings.projection_schema,
+    app = bootstrap.load_apps(args.app)
+    log.info("dev_serving", app=", ".join(args.app), schema=settings.projection_schema,
              **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
     async with (
@@ -111,14 +116,17 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         bootstrap.database(settings, keep_running=True) as url,
         bootstrap.projection_writer(settings, url) as store,
     ):
+        # Every resume replays the run from its history first: a non-deterministic agent is
+        # parked (with why) at its first decision, not after some later restart.
         # A local development issuer: `countersign start/decide/cancel` sign with its key.
         trust = await bootstrap.trust(
             settings, allow_unsigned=args.allow_unsigned, development=True
         )
-        worker = runtime.worker(app, trust=trust)
+        worker = runtime.worker(app, check_determinism=True, trust=trust)
         projector = runtime.projector(store)
         await projector.check_log()  # projections of another log: refused before anything runs
-        print(f"worker ({args.app}) and projector running; Ctrl-C stops both", flush=True)
+        served = ", ".join(args.app)
+        print(f"worker ({served}) and projector running; Ctrl-C stops both", flush=True)
         async with asyncio.TaskGroup() as group:  # one failing stops the other
             group.create_task(worker.run(stop))
             group.create_task(projector.run(stop))

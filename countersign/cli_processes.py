@@ -18,6 +18,7 @@ from countersign import bootstrap
 from countersign.cli_options import json_logs
 from countersign.logging import configure_logging
 from countersign.settings import Settings
+from engine.log.port import EventLog
 
 log = structlog.get_logger(__name__)
 
@@ -25,7 +26,16 @@ log = structlog.get_logger(__name__)
 def register(commands: Any) -> None:
     worker = commands.add_parser("worker", help="run agents: own partitions, resume runs by replay")
     worker.add_argument(
-        "--app", required=True, help="module:attribute of an App, e.g. examples.refund:app"
+        "--app",
+        required=True,
+        action="append",
+        help="module:attribute of an App, e.g. examples.refund:app (repeat to serve several)",
+    )
+    worker.add_argument(
+        "--check-determinism",
+        action="store_true",
+        help="replay each run from its history at every resume (development: a "
+        "non-deterministic agent is parked at its first decision, not after a restart)",
     )
     worker.add_argument("--group", default=None, help="consumer group (COUNTERSIGN_WORKER_GROUP)")
     worker.add_argument(
@@ -61,15 +71,19 @@ def _logging(settings: Settings, args: argparse.Namespace) -> None:
 
 async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     _logging(settings, args)
-    app = bootstrap.load_app(args.app)
-    log.info("worker_serving", app=args.app, group=args.group or settings.worker_group,
+    app = bootstrap.load_apps(args.app)
+    log.info("worker_serving", app=", ".join(args.app), group=args.group or settings.worker_group,
              **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
     async with bootstrap.connected(
         settings, client_id="countersign-worker", keep_database=True
     ) as runtime:
+        await _check_topics(settings, runtime.log)
         trust = await bootstrap.trust(settings, allow_unsigned=args.allow_unsigned)
-        await runtime.worker(app, group=args.group, trust=trust).run(stop)
+        worker = runtime.worker(
+            app, group=args.group, check_determinism=args.check_determinism, trust=trust
+        )
+        await worker.run(stop)
     return 0
 
 
@@ -85,5 +99,13 @@ async def run_projector(settings: Settings, args: argparse.Namespace) -> int:
         bootstrap.database(settings, keep_running=True) as url,
         bootstrap.projection_writer(settings, url) as store,  # follows `projections rebuild`
     ):
+        await _check_topics(settings, runtime.log)
         await runtime.projector(store, group=args.group).run(stop)
     return 0
+
+
+async def _check_topics(settings: Settings, event_log: EventLog) -> None:
+    """Refuse to start on Kafka topics that cannot keep the engine's promises."""
+    from countersign.kafka_topics import check_topics
+
+    await check_topics(settings, event_log)

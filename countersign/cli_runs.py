@@ -11,7 +11,7 @@ import getpass
 import json
 from typing import Any
 
-from countersign import bootstrap, cli_queries
+from countersign import bootstrap, cli_queries, cli_review
 from countersign.cli_options import wait_option
 from countersign.render import clean
 from countersign.settings import Settings
@@ -57,13 +57,13 @@ def register(commands: Any) -> None:
         "decide",
         help="publish a decision on an interrupt (SubmitDecision) and wait for its outcome",
     )
-    decide.add_argument("run_id")
-    decide.add_argument("interrupt_id")
-    decide.add_argument("kind", choices=["approve", "edit", "reject", "respond"])
+    cli_review.decide_arguments(decide)
     decide.add_argument("--by", required=True, help="who decides")
     decide.add_argument("--reason", default="", help="why (a rejection's reason reaches the agent)")
-    decide.add_argument("--args", default=None, help="edit: the new tool arguments (JSON object)")
-    decide.add_argument("--response", default=None, help="respond: the answer (JSON)")
+    decide.add_argument("--args", default=None, help="edit: all the new tool arguments (JSON)")
+    decide.add_argument(
+        "--response", default=None, help="respond: the answer (JSON; text for a text answer)"
+    )
     decide.add_argument("--digest", default="", help="the request digest you decided on")
     decide.add_argument("--decision-id", default=None, help="idempotency key (default: new uuid)")
     waiting = decide.add_mutually_exclusive_group()
@@ -109,28 +109,27 @@ async def start_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
-    edited = _json_object(args.args, "--args") if args.args is not None else None
-    if args.kind == "edit" and edited is None:
-        raise ConfigurationError("an edit needs --args '{...}' with the new arguments")
-    response = _json_arg(args.response, "--response") if args.response is not None else None
+    decision = await cli_review.decision_input(settings, args)
     async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
         publisher = runtime.publisher(signer=args.by)
         position = None if args.no_wait else await publisher.outcome_position(args.run_id)
         decision_id = await publisher.submit_decision(
             args.run_id,
-            args.interrupt_id,
-            args.kind,
+            decision.interrupt_id,
+            decision.kind,
             decided_by=args.by,
             reason=args.reason,
-            edited_args=edited,
-            response=response,
-            digest=args.digest,
+            edited_args=decision.edited_args,
+            response=decision.response,
+            digest=decision.digest,
             decision_id=args.decision_id,
         )
         if position is None:
             print(json.dumps({"decision_id": decision_id}) if args.json else decision_id)
             return 0
         outcome = await publisher.wait_for_outcome(decision_id, position, args.wait)
+    if outcome.status == "accepted":
+        await cli_review.settled(settings, decision, args.wait)
     status = outcome.status or ("accepted" if outcome.accepted else "refused")
     if args.json:
         print(

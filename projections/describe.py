@@ -26,6 +26,7 @@ from events.run_events import (
     RunFailed,
     RunParked,
     RunQuarantined,
+    RunResumed,
     RunStarted,
     ToolCallCompleted,
     ToolCallFailed,
@@ -73,6 +74,11 @@ def summarize(payload: RunEventPayload) -> str:
     """A one-line description of an event for a run's timeline."""
     match payload:
         case RunStarted():
+            if payload.forked_from:  # the origin first: a clipped line still shows it
+                return (
+                    f"{payload.tool_mode} fork of {payload.forked_from}@{payload.forked_at} by "
+                    f"{payload.forked_by}, for {payload.requested_by} with {short(payload.input)}"
+                )
             return f"started by {payload.requested_by} with {short(payload.input)}"
         case ModelCalled():
             return f"call {payload.call}: model answered {short(payload.response, 60)}"
@@ -107,11 +113,16 @@ def summarize(payload: RunEventPayload) -> str:
         case RunCancelled():
             return f"cancelled by {payload.cancelled_by}: {payload.reason}"
         case RunParked():
-            return f"parked at call {payload.call}: {payload.reason}"
+            return (
+                f"parked at call {payload.call}: {payload.reason}"
+                f" (recorded {payload.expected or '-'}, now {payload.actual or '-'})"
+            )
+        case RunResumed():
+            return f"resumed by {payload.resumed_by}: {payload.reason}"
         case GateEvaluated():
             return (
                 f"call {payload.call}: {payload.tool} gated {payload.action} by {payload.policy}"
-                f" (risk {payload.risk})"
+                f"{f' rule {payload.rule}' if payload.rule else ''} (risk {payload.risk})"
             )
         case VoteRecorded():
             return (

@@ -41,7 +41,7 @@ class PostgresInsights(StorePart):
             ("status <> 'open'",) if closed else (_OPEN,),
             (
                 "(approvers ?| {0}::text[] OR approvers = '[]'::jsonb)"
-                " AND requested_by <> {1} AND NOT excluded ? {1}",
+                " AND (requested_by <> {1} OR kind = 'question') AND NOT excluded ? {1}",
                 mine,
                 principal,
             ),

@@ -99,6 +99,7 @@ class Harness:
         anchor_key: SigningKey | None = None,
         anchor_every_events: int = 256,
         anchor_every_s: float = 2.0,
+        check_determinism: bool = False,
     ) -> Running:
         settings = WorkerSettings(
             group=group or f"{self.topics.prefix}.workers",
@@ -107,6 +108,7 @@ class Harness:
             keep_finished_runs=keep_finished_runs,
             anchor_every_events=anchor_every_events,
             anchor_every_s=anchor_every_s,
+            check_determinism=check_determinism,
         )
         worker = Worker(
             app,

@@ -15,12 +15,14 @@ import structlog
 
 from engine.agent.app import App
 from engine.core.executor import Advance, ExecuteTool, Replayer, Services
+from engine.core.forking import tool_plan
 from engine.core.limits import DEFAULT_LIMITS, LIMIT_EXCEEDED, RunLimits, growth_refusal
 from engine.core.live_run import LiveRun
 from engine.errors import reason_of
 from engine.runtime.held import settle_held
 from engine.runtime.ownership import Ownership
 from engine.runtime.step import Step, StepAbandoned, StepWriter
+from engine.trust.access import Access
 from events.errors import EncodeError, MessageTooLarge
 from events.json import canonical_json
 from events.run_events import (
@@ -46,14 +48,18 @@ class Driver:
         ownership: Ownership,
         commit: Callable[[Step], Awaitable[None]],
         limits: RunLimits = DEFAULT_LIMITS,
+        *,
+        check_determinism: bool = False,
     ) -> None:
         self._limits = limits
+        self._check_determinism = check_determinism
         self._app = app
         self._writer = writer
         self._services = services
         self._own = ownership
         self._commit = commit
-        self.directory = app.directory
+        self.access: Access | None = None
+        """The deployment's access rules (roles) for judging held decisions."""
         """Roles for judging held decisions (the worker sets the deployment's)."""
 
     async def drive(self, step: Step) -> None:
@@ -64,7 +70,7 @@ class Driver:
             for run in ran:
                 effects.extend((run, effect) for effect in self._advance(step, run))
             step.touched = {}
-            settle_held(self._writer, self.directory, self._services, step, ran)
+            settle_held(self._writer, self._app, self._services, step, ran, self.access)
             if not effects:
                 if step.touched:
                     continue
@@ -137,6 +143,18 @@ class Driver:
     def _replay(self, run: LiveRun) -> Advance | None:
         if run.state is None or run.state.terminal or run.state.quarantined:
             return None
+        replayer = run.replayer
+        if (
+            self._check_determinism
+            and replayer is not None
+            and replayer.news
+            and not replayer.finished  # a parked run stays stopped until it is resumed
+        ):
+            # Development: rebuild the agent from its history at every resume (a decision,
+            # an expiry, a tool's result came in), as another worker (or this one after a
+            # restart) would, so that a divergence shows now.
+            replayer.close()
+            run.replayer = None
         if run.replayer is None:
             spec = self._app.find_agent(run.state.agent, run.state.agent_version)
             if spec is None:
@@ -160,8 +178,11 @@ class Driver:
         tool = self._app.get_tool(effect.tool)
         assert tool is not None
         bound = log.bind(run_id=run.run_id, tool=effect.tool, call=effect.call)
+        plan = tool_plan(run.started, tool, effect)  # a fork's tools may not run for real
+        if not isinstance(plan, str):
+            return plan
         try:
-            result = await tool.invoke(effect.args, effect.idempotency_key)
+            result = await tool.invoke(effect.args, effect.idempotency_key, dry_run=plan != "run")
             canonical_json(result)
         except Exception as exc:  # recorded as ToolCallFailed: the agent sees it, nothing is lost
             bound.warning("tool_failed", error_type=type(exc).__name__, error=str(exc))

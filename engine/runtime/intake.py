@@ -20,11 +20,12 @@ import structlog
 
 from engine.agent.app import App
 from engine.core.executor import Services
-from engine.core.handling import DecisionVerdict, judge_decision
+from engine.core.handling import DecisionVerdict, judge_decision, resume_refusal
 from engine.core.limits import DEFAULT_LIMITS, RunLimits, growth_refusal
 from engine.core.live_run import LiveRun
 from engine.errors import NewerRelease, reason_of
 from engine.log.port import Record
+from engine.runtime.forking import Forks, start_fork
 from engine.runtime.held import settle_held
 from engine.runtime.step import FORWARDED_FROM, Step, StepWriter
 from engine.runtime.table import RunTable
@@ -32,13 +33,22 @@ from engine.runtime.timers import expire
 from engine.trust.access import Access
 from engine.trust.gate import CommandGate, Proven, Refused, bind
 from events.codec import Codec
-from events.commands import CancelRun, Command, LiftQuarantine, StartRun, SubmitDecision
+from events.commands import (
+    CancelRun,
+    Command,
+    ForkRun,
+    LiftQuarantine,
+    ResumeRun,
+    StartRun,
+    SubmitDecision,
+)
 from events.errors import DecodeError, NewerSchema
 from events.run_events import (
     DecisionRejected,
     QuarantineLifted,
     RunCancelled,
     RunFailed,
+    RunResumed,
     RunStarted,
 )
 
@@ -63,7 +73,7 @@ class Intake:
     ) -> None:
         self.gate = gate or CommandGate(require_signed=False)
         """Replaced when the trust store is refreshed (keys rotated, a JWKS fetched)."""
-        self.access = (access or Access()).with_directory(app.directory)
+        self.access = access or Access()
         self._home = home
         self._limits = limits
         self._app = app
@@ -71,6 +81,7 @@ class Intake:
         self._writer = writer
         self._table = table
         self._services = services
+        self._forks = Forks(app, codec, writer, table, services)
 
     def handle(self, step: Step, record: Record) -> None:
         """Handle one command. Whatever it causes that cannot be carried out ends here, as a
@@ -114,6 +125,11 @@ class Intake:
                 self._cancel(step, record, bound, proven)
             case LiftQuarantine():
                 self._lift(step, record, bound, proven)
+            case ResumeRun():
+                self._resume(step, record, bound)
+            case ForkRun():
+                if not self._clash(step, record, bound.run_id, bound.command_id):
+                    start_fork(self._forks, step, record, bound)
             case _:  # pragma: no cover - the union is closed; mypy checks every arm is here
                 assert_never(bound)
 
@@ -154,21 +170,30 @@ class Intake:
             return
         self._writer.forward(step, record, home)
 
+    def _clash(self, step: Step, record: Record, run_id: str, command_id: str) -> bool:
+        """Whether `run_id` exists already: this command's repeat (nothing to do) or
+        another's (dead-lettered). A run id starts once, ever."""
+        existing = self._table.state_of(step.partition, run_id)
+        if existing is not None:
+            if existing.start_command_id != command_id:
+                self._writer.dead_letter(step, record, f"run {run_id} already exists")
+            return True
+        index = self._table.index(step.partition)
+        if run_id in index:  # finished long ago
+            if index.started_by(run_id, command_id):
+                log.info("start_repeated", run_id=run_id)
+            else:
+                self._writer.dead_letter(step, record, f"run {run_id} already exists")
+            return True
+        return False
+
     def _start(self, step: Step, record: Record, command: StartRun, proven: Proven) -> None:
         bound = log.bind(run_id=command.run_id, agent=command.agent)
-        existing = self._table.state_of(step.partition, command.run_id)
-        if existing is not None:
-            if existing.start_command_id != command.command_id:
-                self._writer.dead_letter(step, record, f"run {command.run_id} already exists")
+        if self._clash(step, record, command.run_id, command.command_id):
             return
-        index = self._table.index(step.partition)
-        if command.run_id in index:  # finished long ago: a run id starts once, ever
-            if index.started_by(command.run_id, command.command_id):
-                bound.info("start_repeated")
-            else:
-                self._writer.dead_letter(step, record, f"run {command.run_id} already exists")
-            return
-        refusal = self.access.start_refusal(proven, command.agent)
+        base = self._app.directory_for(command.agent) if self._app.find_agent(
+            command.agent, command.agent_version) else self._app.directory  # fmt: skip
+        refusal = self.access.start_refusal(proven, command.agent, base)
         if refusal:
             bound.warning("start_refused", reason=refusal)
             self._writer.dead_letter(step, record, f"refused (not allowed): {refusal}")
@@ -200,7 +225,8 @@ class Intake:
         if run is not None:
             expire(self._writer, step, run, now)  # a decision after its deadline loses to it
         state = run.state if run else self._table.state_of(step.partition, command.run_id)
-        directory = self.access.directory_for(proven)
+        base = self._app.directory_for(state.agent) if state else self._app.directory
+        directory = self.access.directory_for(proven, base)
         verdict = judge_decision(state, command, directory=directory, now_us=now)
         if state is None and command.run_id in self._table.index(step.partition):
             reason = f"run {command.run_id} finished long ago; it takes no more decisions"
@@ -230,7 +256,7 @@ class Intake:
             reason = f"run {command.run_id} is not quarantined here (nothing to lift)"
             self._writer.dead_letter(step, record, reason)
             return
-        refusal = self.access.lift_refusal(proven)
+        refusal = self.access.lift_refusal(proven, self._app.directory_for(state.agent))
         if refusal:
             self._writer.dead_letter(step, record, f"refused (not allowed): {refusal}")
             return
@@ -240,6 +266,27 @@ class Intake:
         self._writer.append(step, run, lifted, command.command_id)
         step.touched[run.run_id] = run
         log.warning("quarantine_lifted", run_id=run.run_id, by=command.lifted_by)
+
+    def _resume(self, step: Step, record: Record, command: ResumeRun) -> None:
+        """Someone asks a parked run to go on: it is replayed from its history at once (by
+        the driver), and parked again, with the new divergence, if it still diverges."""
+        run = self._table.get(step.partition, command.run_id)
+        state = run.state if run is not None else None
+        reason = resume_refusal(state, command, self._app)
+        if not reason and run is not None and state is not None:
+            # Each resume of a run that still diverges adds two events: the run's caps bound
+            # how often that can be asked.
+            reason = growth_refusal(state, run.size, 2, 0, self._limits)
+        if reason or run is None:
+            self._writer.dead_letter(step, record, reason or f"unknown run {command.run_id}")
+            return
+        resumed = RunResumed(
+            resumed_by=command.resumed_by, reason=command.reason, command_id=command.command_id
+        )
+        self._writer.append(step, run, resumed, command.command_id)
+        run.replayer = None  # the parked one stopped for good: replay afresh from the history
+        step.touched[run.run_id] = run
+        log.warning("run_resumed", run_id=run.run_id, by=command.resumed_by)
 
     def _within_limits(self, run: LiveRun, verdict: DecisionVerdict) -> DecisionVerdict:
         """A run at its cap takes no more decisions; past `max_refusals` a refusal is told to
@@ -259,8 +306,10 @@ class Intake:
             if self._table.state_of(step.partition, command.run_id) is None:
                 self._writer.dead_letter(step, record, f"unknown run {command.run_id}")
             return
-        requester = run.state.requested_by if run.state is not None else ""
-        refusal = self.access.cancel_refusal(proven, requester)
+        state = run.state
+        requester = state.requested_by if state is not None else ""
+        base = self._app.directory_for(state.agent) if state is not None else self._app.directory
+        refusal = self.access.cancel_refusal(proven, requester, base)
         if refusal:
             log.warning("cancel_refused", run_id=run.run_id, reason=refusal)
             self._writer.dead_letter(step, record, f"refused (not allowed): {refusal}")
@@ -269,6 +318,6 @@ class Intake:
             run.replayer.close()
         cancelled = RunCancelled(cancelled_by=command.cancelled_by, reason=command.reason)
         self._writer.append(step, run, cancelled, command.command_id)
-        settle_held(self._writer, self.access.directory, self._services, step, [run])
+        settle_held(self._writer, self._app, self._services, step, [run], self.access)
         step.touched.pop(run.run_id, None)
         log.info("run_cancelled", run_id=run.run_id, by=command.cancelled_by)

@@ -21,7 +21,7 @@ from engine.runtime.table import RunTable
 from events.codec import Codec
 from events.commands import SubmitDecision
 from events.notices import Notice
-from events.run_events import InterruptRaised, RunEventPayload, RunStarted
+from events.run_events import InterruptRaised, RunEventPayload, RunParked, RunStarted
 
 __all__ = ["FORWARDED_FROM", "Step", "StepAbandoned", "StepWriter"]
 
@@ -78,7 +78,10 @@ class StepWriter:
         *,
         agent: str | None = None,
         version: str | None = None,
+        notices: bool = True,
     ) -> None:
+        """Append `payload` to `run` in this step; `notices=False` keeps it off the approvals
+        topic (a fork's copies of events that people heard of in the origin already)."""
         state = run.state
         envelope = run.envelope(
             payload,
@@ -103,7 +106,7 @@ class StepWriter:
         )
         step.changed[run.run_id] = run
         assert run.state is not None
-        for notice in outbox.event_notices(run.state, run.history, envelope):
+        for notice in outbox.event_notices(run.state, run.history, envelope) if notices else ():
             self._publish(step, run.run_id, notice)
         if isinstance(payload, InterruptRaised):
             log.info(
@@ -111,6 +114,14 @@ class StepWriter:
                 run_id=run.run_id,
                 interrupt_id=payload.interrupt_id,
                 title=payload.request.title,
+            )
+        if isinstance(payload, RunParked):  # someone must act: say so, with the why
+            log.warning(
+                "run_parked",
+                run_id=run.run_id,
+                call=payload.call,
+                reason=payload.reason,
+                detail=payload.detail or payload.actual,
             )
         if isinstance(payload, RunStarted):
             self._own.started(step.partition, run.run_id)

@@ -64,6 +64,9 @@ class WorkerSettings:
     """Per-run caps (`engine.core.limits`)."""
     crash_limit: int = DEFAULT_CRASH_LIMIT
     """How many times a command may stop a worker before it is dead-lettered unhandled."""
+    check_determinism: bool = False
+    """Development: replay each run from its history at every resume before it goes on, so
+    a non-deterministic agent is parked at its first decision, not after a restart."""
     keep_finished_runs: int = 1_000
     """Finished runs per partition whose states are kept (in memory and across restores)
     to answer repeated commands; older ones are forgotten (docs/exactly-once.md)."""
@@ -111,7 +114,13 @@ class Worker:
         self._committer = Committer(topics, codec, self._own, self._rebalancer)
         limits = self._settings.limits
         self._driver = Driver(
-            app, self._writer, self._services, self._own, self._committer.commit, limits
+            app,
+            self._writer,
+            self._services,
+            self._own,
+            self._committer.commit,
+            limits,
+            check_determinism=self._settings.check_determinism,
         )
         self._partitions = 0
         self.stood_down: NewerRelease | None = None
@@ -139,7 +148,7 @@ class Worker:
             gate=trust.gate if trust else None,
             access=trust.access if trust else None,
         )
-        self._driver.directory = self._intake.access.directory
+        self._driver.access = self._intake.access
 
     async def run(self, stop: asyncio.Event) -> None:
         self._partitions = await self._log.partition_count(self._topics.commands)

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from engine.agent.authorization import ROLE_PREFIX, Directory
+from engine.agent.authorization import EMPTY_DIRECTORY, ROLE_PREFIX, Directory
 from engine.trust.gate import Proven
 from engine.trust.principal import canonical_principal
 from engine.trust.store import TrustError
@@ -43,54 +43,57 @@ class Access:
     may_lift: tuple[str, ...] | None = None
     """None: any proven principal may lift (an operator's act, recorded with its name)."""
 
-    def with_directory(self, directory: Directory) -> Access:
-        """These rules with another directory's roles added (the App's, in code)."""
-        merged = {k: set(v) for k, v in self.directory.items()}
-        for principal, roles in directory.items():
+    def merged(self, base: Directory) -> Directory:
+        """`base` (the App's directory, in code) with this file's roles added, in canonical
+        form (directories are small: merged per decision)."""
+        merged: dict[str, set[str]] = {k: set(v) for k, v in self.directory.items()}
+        for principal, roles in base.items():
             merged.setdefault(canonical_principal(principal), set()).update(
                 canonical_principal(r) for r in roles
             )
-        frozen = MappingProxyType({k: tuple(sorted(v)) for k, v in merged.items()})
-        return Access(frozen, self.may_start, self.may_cancel, self.may_lift)
+        return MappingProxyType({k: tuple(sorted(v)) for k, v in merged.items()})
 
-    def directory_for(self, proven: Proven) -> Directory:
+    def directory_for(self, proven: Proven, base: Directory = EMPTY_DIRECTORY) -> Directory:
         """The directory to judge `proven`'s decision with: its claimed roles added."""
+        merged = self.merged(base)
         if not proven.roles:
-            return self.directory
-        roles = self.roles(proven)
-        return MappingProxyType({**self.directory, proven.principal: tuple(sorted(roles))})
+            return merged
+        roles = frozenset(merged.get(proven.principal, ())) | proven.roles
+        return MappingProxyType({**merged, proven.principal: tuple(sorted(roles))})
 
-    def roles(self, proven: Proven) -> frozenset[str]:
-        return frozenset(self.directory.get(proven.principal, ())) | proven.roles
+    def roles(self, proven: Proven, base: Directory = EMPTY_DIRECTORY) -> frozenset[str]:
+        return frozenset(self.merged(base).get(proven.principal, ())) | proven.roles
 
-    def start_refusal(self, proven: Proven, agent: str) -> str:
+    def start_refusal(self, proven: Proven, agent: str, base: Directory = EMPTY_DIRECTORY) -> str:
         if self.may_start is None:
             return ""
         allowed = self.may_start.get(agent, self.may_start.get("*"))
-        if allowed is not None and self._listed(proven, allowed):
+        if allowed is not None and self._listed(proven, allowed, base):
             return ""
         return f"{_echo(proven.principal)} may not start agent {_echo(agent)!r}"
 
-    def cancel_refusal(self, proven: Proven, requester: str) -> str:
+    def cancel_refusal(
+        self, proven: Proven, requester: str, base: Directory = EMPTY_DIRECTORY
+    ) -> str:
         if proven.principal and proven.principal == canonical_principal(requester):
             return ""
-        if self._listed(proven, self.may_cancel):
+        if self._listed(proven, self.may_cancel, base):
             return ""
         return (
             f"{_echo(proven.principal)} may not cancel this run: only who started it "
             f"({_echo(requester)}) or {', '.join(self.may_cancel) or 'nobody else'}"
         )
 
-    def lift_refusal(self, proven: Proven) -> str:
-        if self.may_lift is None or self._listed(proven, self.may_lift):
+    def lift_refusal(self, proven: Proven, base: Directory = EMPTY_DIRECTORY) -> str:
+        if self.may_lift is None or self._listed(proven, self.may_lift, base):
             return ""
         return (
             f"{_echo(proven.principal)} may not lift a quarantine "
             f"(needs {', '.join(self.may_lift or ()) or 'nobody'})"
         )
 
-    def _listed(self, proven: Proven, entries: Sequence[str]) -> bool:
-        roles = self.roles(proven)
+    def _listed(self, proven: Proven, entries: Sequence[str], base: Directory) -> bool:
+        roles = self.roles(proven, base)
         for entry in entries:
             wanted = canonical_principal(entry)
             if wanted.startswith(ROLE_PREFIX):

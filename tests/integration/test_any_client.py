@@ -20,6 +20,8 @@ from confluent_kafka import Producer
 
 from consumers.publisher import CommandPublisher
 from engine.log.kafka import KafkaLog
+from engine.log.kafka.connection import KafkaSecurity
+from engine.log.kafka.security import librdkafka_config
 from engine.log.port import Topics, partition_for
 from engine.runtime.step import FORWARDED_FROM
 from engine.trust.jws import SigningKey
@@ -69,7 +71,9 @@ class Librdkafka:
     signing the exact bytes it publishes (docs/signing.md)."""
 
     def __init__(self, bootstrap: str, topic: str, key: SigningKey) -> None:
-        self._producer = Producer({"bootstrap.servers": bootstrap})
+        # Default settings but the connection's: TLS/SASL from COUNTERSIGN_KAFKA_* if any.
+        security = librdkafka_config(KafkaSecurity.from_env(os.environ))
+        self._producer = Producer({"bootstrap.servers": bootstrap, **security})
         self._topic = topic
         self._codec = Codec()
         self._key = key

@@ -13,6 +13,7 @@ in its envelope is `{"type": "EventEnvelope", <envelope fields>..., "payload": {
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import itertools
 import json
@@ -26,7 +27,15 @@ from engine.core.executor import Replayer, Services
 from events.approval import ApprovalRequest
 from events.checkpoints import Checkpoint
 from events.codec import Codec, Message
-from events.commands import COMMAND_TYPES, CancelRun, LiftQuarantine, StartRun, SubmitDecision
+from events.commands import (
+    COMMAND_TYPES,
+    CancelRun,
+    ForkRun,
+    LiftQuarantine,
+    ResumeRun,
+    StartRun,
+    SubmitDecision,
+)
 from events.envelope import EventEnvelope
 from events.json import Json, JsonObject
 from events.notices import (
@@ -54,6 +63,7 @@ from events.run_events import (
     RunFailed,
     RunParked,
     RunQuarantined,
+    RunResumed,
     RunStarted,
     ToolCallCompleted,
     ToolCallFailed,
@@ -81,7 +91,9 @@ def _field_to_json(value: Any) -> Any:
     if isinstance(value, ApprovalRequest):
         return {f.name: _field_to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple):
-        return list(value)
+        return [_field_to_json(item) for item in value]
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
     return value
 
 
@@ -106,6 +118,8 @@ def _build(cls: type[Any], data: dict[str, Any]) -> Any:
         annotation = str(field.type)
         if annotation == "ApprovalRequest":
             value = _build(ApprovalRequest, value)
+        elif annotation == "tuple[bytes, ...]":
+            value = tuple(base64.b64decode(item) for item in value)
         elif annotation.startswith("tuple[") and value is not None:
             value = tuple(value)
         kwargs[field.name] = value
@@ -521,7 +535,60 @@ def _more_payload_fixtures() -> dict[str, Message]:
             worker="host-1:4242",
             registered_at_us=CLOCK_US,
         ),
+        # Release 2: parked runs explain themselves and can be resumed.
+        "run_parked_detail": _envelope(
+            4,
+            RunParked(
+                reason="non-determinism",
+                call=0,
+                expected='tool log_note {"text":"note 17"}',
+                actual='tool log_note {"text":"note 42"}',
+                detail="step 0 (tool log_note) differs from the history\n"
+                "  text: recorded 'note 17', now 'note 42'\n"
+                "likely fix: use ctx.random() instead of the random module",
+            ),
+            "f" * 64,
+        ),
+        "run_resumed": _envelope(
+            5,
+            RunResumed(resumed_by="oscar", reason="fixed the note", command_id="cmd-4"),
+            "0" * 63 + "1",
+        ),
+        "resume_run": ResumeRun(
+            command_id="cmd-golden-4",
+            run_id="run-golden-1",
+            resumed_by="oscar",
+            issued_at_us=CLOCK_US + 11,
+            reason="fixed the note",
+        ),
         "checkpoint": Checkpoint(restore_from=1207, consumed=88, attempt_at=88, attempts=2),
+        # Release 2: forks (countersign fork) and the forked run's start.
+        "fork_run": ForkRun(
+            command_id="cmd-golden-4",
+            run_id="fork-golden-1",
+            origin_run_id="run-golden-1",
+            at_interrupt="int-1",
+            requested_by="dana",
+            issued_at_us=CLOCK_US + 11,
+            prefix=(b"\xc3\x01 the origin's events, as logged", b"\x00\xff"),
+            tool_mode="dry-run",
+            recorded_results=[{"tool": "refund", "args_digest": "c" * 64, "result": {"ok": True}}],
+        ),
+        "run_started_forked": _envelope(
+            0,
+            RunStarted(
+                input={"order_id": "A-17", "amount": 2400},
+                requested_by="alice",
+                command_id="cmd-golden-4",
+                forked_from="run-golden-1",
+                forked_at=3,
+                forked_by="dana",
+                origin_hash="f" * 64,
+                tool_mode="dry-run",
+                recorded_results=[{"tool": "refund", "args_digest": "c" * 64, "result": None}],
+            ),
+            "",
+        ),
         "quarantine_notified": QuarantineNotified(
             run_id="run-golden-1",
             agent="refund",
