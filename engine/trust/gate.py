@@ -16,13 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Final
+from typing import Final, assert_never
 
 from engine.log.port import Headers
 from engine.trust.jws import BadToken, command_digest, read_header, verify
 from engine.trust.principal import canonical_principal
 from engine.trust.store import TrustStore
-from events.commands import CancelRun, Command, LiftQuarantine, StartRun, command_id_of
+from events.commands import (
+    CancelRun,
+    Command,
+    ForkRun,
+    LiftQuarantine,
+    ResumeRun,
+    StartRun,
+    SubmitDecision,
+    command_id_of,
+)
 from events.limits import MAX_ECHO_CHARS, clip
 
 __all__ = [
@@ -138,14 +147,18 @@ class CommandGate:
 def principal_field(command: Command) -> str:
     """The name of the command's own "who" field."""
     match command:
-        case StartRun():
+        case StartRun() | ForkRun():
             return "requested_by"
+        case SubmitDecision():
+            return "decided_by"
         case CancelRun():
             return "cancelled_by"
         case LiftQuarantine():
             return "lifted_by"
-        case _:
-            return "decided_by"
+        case ResumeRun():
+            return "resumed_by"
+        case _:  # pragma: no cover - the union is closed; mypy checks every arm is here
+            assert_never(command)
 
 
 def bind(command: Command, proven: Proven) -> Command | Refused:
