@@ -246,7 +246,9 @@ class Runtime:
         from engine.runtime.worker import Worker, WorkerSettings
 
         settings = WorkerSettings(
-            group=group or self.settings.worker_group, check_determinism=check_determinism
+            group=group or self.settings.worker_group,
+            check_determinism=check_determinism,
+            route_key=self.settings.kafka.route_key,
         )
         return Worker(
             app,

@@ -40,7 +40,7 @@ from engine.agent.app import App
 from engine.errors import LogError
 from engine.log.kafka import KafkaLog
 from engine.log.port import Outgoing, Position, Topics, partition_for
-from engine.runtime.step import FORWARDED_FROM
+from engine.log.routing import ROUTE_HEADER
 from events.codec import Codec
 from events.commands import Command, StartRun, SubmitDecision
 from events.envelope import GENESIS_HASH, EventEnvelope, hash_encoded
@@ -682,7 +682,7 @@ POISON_REASONS = {
     "not_avro": "not an Avro single-object message",
     "truncated": "",
     "run_event_as_command": "expected a command",
-    "forwarded_again": "whose runs it is not for",
+    "forged_route": "routed under partition map era",
 }
 """Each kind of bad input, and what the dead-letter reason says about it."""
 
@@ -726,8 +726,8 @@ def _crafted_block_count(codec: Codec) -> bytes:
 
 def poison(kind: str, codec: Codec, run_id: str, topic: str) -> Outgoing:
     """A bad command of `kind` for `topic` (see POISON_REASONS). A command keyed by another
-    run id is not bad (it is forwarded to its run's partition); one forwarded already that
-    lands on a partition not its run's is: forwarding again could go round for ever."""
+    run id is not bad (it is forwarded to its run's partition); one whose route header claims
+    a partition map newer than any the deployment has had is (a forgery, or a bug)."""
     good = codec.encode(
         StartRun(
             command_id=str(uuid.uuid4()),
@@ -746,11 +746,11 @@ def poison(kind: str, codec: Codec, run_id: str, topic: str) -> Outgoing:
         "not_avro": b'{"command": "StartRun", "run_id": "%s"}' % run_id.encode(),
         "truncated": good[: len(good) // 2],
         "run_event_as_command": _run_event(codec, run_id),
-        "forwarded_again": good,
+        "forged_route": good,
     }
-    if kind == "forwarded_again":
+    if kind == "forged_route":
         elsewhere = (partition_for(run_id, PARTITIONS) + 1) % PARTITIONS
-        headers = ((FORWARDED_FROM, f"{topic}/0/0".encode()),)
+        headers = ((ROUTE_HEADER, b"visit:7:0"),)  # era 7: no such map was ever recorded
         return Outgoing(topic, run_id, good, elsewhere, headers)
     return Outgoing(topic, run_id, values[kind])
 

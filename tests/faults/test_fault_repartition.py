@@ -78,11 +78,6 @@ async def test_partitions_added_behind_the_maps_back_are_refused(
     assert any(f"topics repartition --partitions {GROWN}" in str(p) for p in problems), problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the worker to route by engine.log.routing.route (walk a run's candidate "
-    "partitions, reload the partition map) instead of murmur2 over today's count",
-)
 async def test_runs_waiting_across_a_repartition_get_their_decisions(
     fault_broker: Broker,
     client: KafkaLog,
