@@ -261,6 +261,7 @@ async def show_what_if(settings: Settings, args: argparse.Namespace) -> int:
 
 async def run_verify(settings: Settings, args: argparse.Namespace) -> int:
     from countersign.trusting import anchor_check
+    from engine.log.routing_log import load_partition_map
     from projections.verify import verify_report
 
     if bool(args.run_ids) == bool(args.all):
@@ -276,6 +277,7 @@ async def run_verify(settings: Settings, args: argparse.Namespace) -> int:
             runtime.codec,
             None if args.all else args.run_ids,
             anchors=await anchor_check(settings, runtime.topics.anchors),
+            partition_map=await load_partition_map(runtime.log, runtime.topics),
         )
     verdicts = report.runs
     broken = [v for v in verdicts if not v.ok]

@@ -32,6 +32,8 @@ class AnchoredHead:
     hash: str
     anchor: int
     """The seq of the anchor that named it."""
+    partition: int
+    """The partition whose anchor named it: where the run lives."""
 
 
 @dataclass(kw_only=True)
@@ -99,7 +101,9 @@ def _note(found: PartitionAnchors, anchor: Anchor) -> None:
     found.through = max(found.through, anchor.through)
     found.last_at = max(found.last_at, anchor.issued_at)
     for run_id, (seq, digest) in anchor.heads.items():
-        found.heads.setdefault(run_id, []).append(AnchoredHead(seq, digest, anchor.seq))
+        found.heads.setdefault(run_id, []).append(
+            AnchoredHead(seq, digest, anchor.seq, anchor.partition)
+        )
 
 
 def anchor_break(
@@ -126,6 +130,13 @@ def anchor_break(
                 run_id,
                 head.seq,
                 f"truncated: {where} signed seq {head.seq}, but the log ends at seq {last}",
+            )
+        if link.partition != head.partition:
+            return _break(
+                run_id,
+                head.seq,
+                f"moved: seq {head.seq} is on partition {link.partition}, but {where} of "
+                f"partition {head.partition} signed it there",
             )
         if link.hash != head.hash:
             return _break(

@@ -2,11 +2,14 @@
 both against the workers' signed anchors.
 
 For every run asked about: its records are read from the runs topic through the event-log
-port (only the run's partition for one run; every partition for `--all`), its rows from the
-events index and the audit log; `projections.chain` finds the first break, if any, in the
-log, in the projection, between the two, or in the audit rows. The log is the source of
-truth: a break in the projection means its rows were changed after they were written (the
-append-only triggers stop the projector's own role, not an owner who disables them).
+port (every partition for `--all`; for named runs only the partitions a run can be on: the
+one its projected rows recorded, and its candidate homes under the partition map,
+`engine.log.routing`, since a run keeps the partition it started on when partitions are
+added), its rows from the events index and the audit log; `projections.chain` finds the
+first break, if any, in the log, in the projection, between the two, or in the audit rows.
+The log is the source of truth: a break in the projection means its rows were changed after
+they were written (the append-only triggers stop the projector's own role, not an owner who
+disables them).
 
 With `anchors` (the anchors topic and the trusted worker keys) the log itself is checked
 against what the workers signed (`projections.anchored`): someone who can write the log's
@@ -21,7 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from engine.log.port import EventLog, partition_for
+from engine.log.port import EventLog
+from engine.log.routing import PartitionMap, candidates
 from engine.trust.jws import VerifyKey
 from events.codec import Codec
 from events.errors import DecodeError
@@ -139,12 +143,21 @@ async def verify(
     *,
     projection: str = "core",
     anchors: AnchorCheck | None = None,
+    partition_map: PartitionMap | None = None,
 ) -> list[RunVerdict]:
     """Verdicts for `run_ids` (None: every run in the log or in the projection). Refuses
     (`ForeignLog`) projections whose positions were read from another log: comparing them
-    with this one would call every run broken."""
+    with this one would call every run broken. `partition_map`: the deployment's
+    (`engine.log.routing_log.load_partition_map`); None: never repartitioned."""
     report = await verify_report(
-        log, topic, store, codec, run_ids, projection=projection, anchors=anchors
+        log,
+        topic,
+        store,
+        codec,
+        run_ids,
+        projection=projection,
+        anchors=anchors,
+        partition_map=partition_map,
     )
     return report.runs
 
@@ -158,14 +171,18 @@ async def verify_report(
     *,
     projection: str = "core",
     anchors: AnchorCheck | None = None,
+    partition_map: PartitionMap | None = None,
 ) -> VerifyReport:
     """`verify`, with the anchors of each partition read (their problems included)."""
     await _same_log(log, topic, store, projection)
     count = await log.partition_count(topic)
     wanted = None if run_ids is None else set(run_ids)
-    partitions = (
-        range(count) if wanted is None else sorted({partition_for(r, count) for r in wanted})
-    )
+    partitions: Sequence[int] = range(count)
+    if wanted is not None:
+        partitions = await _partitions_of(
+            wanted, store, partition_map or PartitionMap.single(count)
+        )
+        partitions = [p for p in partitions if p < count]
     positions = await store.positions(projection, topic)
     errors = await store.fetch_error_offsets(projection, topic)
     sides: dict[str, _LogSide] = {run_id: _LogSide() for run_id in wanted or ()}
@@ -206,10 +223,25 @@ async def verify_report(
                     positions,
                     errors,
                     signed if anchors is not None else None,
-                    partition_for(run_id, count),
                 )
             )
     return VerifyReport(runs=verdicts, partitions=[signed[p] for p in sorted(signed)])
+
+
+async def _partitions_of(
+    run_ids: set[str], store: VerifySource, partition_map: PartitionMap
+) -> list[int]:
+    """Every partition the runs can be on: where their projected rows say they are, and
+    each of their candidate homes (a run started before partitions were added stays on
+    the partition it started on)."""
+    found: set[int] = set()
+    ordered = sorted(run_ids)
+    for start in range(0, len(ordered), _CHUNK):
+        rows = await store.fetch_events_of(ordered[start : start + _CHUNK])
+        found.update(row.partition for run in rows.values() for row in run)
+    for run_id in ordered:
+        found.update(candidates(run_id, partition_map))
+    return sorted(found)
 
 
 async def _read_anchors(log: EventLog, check: AnchorCheck, partition: int) -> PartitionAnchors:
@@ -267,12 +299,13 @@ def _verdict(
     positions: Mapping[int, int],
     errors: Mapping[tuple[int, int], str],
     anchors: Mapping[int, PartitionAnchors] | None = None,
-    home: int = 0,
 ) -> RunVerdict:
     log, log_problem = log_links(run_id, side.links)
-    heads: list[AnchoredHead] = []
-    if anchors is not None and home in anchors:
-        heads = anchors[home].heads.get(run_id, [])
+    # The run's heads wherever an anchor names it: a run lives on one partition, and
+    # `anchor_break` names a log event that is not on the partition that signed it.
+    heads: list[AnchoredHead] = [
+        head for p in sorted(anchors or {}) for head in (anchors or {})[p].heads.get(run_id, [])
+    ]
     projected, envelopes, row_problem = projection_links(run_id, rows, codec.decode_event)
     found = [log_problem, row_problem]
     if anchors is not None:
