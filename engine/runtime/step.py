@@ -18,6 +18,7 @@ from engine.core.live_run import LiveRun
 from engine.log.port import Outgoing, Record, Topics
 from engine.log.routing import ROUTE_HEADER
 from engine.runtime.ownership import Ownership
+from engine.runtime.sealing import Sealer
 from engine.runtime.table import RunTable
 from events.codec import Codec
 from events.commands import SubmitDecision
@@ -69,6 +70,8 @@ class StepWriter:
         self._services = services
         self._table = table
         self._own = ownership
+        self.sealer: Sealer | None = None
+        """Seals personal values on their way to the log (`engine.runtime.sealing`)."""
 
     def append(
         self,
@@ -94,8 +97,9 @@ class StepWriter:
             else (state.agent_version if state else ""),
             causation_id=causation_id,
         )
-        encoded = self._codec.encode(envelope)
-        run.record(envelope, encoded)
+        logged = self.sealer.seal(run, envelope) if self.sealer is not None else envelope
+        encoded = self._codec.encode(logged)
+        run.record(envelope, encoded)  # in memory in clear; the chain is over the log's bytes
         step.heads[run.run_id] = (envelope.seq, run.last_hash)
         step.appended += 1
         if run.replayer is not None:

@@ -29,6 +29,7 @@ from engine.core.limits import DEFAULT_LIMITS, RunLimits
 from engine.core.registration import registrations
 from engine.errors import LogError, NewerRelease, RegistryUnavailable, TransientLogError
 from engine.log.port import EventLog, GroupMember, Outgoing, Record, Topics
+from engine.privacy.keys import Keyring, SubjectKeys
 from engine.runtime.anchoring import Anchorer
 from engine.runtime.committing import Committer
 from engine.runtime.driving import Driver
@@ -36,6 +37,7 @@ from engine.runtime.intake import Intake
 from engine.runtime.ownership import Ownership
 from engine.runtime.rebalance import Rebalancer
 from engine.runtime.routing import Routing
+from engine.runtime.sealing import Sealer
 from engine.runtime.services import live_services
 from engine.runtime.step import Step, StepAbandoned, StepWriter
 from engine.runtime.table import RunTable
@@ -91,7 +93,10 @@ class Worker:
         schema_registry: SchemaRegistry | None = None,
         trust: Trust | None = None,
         anchor_key: SigningKey | None = None,
+        subject_keys: SubjectKeys | None = None,
     ) -> None:
+        """`subject_keys`: where personal data's per-subject keys live (docs/erasure.md);
+        None: a tool with personal fields cannot record them (its run fails, never in clear)."""
         self._log = event_log
         self._app = app
         self._codec = codec
@@ -153,6 +158,8 @@ class Worker:
             access=trust.access if trust else None,
         )
         self._driver.access = self._intake.access
+        sealer = Sealer(app, Keyring(subject_keys) if subject_keys is not None else None)
+        self._writer.sealer = self._driver.sealer = self._rebalancer.sealer = sealer
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._routing.current()
