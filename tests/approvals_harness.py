@@ -21,6 +21,7 @@ from engine.core.limits import DEFAULT_LIMITS, RunLimits
 from engine.core.state import fold
 from engine.log.port import EventLog, Record, Topics, partition_for
 from engine.log.schema_registry import SchemaRegistry
+from engine.privacy.keys import SubjectKeys
 from engine.runtime.worker import Worker, WorkerSettings
 from engine.trust.jws import SigningKey
 from engine.trust.loading import Trust
@@ -100,6 +101,7 @@ class Harness:
         anchor_every_events: int = 256,
         anchor_every_s: float = 2.0,
         check_determinism: bool = False,
+        subject_keys: SubjectKeys | None = None,
     ) -> Running:
         settings = WorkerSettings(
             group=group or f"{self.topics.prefix}.workers",
@@ -120,6 +122,7 @@ class Harness:
             schema_registry=self.schema_registry,
             trust=trust,
             anchor_key=anchor_key,
+            subject_keys=subject_keys,
         )
         stop = asyncio.Event()
         running = Running(worker, asyncio.create_task(worker.run(stop)), stop)

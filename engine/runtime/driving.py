@@ -19,7 +19,6 @@ from engine.core.forking import tool_plan
 from engine.core.limits import DEFAULT_LIMITS, LIMIT_EXCEEDED, RunLimits, growth_refusal
 from engine.core.live_run import LiveRun
 from engine.errors import reason_of
-from engine.privacy.sealing import withheld_in
 from engine.runtime.held import settle_held
 from engine.runtime.ownership import Ownership
 from engine.runtime.sealing import Sealer
@@ -191,14 +190,10 @@ class Driver:
         plan = tool_plan(run.started, tool, effect)  # a fork's tools may not run for real
         if not isinstance(plan, str):
             return plan
-        subject = withheld_in(effect.args)
-        if subject is not None:  # replayed from values whose subject was erased
-            bound.warning("tool_refused_erased_data", subject=subject)
-            return ToolCallFailed(
-                call=effect.call,
-                error_type="PersonalDataErased",
-                error=f"its arguments hold personal data of subject {subject!r}, erased",
-            )
+        refusal = self.sealer.refusal(effect.tool, effect.args) if self.sealer else None
+        if refusal is not None:  # a data subject was erased: their data is not processed
+            bound.warning("tool_refused_erased_data", reason=refusal)
+            return ToolCallFailed(call=effect.call, error_type="PersonalDataErased", error=refusal)
         try:
             result = await tool.invoke(effect.args, effect.idempotency_key, dry_run=plan != "run")
             canonical_json(result)

@@ -20,17 +20,16 @@ from engine.agent.personal import PersonalFields
 from engine.core.live_run import LiveRun
 from engine.errors import reason_of
 from engine.privacy.events import (
-    PersonalDataErased,
     open_history,
     seal_payload,
     subjects_in,
     subjects_to_seal,
 )
 from engine.privacy.keys import ERASED_KEY, Keyring
-from engine.privacy.sealing import NONCE_BYTES, seal
+from engine.privacy.sealing import NONCE_BYTES, erased, seal, withheld_in
 from events.envelope import EventEnvelope
 from events.errors import EncodeError
-from events.json import Json
+from events.json import Json, JsonObject
 from events.run_events import RunEventPayload
 
 __all__ = ["Sealer"]
@@ -62,16 +61,22 @@ class Sealer:
         except Exception as exc:  # the key store is down: the values must not be written
             log.error("subject_keys_unavailable", run_id=run.run_id, error=reason_of(exc))
 
-    def seal(self, run: LiveRun, envelope: EventEnvelope) -> EventEnvelope:
-        """`envelope` as the log gets it: its personal values sealed."""
+    def seal(self, run: LiveRun, envelope: EventEnvelope) -> tuple[EventEnvelope, EventEnvelope]:
+        """(`envelope` as the log gets it: its personal values sealed, `envelope` as the
+        worker keeps it). A value of an erased subject is erased in both: the worker's
+        memory never holds what its log would not give back."""
         history = run.history
+        erased_any = False
+
+        def kept(subject: str, path: str, value: Json) -> Json:
+            return erased(subject) if self._erased(subject) else value
 
         def one(subject: str, path: str, value: Json) -> Json:
+            nonlocal erased_any
             key = self.keyring.key(subject) if self.keyring is not None else None
             if key == ERASED_KEY:
-                raise PersonalDataErased(
-                    f"personal data of subject {subject!r} cannot be recorded: it was erased"
-                )
+                erased_any = True
+                return erased(subject)
             if key is None:
                 raise EncodeError(
                     f"no key for data subject {subject!r} (is the subject-key store "
@@ -81,7 +86,28 @@ class Sealer:
             return seal(key, nonce, subject=subject, run_id=run.run_id, path=path, value=value)
 
         sealed = seal_payload(envelope.payload, history, self.fields, one)
-        return envelope if sealed is envelope.payload else replace(envelope, payload=sealed)
+        if sealed is envelope.payload:
+            return envelope, envelope
+        logged = replace(envelope, payload=sealed)
+        if not erased_any:
+            return logged, envelope
+        shown = seal_payload(envelope.payload, history, self.fields, kept)
+        return logged, replace(envelope, payload=shown)
+
+    def _erased(self, subject: str) -> bool:
+        return self.keyring is not None and self.keyring.key(subject) == ERASED_KEY
+
+    def refusal(self, tool: str, args: JsonObject) -> str | None:
+        """Why `tool` must not run with `args`: they hold erased values, or it handles
+        personal data of an erased subject (never processed again); None: it may run."""
+        withheld = withheld_in(args)
+        if withheld is not None:
+            return f"its arguments hold personal data of subject {withheld!r}, erased"
+        fields = self.fields(tool)
+        subject = args.get(fields.subject) if fields is not None else None
+        if isinstance(subject, str) and self._erased(subject):
+            return f"it handles personal data of subject {subject!r}, erased"
+        return None
 
     async def open_runs(self, runs: Iterable[LiveRun]) -> None:
         """Open the sealed values of restored runs, in place (their hashes stay the log's)."""

@@ -97,9 +97,11 @@ class StepWriter:
             else (state.agent_version if state else ""),
             causation_id=causation_id,
         )
-        logged = self.sealer.seal(run, envelope) if self.sealer is not None else envelope
+        logged = envelope
+        if self.sealer is not None:  # in memory in clear; the chain is over the log's bytes
+            logged, envelope = self.sealer.seal(run, envelope)
         encoded = self._codec.encode(logged)
-        run.record(envelope, encoded)  # in memory in clear; the chain is over the log's bytes
+        run.record(envelope, encoded)
         step.heads[run.run_id] = (envelope.seq, run.last_hash)
         step.appended += 1
         if run.replayer is not None:

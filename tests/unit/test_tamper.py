@@ -28,14 +28,15 @@ TOPICS = Topics("tamper")
 CHECK = AnchorCheck(topic=TOPICS.anchors, keys={WORKER_KEY.kid: WORKER_KEY.public()})
 
 
-async def project(log: MemoryLog) -> MemoryStore:
+async def project(log: MemoryLog, topic: str = TOPICS.runs) -> MemoryStore:
+    """The runs `topic` projected to its end (2 partitions) in a fresh in-memory store."""
     store = MemoryStore(schema="public")
     stop = asyncio.Event()
-    task = asyncio.create_task(Projector(log, store, TOPICS.runs, "g", CODEC).run(stop))
+    task = asyncio.create_task(Projector(log, store, topic, "g", CODEC).run(stop))
 
     async def caught_up() -> bool:
-        positions = await store.positions("core", TOPICS.runs)
-        ends = [await log.end_offset(TOPICS.runs, p) for p in range(2)]
+        positions = await store.positions("core", topic)
+        ends = [await log.end_offset(topic, p) for p in range(2)]
         return all(positions.get(p, 0) >= end for p, end in enumerate(ends))
 
     try:
