@@ -37,6 +37,7 @@ from countersign.settings import Settings
 from engine.agent.app import App
 from engine.errors import ConfigurationError
 from engine.log.port import EventLog, Topics
+from engine.privacy.keys import MemorySubjectKeys, SubjectKeys
 from events.codec import Codec
 
 if TYPE_CHECKING:
@@ -205,6 +206,8 @@ class Runtime:
     codec: Codec
     registry: SchemaRegistry | None = None
     """The schema registry client, when COUNTERSIGN_SCHEMA_REGISTRY_URL is set."""
+    subject_keys: SubjectKeys | None = None
+    """The per-subject keys of personal data (docs/erasure.md), when asked for."""
 
     def publisher(self, *, signer: str | None = None) -> CommandPublisher:
         """A publisher that signs every command (docs/signing.md), with the key for `signer`
@@ -258,6 +261,7 @@ class Runtime:
             settings=settings,
             schema_registry=self.registry,
             trust=trust,
+            subject_keys=self.subject_keys,
         )
 
     def projector(
@@ -276,20 +280,49 @@ class Runtime:
 
 @contextlib.asynccontextmanager
 async def connected(
-    settings: Settings, *, client_id: str, keep_database: bool = False
+    settings: Settings, *, client_id: str, keep_database: bool = False, keys: bool = False
 ) -> AsyncIterator[Runtime]:
-    """An open log (and the embedded database under it, when it is the log) for the block."""
+    """An open log (and the embedded database under it, when it is the log) for the block;
+    with `keys`, the subject-key store too (`cs_subject_keys` in the database: the
+    configured one, else the embedded one; in memory for the in-memory log)."""
     async with contextlib.AsyncExitStack() as stack:
         url = None
-        if backend(settings) == "postgres":
+        chosen = backend(settings)
+        if chosen == "postgres" or (keys and chosen != "memory"):
             url = await stack.enter_async_context(database(settings, keep_running=keep_database))
-        event_log = await open_log(settings, client_id=client_id, url=url)
+        event_log = await open_log(
+            settings, client_id=client_id, url=url if chosen == "postgres" else None
+        )
         stack.push_async_callback(event_log.close)
         encoding = codec(settings)
         registry = schema_registry(settings, encoding)
         if registry is not None:
             stack.push_async_callback(registry.close)
-        yield Runtime(settings, event_log, topics(settings), encoding, registry)
+        store = await _subject_keys(stack, url) if keys else None
+        yield Runtime(settings, event_log, topics(settings), encoding, registry, store)
+
+
+@contextlib.asynccontextmanager
+async def subject_keys(settings: Settings) -> AsyncIterator[SubjectKeys | None]:
+    """The subject-key store alone (for `erase` and for reading personal values back);
+    None with the in-memory log, whose keys die with its process."""
+    if backend(settings) == "memory":
+        yield None
+        return
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(database(settings))
+        yield await _subject_keys(stack, url)
+
+
+async def _subject_keys(stack: contextlib.AsyncExitStack, url: str | None) -> SubjectKeys:
+    if url is None:
+        return MemorySubjectKeys()
+    from engine.log.postgres_subject_keys import PostgresSubjectKeys
+
+    store = PostgresSubjectKeys(url)
+    await store.start()
+    stack.push_async_callback(store.close)
+    return store
 
 
 # -- the projections --------------------------------------------------------------------------

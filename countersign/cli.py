@@ -15,6 +15,7 @@ from dataclasses import replace
 
 from countersign import (
     cli_demo,
+    cli_erase,
     cli_feeds,
     cli_keys,
     cli_processes,
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_review.register(commands)  # extends `inbox` and `runs`: after them
     cli_replay.register(commands)
     cli_keys.register(commands)
+    cli_erase.register(commands)
     return parser
 
 

@@ -112,7 +112,9 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
              **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
     async with (
-        bootstrap.connected(settings, client_id="countersign-dev", keep_database=True) as runtime,
+        bootstrap.connected(
+            settings, client_id="countersign-dev", keep_database=True, keys=True
+        ) as runtime,
         bootstrap.database(settings, keep_running=True) as url,
         bootstrap.projection_writer(settings, url) as store,
     ):
@@ -219,7 +221,7 @@ class _Demo:
     async def __aenter__(self) -> _Demo:
         try:
             self.runtime = await self._stack.enter_async_context(
-                bootstrap.connected(self.settings, client_id="countersign-demo")
+                bootstrap.connected(self.settings, client_id="countersign-demo", keys=True)
             )
             self.store = await self._stack.enter_async_context(
                 bootstrap.read_side(self.settings, schema=DEMO_SCHEMA)

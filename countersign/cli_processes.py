@@ -76,7 +76,7 @@ async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
              **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
     async with bootstrap.connected(
-        settings, client_id="countersign-worker", keep_database=True
+        settings, client_id="countersign-worker", keep_database=True, keys=True
     ) as runtime:
         await _check_topics(settings, runtime.log)
         trust = await bootstrap.trust(settings, allow_unsigned=args.allow_unsigned)

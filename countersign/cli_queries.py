@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from countersign import bootstrap, render
 from countersign.cli_options import wait_option
+from countersign.personal_view import opener
 from countersign.settings import Settings
 from engine.errors import ConfigurationError
 from engine.log.port import partition_for
@@ -161,6 +162,8 @@ async def show_audit(settings: Settings, args: argparse.Namespace) -> int:
             limit=args.limit,
             action=args.action,
         )
+    async with opener(settings) as personal:  # personal values opened, or `erased`
+        rows = await personal.audit(rows, show=not args.json)
     if args.json:
         print(json.dumps([r.to_json() for r in rows]))
         return 0

@@ -17,7 +17,14 @@ import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 
 from engine.agent.personal import PersonalFields
-from engine.privacy.sealing import Sealed, open_sealed, replace_sealed, sealed_in, withheld_in
+from engine.privacy.sealing import (
+    Sealed,
+    open_sealed,
+    replace_sealed,
+    sealed_in,
+    shown,
+    withheld_in,
+)
 from events.envelope import EventEnvelope
 from events.errors import EncodeError
 from events.json import Json, JsonObject
@@ -182,10 +189,11 @@ def subjects_in(payloads: Iterable[RunEventPayload]) -> set[str]:
 
 
 def _opened(
-    payload: RunEventPayload, run_id: str, key: Callable[[str], bytes | None]
+    payload: RunEventPayload, run_id: str, key: Callable[[str], bytes | None], show: bool
 ) -> RunEventPayload:
     def opener(sealed: Sealed) -> Json:
-        return open_sealed(sealed, key(sealed.subject), run_id)
+        opened = open_sealed(sealed, key(sealed.subject), run_id)
+        return shown(opened) if show else opened
 
     match payload:
         case ToolCallScheduled(args=args):
@@ -196,9 +204,9 @@ def _opened(
         case ToolCallCompleted(result=result):
             return dataclasses.replace(payload, result=replace_sealed(result, opener))
         case InterruptRaised(request=request) if request.args is not None:
-            shown = replace_sealed(request.args, opener)
-            assert isinstance(shown, dict)
-            return dataclasses.replace(payload, request=dataclasses.replace(request, args=shown))
+            asked = replace_sealed(request.args, opener)
+            assert isinstance(asked, dict)
+            return dataclasses.replace(payload, request=dataclasses.replace(request, args=asked))
         case DecisionAccepted(edited_args=edited) | DecisionHeld(edited_args=edited):
             if edited is None:
                 return payload
@@ -209,11 +217,14 @@ def _opened(
 
 
 def open_history(
-    history: Sequence[EventEnvelope], key: Callable[[str], bytes | None]
+    history: Sequence[EventEnvelope], key: Callable[[str], bytes | None], *, show: bool = False
 ) -> list[EventEnvelope]:
     """The run's events with their sealed values opened (or erased); the digests of a call
-    whose arguments were erased blanked (see the module doc)."""
-    opened = [dataclasses.replace(e, payload=_opened(e.payload, e.run_id, key)) for e in history]
+    whose arguments were erased blanked (see the module doc). `show`: for people to read
+    (an erased value is the word `erased`), not for replay."""
+    opened = [
+        dataclasses.replace(e, payload=_opened(e.payload, e.run_id, key, show)) for e in history
+    ]
     blind = {
         e.payload.call
         for e in opened

@@ -35,11 +35,13 @@ __all__ = [
     "UNREADABLE",
     "Sealed",
     "erased",
+    "open_json",
     "open_sealed",
     "replace_sealed",
     "seal",
     "sealed_in",
     "sealed_of",
+    "shown",
     "withheld_in",
 ]
 
@@ -103,6 +105,26 @@ def open_sealed(sealed: Sealed, key: bytes | None, run_id: str) -> Json:
 
 def erased(subject: str) -> JsonObject:
     return {ERASED: subject}
+
+
+def shown(value: Json) -> Json:
+    """An erased or unreadable value as people read it: the word `erased` (`unreadable`)."""
+    if isinstance(value, dict) and len(value) == 1:
+        if ERASED in value:
+            return "erased"
+        if UNREADABLE in value:
+            return "unreadable"
+    return value
+
+
+def open_json(value: Json, run_id: str, key: Callable[[str], bytes | None], *, show: bool) -> Json:
+    """`value` with its sealed values opened (or erased); `show`: as people read them."""
+
+    def opener(sealed: Sealed) -> Json:
+        opened = open_sealed(sealed, key(sealed.subject), run_id)
+        return shown(opened) if show else opened
+
+    return replace_sealed(value, opener)
 
 
 def sealed_in(value: Json) -> list[Sealed]:
