@@ -21,6 +21,7 @@ from countersign.personal_view import opener
 from countersign.settings import Settings
 from engine.errors import ConfigurationError
 from engine.log.port import partition_for
+from events.envelope import EventEnvelope
 from projections.queries import Queries
 from projections.rows import RunRow
 
@@ -90,7 +91,12 @@ async def runs_show(settings: Settings, args: argparse.Namespace) -> int:
                 f"run {args.run_id} is not in the projections (unknown, or the projector "
                 "has not caught up: is `countersign projector` running?)"
             )
-        timeline = await q.run_timeline(args.run_id)
+        async with opener(settings) as personal:  # personal values opened, or `erased`
+
+            async def opened(events: list[EventEnvelope]) -> list[EventEnvelope]:
+                return await personal.history(events, show=True)
+
+            timeline = await q.run_timeline(args.run_id, opened)
         interrupts = await q.interrupts(args.run_id)
     open_ones = [i for i in interrupts if i.status == "open"]
     if args.json:
