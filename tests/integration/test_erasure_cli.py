@@ -6,7 +6,6 @@ timeline and `runs show` read `erased` where the values were, and `replay` is id
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from engine.log.port import EventLog, Topics
 from engine.log.postgres import PostgresLog
-from tests.processes import Processes
+from tests.processes import Processes, cli_env
 
 pytestmark = pytest.mark.postgres
 PARTITIONS = 2
@@ -23,18 +22,11 @@ ERASED = {"countersign.erased": "cust-7"}
 
 @pytest.fixture
 def processes(pg_url: str, fresh_prefix: str, tmp_path: Path) -> Iterator[Processes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COUNTERSIGN_")}
-    env |= {
-        "COUNTERSIGN_LOG": "postgres",
-        "COUNTERSIGN_DATABASE_URL": pg_url,
-        "COUNTERSIGN_TOPIC_PREFIX": fresh_prefix,
-        "COUNTERSIGN_PARTITIONS": str(PARTITIONS),
-        "COUNTERSIGN_WORKER_GROUP": f"{fresh_prefix}.workers",
-        "COUNTERSIGN_PROJECTOR_GROUP": f"{fresh_prefix}.projector",
-        "COUNTERSIGN_PROJECTION_SCHEMA": f"p_{fresh_prefix}".replace("-", "_"),
-        "COUNTERSIGN_LOG_FORMAT": "json",
-        "COUNTERSIGN_HOME": str(tmp_path / "home"),
-    }
+    schema = f"p_{fresh_prefix}".replace("-", "_")
+    env = cli_env(
+        fresh_prefix, tmp_path / "home", PARTITIONS,
+        log="postgres", database_url=pg_url, projection_schema=schema,
+    )  # fmt: skip
     procs = Processes(env, tmp_path)
     try:
         yield procs
