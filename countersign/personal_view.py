@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 from countersign import bootstrap
 from countersign.settings import Settings
@@ -24,14 +24,26 @@ __all__ = ["Opener", "opener"]
 
 
 class Opener:
-    def __init__(self, store: SubjectKeys | None) -> None:
-        self._store = store
+    """Opens sealed values with the keys that exist. It connects to the key store only when
+    something sealed is to be opened (replaying a file needs no server otherwise)."""
+
+    def __init__(self, connect: Callable[[], Awaitable[SubjectKeys | None]]) -> None:
+        self._connect = connect
+        self._connected = False
+        self._store: SubjectKeys | None = None
         self._keys: dict[str, bytes] = {}
 
-    async def _load(self, subjects: set[str]) -> None:
+    async def _load(self, subjects: set[str]) -> bool:
+        """Whether the values can be opened (there is a key store; none with the in-memory
+        log, whose keys died with its process: its sealed values are shown as they are)."""
+        if not subjects:
+            return False
+        if not self._connected:
+            self._store, self._connected = await self._connect(), True
         wanted = subjects - set(self._keys)
         if self._store is not None and wanted:
             self._keys.update(await self._store.fetch(sorted(wanted)))
+        return self._store is not None
 
     def _key(self, subject: str) -> bytes | None:
         key = self._keys.get(subject)
@@ -41,15 +53,14 @@ class Opener:
         self, events: Sequence[EventEnvelope], *, show: bool = False
     ) -> list[EventEnvelope]:
         """For replay (`show=False`: erased values as the agent reads them) or people."""
-        if self._store is None:
+        if not await self._load(subjects_in(e.payload for e in events)):
             return list(events)
-        await self._load(subjects_in(e.payload for e in events))
         return open_history(events, self._key, show=show)
 
     async def audit(self, rows: Sequence[AuditRow], *, show: bool) -> list[AuditRow]:
-        if self._store is None:
+        values = (v for r in rows for v in (r.args, r.edited_args, r.diff))
+        if not await self._load(_subjects(values)):
             return list(rows)
-        await self._load(_subjects(v for r in rows for v in (r.args, r.edited_args, r.diff)))
         return [self._row(row, show) for row in rows]
 
     def _row(self, row: AuditRow, show: bool) -> AuditRow:
@@ -71,5 +82,9 @@ def _subjects(values: Iterable[Json]) -> set[str]:
 
 @contextlib.asynccontextmanager
 async def opener(settings: Settings) -> AsyncIterator[Opener]:
-    async with bootstrap.subject_keys(settings) as store:
-        yield Opener(store)
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def connect() -> SubjectKeys | None:
+            return await stack.enter_async_context(bootstrap.subject_keys(settings))
+
+        yield Opener(connect)

@@ -17,7 +17,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from engine.agent.personal import PERSONAL_KEYWORD, SUBJECT_KEYWORD, marks_of
+from engine.agent.personal import PERSONAL_KEYWORD, SUBJECT_KEYWORD, hints_of, marks_of
 from events.json import Json, JsonObject
 
 IDEMPOTENCY_KEY_PARAM = "idempotency_key"
@@ -40,10 +40,7 @@ def schema_of_function(fn: Callable[..., Any]) -> JsonObject:
     """An object schema for `fn`'s keyword arguments: every parameter, the ones without a
     default required, typed where the annotation is simple. `idempotency_key` and `dry_run`
     are the engine's."""
-    try:
-        hints = typing.get_type_hints(fn, include_extras=True)
-    except Exception:  # an annotation that cannot be resolved only loses its type
-        hints = {}
+    hints = hints_of(fn)  # an annotation that cannot be resolved loses its type, not a mark
     properties: JsonObject = {}
     required: list[Json] = []
     open_ended = False

@@ -81,18 +81,33 @@ def marks_of(hint: Any) -> tuple[bool, bool]:
     )
 
 
+def hints_of(obj: Any, names: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`obj`'s annotations with their marks (resolved in its module, or in `names`: the
+    globals of the tool that returns a TypedDict); unresolved ones as written. A mark must
+    never be lost silently: an unresolved annotation that names one is refused."""
+    try:
+        return typing.get_type_hints(obj, globalns=names, include_extras=True)
+    except Exception:
+        raw = dict(getattr(obj, "__annotations__", {}))
+    for name, hint in raw.items():
+        text = hint.__forward_arg__ if isinstance(hint, typing.ForwardRef) else hint
+        if isinstance(text, str) and ("PERSONAL" in text or "DATA_SUBJECT" in text):
+            raise ConfigurationError(
+                f"{getattr(obj, '__qualname__', obj)}: the annotation of {name!r} ({hint}) "
+                "cannot be resolved, so its personal-data mark cannot be read"
+            )
+    return raw
+
+
 def result_marks(fn: Callable[..., Any]) -> tuple[bool, frozenset[str]]:
     """(whole result personal, personal TypedDict fields) from `fn`'s return annotation."""
-    try:
-        hint = typing.get_type_hints(fn, include_extras=True).get("return")
-    except Exception:  # an annotation that cannot be resolved marks nothing
-        return False, frozenset()
+    hint = hints_of(fn).get("return")
     whole, _ = marks_of(hint)
     base = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
     if not typing.is_typeddict(base):
         return whole, frozenset()
-    hints = typing.get_type_hints(base, include_extras=True)
-    return whole, frozenset(name for name, h in hints.items() if marks_of(h)[0])
+    fields = hints_of(base, getattr(fn, "__globals__", None))
+    return whole, frozenset(name for name, h in fields.items() if marks_of(h)[0])
 
 
 def personal_fields(

@@ -160,3 +160,15 @@ def test_personal_data_needs_exactly_one_subject() -> None:
         @bad.tool()
         async def both(who: Annotated[str, DATA_SUBJECT, PERSONAL]) -> Json:
             return None
+
+
+def test_a_mark_that_cannot_be_read_is_refused_not_lost() -> None:
+    code = (
+        "from __future__ import annotations\n"
+        "from engine import App\n"
+        "app = App()\n"
+        "@app.tool()\n"
+        "async def mail(customer_id: Annotated[str, DATA_SUBJECT], email: str) -> None: ...\n"
+    )  # `Annotated` and the mark are not importable where the annotation is read
+    with pytest.raises(ConfigurationError, match="cannot be resolved"):
+        exec(compile(code, "tool.py", "exec", dont_inherit=True), {})
