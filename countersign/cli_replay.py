@@ -282,19 +282,23 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 async def run_import(settings: Settings, args: argparse.Namespace) -> int:
-    from engine.log.port import Outgoing, partition_for
+    from engine.log.port import Outgoing
+    from engine.log.routing import candidates, home
+    from engine.log.routing_log import load_partition_map
 
     codec = bootstrap.codec(settings)
     history = run_source.from_file(args.file, codec)
     async with bootstrap.connected(settings, client_id="countersign-import") as runtime:
         event_log, topics = runtime.log, runtime.topics
-        partition = partition_for(history.run_id, await event_log.partition_count(topics.runs))
-        async for record in event_log.read(topics.runs, partition, 0):
-            if record.key == history.run_id:
-                raise ConfigurationError(
-                    f"run {history.run_id} already has events in this log: import into a log "
-                    "that does not have it"
-                )
+        partition_map = await load_partition_map(event_log, topics)
+        partition = home(history.run_id, partition_map)  # where a run started now lives
+        for candidate in candidates(history.run_id, partition_map):
+            async for record in event_log.read(topics.runs, candidate, 0):
+                if record.key == history.run_id:
+                    raise ConfigurationError(
+                        f"run {history.run_id} already has events in this log: import into a "
+                        "log that does not have it"
+                    )
         records = [
             Outgoing(topics.runs, history.run_id, raw, partition, (codec.schema_header(raw),))
             for raw in history.raw
