@@ -9,6 +9,7 @@ broker only adds time per decision and makes the proof's share smaller). Prints:
   signing is the sender's cost), and the share the signatures take;
 - anchors: bytes on the anchors topic per byte on the runs topic, anchors written, and the
   decisions/s with anchoring on;
+- personal values: sealing and opening one (docs/erasure.md);
 - `verify` of the log against its anchors over `--events` events (synthetic runs of 10
   events, anchored every 256): seconds and events/s.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -29,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from consumers.publisher import CommandPublisher  # noqa: E402
 from engine.log.memory import MemoryLog  # noqa: E402
 from engine.log.port import Outgoing, Topics  # noqa: E402
+from engine.privacy.sealing import open_sealed, seal, sealed_of  # noqa: E402
 from engine.trust.access import Access  # noqa: E402
 from engine.trust.anchors import Anchor, anchor_hash, encode_anchor  # noqa: E402
 from engine.trust.gate import CommandGate  # noqa: E402
@@ -156,6 +159,23 @@ async def verify_time(log: MemoryLog, key: SigningKey) -> float:
     return elapsed
 
 
+def sealing_cost(n: int = 5000) -> tuple[float, float]:
+    """(seal, open) of one personal value (an e-mail address), median µs (docs/erasure.md)."""
+    key = os.urandom(32)
+    sealed, opened = [], []
+    for i in range(n):
+        started = time.perf_counter()
+        box = seal(key, os.urandom(12), subject="cust-7", run_id="r", path="args.email",
+                   value=f"ada{i}@example.org")  # fmt: skip
+        middle = time.perf_counter()
+        found = sealed_of(box)
+        assert found is not None
+        open_sealed(found, key, "r")
+        sealed.append(middle - started)
+        opened.append(time.perf_counter() - middle)
+    return statistics.median(sealed) * 1e6, statistics.median(opened) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--decisions", type=int, default=400)
@@ -190,6 +210,9 @@ def main() -> None:
     runs_bytes, anchor_bytes = sizes
     print(f"anchors (every 256 events or 2 s): {anchor_bytes:,} bytes on the anchors topic for "
           f"{runs_bytes:,} bytes on the runs topic ({anchor_bytes / runs_bytes:.1%})")  # fmt: skip
+    sealing, opening = sealing_cost()
+    print(f"personal values (AES-256-GCM per value): seal {sealing:.1f} µs, "
+          f"open {opening:.1f} µs median")  # fmt: skip
     started = time.perf_counter()
     log = synthetic_log(args.events, worker_key)
     print(f"made {args.events:,} anchored events in {time.perf_counter() - started:.0f} s")
