@@ -1,4 +1,5 @@
-"""The subject-key store (a port), its in-memory twin, and the worker's cache of it.
+"""The subject-key store (a port), its in-memory twin, and the worker's cache of it (I/O:
+fresh keys are random, the cache has a clock).
 
 A subject's key is created once (the first writer wins; every later `create` returns the
 same key, so two workers sealing for one subject at once agree) and destroyed once: after
@@ -83,7 +84,9 @@ class Keyring:
         ttl_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         make_key: Callable[[], bytes] = new_key,
+        max_entries: int = 100_000,
     ) -> None:
+        self._max_entries = max_entries
         self.store = store
         self._ttl_s = ttl_s
         self._clock = clock
@@ -103,6 +106,8 @@ class Keyring:
 
     def _keep(self, keys: Mapping[str, bytes]) -> None:
         now = self._clock()
+        if len(self._cache) + len(keys) > self._max_entries:  # bounded: stale ones go first
+            self._cache = {s: e for s, e in self._cache.items() if now - e[1] <= self._ttl_s}
         self._cache.update({s: (k, now) for s, k in keys.items()})
 
     async def load(self, subjects: Iterable[str]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from engine.log.postgres_subject_keys import PostgresSubjectKeys
-from engine.privacy.keys import ERASED_KEY, MemorySubjectKeys, SubjectKeys
+from engine.privacy.keys import ERASED_KEY, Keyring, MemorySubjectKeys, SubjectKeys
 
 
 def _memory(request: pytest.FixtureRequest) -> Callable[[], SubjectKeys]:
@@ -97,3 +97,21 @@ async def test_a_subject_out_of_bounds_is_refused(keys: SubjectKeys, subject: st
 async def test_a_key_of_the_wrong_size_is_refused(keys: SubjectKeys) -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         await keys.create("cust-1", b"short")
+
+
+async def test_a_workers_cache_sees_an_erasure_after_its_ttl(keys: SubjectKeys) -> None:
+    now = [0.0]
+    ring = Keyring(keys, ttl_s=60.0, clock=lambda: now[0])
+    await ring.ensure(["cust-1"])
+    made = ring.key("cust-1")
+    await keys.erase("cust-1")
+
+    await ring.ensure(["cust-1"])
+    cached = ring.key("cust-1")  # within the TTL: the cached key
+    now[0] = 61.0
+    await ring.ensure(["cust-1"])
+
+    assert made is not None
+    assert len(made) == 32
+    assert cached == made
+    assert ring.key("cust-1") == ERASED_KEY
