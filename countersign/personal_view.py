@@ -18,6 +18,7 @@ from engine.privacy.keys import ERASED_KEY, SubjectKeys
 from engine.privacy.sealing import open_json, sealed_in
 from events.envelope import EventEnvelope
 from events.json import Json
+from projections.card import ReviewCard
 from projections.rows import AuditRow
 
 __all__ = ["Opener", "opener"]
@@ -62,6 +63,22 @@ class Opener:
         if not await self._load(_subjects(values)):
             return list(rows)
         return [self._row(row, show) for row in rows]
+
+    async def card(self, card: ReviewCard) -> ReviewCard:
+        """The card with its request's (and previous proposal's) arguments opened: what a
+        reviewer reads, and what an edit (`decide --set`) starts from."""
+        request = card.request
+        if not await self._load(_subjects([request.args, card.previous])):
+            return card
+        args = open_json(request.args, card.row.run_id, self._key, show=False)
+        previous = open_json(card.previous, card.row.run_id, self._key, show=False)
+        return dataclasses.replace(
+            card,
+            request=dataclasses.replace(
+                request, args=args if isinstance(args, dict) else request.args
+            ),
+            previous=previous if isinstance(previous, dict) else card.previous,
+        )
 
     def _row(self, row: AuditRow, show: bool) -> AuditRow:
         def opened(value: Json) -> Json:

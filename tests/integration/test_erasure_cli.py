@@ -62,9 +62,11 @@ async def test_an_erased_customer_reads_erased_and_the_audit_still_verifies(
     start = '{"customer_id": "cust-7", "amount": 20}'
     run_id = processes.run("start", "voucher", "--input", start, "--by", "bob").stdout.strip()
     interrupt = processes.run("approvals", "--run", run_id, "--wait", "90", "--ids").stdout
-    processes.run("decide", run_id, interrupt.strip(), "approve", "--by", "alice", "--wait", "60")
+    edit = ("edit", "--set", "amount=25", "--by", "alice", "--wait", "60")  # from the opened card
+    processes.run("decide", run_id, interrupt.strip(), *edit)
     shown = json.loads(processes.run("runs", "show", run_id, "--wait", "60", "--json").stdout)
     assert shown["run"]["status"] == "completed"
+    assert shown["run"]["output"] == {"voucher": "ok", "reason": ""}
     before = json.loads(processes.run("audit", "--run", run_id, "--json").stdout)
     [asked] = [row for row in before if row["action"] == "interrupt_raised"]
     assert asked["args"]["email"] == "ada7@example.org"  # opened with the key, for the operator
@@ -85,6 +87,9 @@ async def test_an_erased_customer_reads_erased_and_the_audit_still_verifies(
     assert asked["args"]["email"] == ERASED
     assert asked["args"]["greeting"] == ERASED
     assert asked["args"]["amount"] == 20.0
+    [edited] = [row for row in after if row["action"] == "decision_accepted"]
+    assert edited["edited_args"]["email"] == ERASED  # the edit's copy is sealed too
+    assert edited["edited_args"]["amount"] == 25
     timeline = processes.run("runs", "show", run_id).stdout
     assert '"email":"erased"' in timeline
     assert "ada7" not in timeline
