@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal, Protocol, TypeAlias
 
+from engine.core.census import RunCensus
 from engine.core.trace_context import TraceContext
 
 __all__ = [
@@ -24,9 +25,12 @@ __all__ = [
     "Metrics",
     "NoMetrics",
     "Outcome",
+    "PartitionLag",
+    "ProjectorGauges",
     "Span",
     "Telemetry",
     "Tracer",
+    "WorkerGauges",
 ]
 
 Outcome: TypeAlias = Literal[
@@ -56,6 +60,34 @@ OUTCOMES: Final[tuple[Outcome, ...]] = (
     "forwarded",
     "ignored",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    partition: int
+    records: int
+    """Offsets not read yet (on Kafka, transaction markers take offsets too)."""
+    seconds: float
+    """The age of the oldest record not read yet (0 when there is none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerGauges:
+    """What a worker holds, sampled when it is scraped."""
+
+    runs: RunCensus
+    lag: tuple[PartitionLag, ...]
+    """The commands topic, per partition it owns."""
+    stood_down: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectorGauges:
+    """How far a projector is behind, sampled when it is scraped."""
+
+    lag: tuple[PartitionLag, ...]
+    """The runs topic, per partition."""
+    stood_down: bool
 
 
 class Metrics(Protocol):
@@ -94,6 +126,14 @@ class Metrics(Protocol):
         """The projector applied a batch: `events` rows' worth, `errors` unusable records."""
         ...
 
+    def worker_gauges(self, gauges: WorkerGauges) -> None:
+        """A worker's state, sampled at a scrape (not on the hot path)."""
+        ...
+
+    def projector_gauges(self, gauges: ProjectorGauges) -> None:
+        """A projector's state, sampled at a scrape (not on the hot path)."""
+        ...
+
 
 class NoMetrics:
     """The default: nothing is counted."""
@@ -120,6 +160,12 @@ class NoMetrics:
         pass
 
     def projected(self, events: int, errors: int, seconds: float) -> None:
+        pass
+
+    def worker_gauges(self, gauges: WorkerGauges) -> None:
+        pass
+
+    def projector_gauges(self, gauges: ProjectorGauges) -> None:
         pass
 
 

@@ -88,9 +88,7 @@ def outcome(decision: SubmitDecision, verdict: DecisionVerdict, at_us: int) -> D
     )
 
 
-def dead_letter(
-    record: Record, reason: str, dlq_topic: str, *, trace: Headers = ()
-) -> Outgoing:
+def dead_letter(record: Record, reason: str, dlq_topic: str, *, trace: Headers = ()) -> Outgoing:
     """The record's exact bytes for the dead-letter topic, with why and where it came from
     (and `trace`: the trace context of its handling, `engine.core.trace_context`)."""
     headers = (

@@ -6,19 +6,23 @@ writer notes on the step's `StepReport` what the command came to and puts the co
 trace context on every record it builds for the runs the command moved; the committer
 reports a commit once it went through (an abandoned step reports nothing: its batch is
 read again and counted then). Everything here is O(1) per call.
+
+A command without a trace context starts a trace (random ids: the worker is its root);
+without a tracer, a command's trace context is carried unchanged onto what it causes.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
 from engine.core.handling import DecisionVerdict
-from engine.core.trace_context import trace_context
+from engine.core.trace_context import TraceContext, trace_context
 from engine.log.port import Headers, Record
 from engine.telemetry import Outcome, Span, Telemetry
 
-__all__ = ["Observer", "StepReport"]
+__all__ = ["Observer", "StepReport", "new_trace"]
 
 
 @dataclass(slots=True)
@@ -96,7 +100,7 @@ class Observer:
         report.command_ms = record.timestamp_ms
         parent = trace_context(record.headers) if record.headers else None
         if self._tracer is None:
-            report.trace = parent.headers() if parent is not None else ()
+            report.trace = (parent or new_trace()).headers()
             return
         span = self._tracer.start(
             f"process {record.topic}",
@@ -140,3 +144,9 @@ class Observer:
                 span.fail(failure)
             span.end()
         report.spans.clear()
+
+
+def new_trace() -> TraceContext:
+    """The root of a new trace (sampled: nothing downstream has decided otherwise)."""
+    ids = os.urandom(24).hex()
+    return TraceContext(ids[:32], ids[32:])

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -32,7 +31,6 @@ from engine.errors import LogError, NewerRelease, RegistryUnavailable, Transient
 from engine.log.port import EventLog, GroupMember, Outgoing, Record, Topics
 from engine.runtime.committing import Committer
 from engine.runtime.driving import Driver
-from engine.runtime.health import WorkerHealth
 from engine.runtime.intake import Intake
 from engine.runtime.observing import Observer
 from engine.runtime.ownership import Ownership
@@ -42,6 +40,7 @@ from engine.runtime.services import live_services
 from engine.runtime.step import Step, StepAbandoned, StepWriter
 from engine.runtime.table import RunTable
 from engine.runtime.timers import DeadlineTimer, expire
+from engine.runtime.watch import WorkerWatch
 from engine.telemetry import Telemetry
 from events.codec import Codec
 
@@ -90,8 +89,6 @@ class Worker:
         telemetry: Telemetry | None = None,
     ) -> None:
         self._observe = Observer(telemetry or Telemetry())
-        self.health = WorkerHealth()
-        """What `/livez` and `/readyz` answer (`engine.runtime.health`)."""
         self._log = event_log
         self._app = app
         self._codec = codec
@@ -103,6 +100,10 @@ class Worker:
         self._table = RunTable()
         self._own = Ownership()
         self._timer = DeadlineTimer()
+        self.watch = WorkerWatch(
+            self._observe.metrics, event_log, topics.commands, self._table, self._own
+        )
+        """What `/livez`, `/readyz` and `/metrics` read (`engine.runtime.watch`)."""
         self._routing = Routing(event_log, topics, self._settings.route_key)
         self._writer = StepWriter(codec, topics, self._services, self._table, self._own)
         self._rebalancer = Rebalancer(
@@ -141,24 +142,23 @@ class Worker:
         member = self._log.member(self._settings.group, self._topics.commands, self._rebalancer)
         self._committer.bind(member)
         await member.start()
-        self.health.joined(member)
+        self.watch.joined(member)
         await self._register()
         log.info("worker_started", group=self._settings.group, topic=self._topics.commands)
         try:
             while not stop.is_set():
                 try:
                     await self._poll_once(member)
-                    self.health.polled(time.monotonic())
+                    self.watch.polled()
                 except TransientLogError as exc:  # the log is away (a broker restart): wait
                     log.warning("log_unavailable", error=str(exc))
-                    self.health.log_away(str(exc))
-                    self._observe.metrics.log_unavailable()
+                    self.watch.log_away(str(exc))
                     await asyncio.sleep(self._settings.retry_backoff_s)
         except NewerRelease as newer:
             # Not corruption: a newer release wrote what this one cannot read. Leave the
             # group (its partitions go to the other members) and say what to do.
             self.stood_down = newer
-            self.health.stood_down(str(newer))
+            self.watch.stood_down(str(newer))
             log.error(
                 "worker_stood_down",
                 reason=str(newer),
@@ -166,7 +166,7 @@ class Worker:
                 remedy="run this worker at the newer release (a rolling upgrade in progress?)",
             )
         finally:
-            self.health.left()
+            self.watch.left()
             await member.stop()
             log.info("worker_stopped")
 
