@@ -4,8 +4,9 @@ the log for its end offsets, only when scraped).
 The worker tells its `WorkerWatch` when it joins its group, polls, finds the log away,
 stands down and leaves; the watch answers the probes from that and from what the worker
 holds (its run table, its partitions' restores). Ready means: in the group, polled, the
-log answering, every partition assigned to it restored (a spare worker with none is ready:
-it takes partitions when another leaves), and not stood down.
+log answering, partitions assigned to it and every one restored, and not stood down. A
+spare worker (more workers than partitions) has none and is not ready: it still takes
+partitions when another member leaves, but a rollout should not count it.
 """
 
 from __future__ import annotations
@@ -76,10 +77,8 @@ class WorkerWatch:
         now_ms = time.time() * 1000
         positions = self._own.positions()
         for partition in sorted(positions):
-            position = positions[partition]
-            if position is None:
-                continue  # nothing consumed since this partition was first used
-            lag = await self._lag.lag(partition, position)
+            # No checkpoint: nothing consumed yet, so the group reads from the earliest.
+            lag = await self._lag.lag(partition, positions[partition] or 0)
             lags.append(PartitionLag(partition, lag.records, lag.seconds(now_ms)))
         self._lag.forget(frozenset(positions))
         stood_down = self.health.standing_down is not None
@@ -89,5 +88,7 @@ class WorkerWatch:
         member = self._member
         if member is None:
             return ""
+        if not member.assigned:
+            return "no partitions assigned (yet; or a spare: more workers than partitions)"
         waiting = sorted((member.assigned - self._table.partitions) | self._own.pending().keys())
         return f"partitions not restored yet: {waiting}" if waiting else ""

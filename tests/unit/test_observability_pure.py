@@ -13,9 +13,13 @@ from engine.core.handling import DecisionVerdict
 from engine.core.health import ProcessHealth
 from engine.core.state import RunState
 from engine.core.trace_context import TraceContext, trace_context
+from engine.log.memory import MemoryLog
 from engine.runtime.observing import StepReport, new_trace
+from engine.telemetry import NO_METRICS
 from events.approval import ApprovalRequest
 from events.run_events import InterruptRaised
+from projections.errors import StoreUnavailable
+from projections.watch import ProjectorWatch
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -174,3 +178,25 @@ def test_the_step_report_names_each_commands_outcome_and_keeps_traces_per_run() 
     # later records of run-1 (its continuation, driven after the command) keep its trace
     assert report.trace_for("run-1") == (("traceparent", PARENT.encode()),)
     assert report.trace_for("run-2") == ()
+
+
+class _Store:
+    def __init__(self) -> None:
+        self.away = False
+
+    async def positions(self, projection: str, topic: str) -> dict[int, int]:
+        if self.away:
+            raise StoreUnavailable("connection refused")
+        return {}
+
+
+async def test_a_projector_is_not_ready_while_its_database_does_not_answer() -> None:
+    store = _Store()
+    watch = ProjectorWatch(NO_METRICS, MemoryLog(), store, "core", "p.runs")
+    watch.health.joined()
+    watch.polled()
+    assert (await watch.ready()).ok
+    store.away = True
+    verdict = await watch.ready()
+    assert not verdict.ok
+    assert verdict.reasons == ("the database does not answer: connection refused",)
