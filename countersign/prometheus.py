@@ -15,6 +15,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
 
@@ -36,6 +37,7 @@ class PrometheusMetrics:
     """`engine.telemetry.Metrics` for one process (`role`: worker or projector)."""
 
     def __init__(self, role: str) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created`: noise
         self.registry = registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=registry)
         self._role = role
@@ -89,8 +91,10 @@ class PrometheusMetrics:
             registry=registry,
         )
         self._runs = {status: runs.labels(status) for status in _RUN_STATUSES}
-        self._consumer_lag = _lag_gauges(registry, "consumer", "command", "owned partition")
-        self._projector_lag = _lag_gauges(registry, "projector", "run event", "partition")
+        self._consumer_lag = _lag_gauges(registry, "consumer", "command", "read", "owned partition")
+        self._projector_lag = _lag_gauges(
+            registry, "projector", "run event", "projected", "partition"
+        )
         self._projected = Counter(
             "countersign_projected_events", "Run events the projector applied.", registry=registry
         )
@@ -162,14 +166,16 @@ class PrometheusMetrics:
             gauge.set(getattr(census, status))
 
 
-def _lag_gauges(registry: CollectorRegistry, who: str, what: str, per: str) -> tuple[Gauge, Gauge]:
+def _lag_gauges(
+    registry: CollectorRegistry, who: str, what: str, done: str, per: str
+) -> tuple[Gauge, Gauge]:
     """`countersign_<who>_lag_records` and `_seconds`, labelled by partition."""
     records = Gauge(
-        f"countersign_{who}_lag_records", f"{what.capitalize()}s not read yet, per {per}.",
+        f"countersign_{who}_lag_records", f"{what.capitalize()}s not {done} yet, per {per}.",
         ["partition"], registry=registry,
     )  # fmt: skip
     seconds = Gauge(
-        f"countersign_{who}_lag_seconds", f"Age of the oldest {what} not read yet, per {per}.",
+        f"countersign_{who}_lag_seconds", f"Age of the oldest {what} not {done} yet, per {per}.",
         ["partition"], registry=registry,
     )  # fmt: skip
     return records, seconds
