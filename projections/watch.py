@@ -64,10 +64,8 @@ class ProjectorWatch:
         """Set the gauges (lag per partition, stood down) for a scrape."""
         stored = await self._store.positions(self._projection, self._topic)
         count = await self._log.partition_count(self._topic)
+        found = await asyncio.gather(*(self._lag.lag(p, stored.get(p, 0)) for p in range(count)))
         now_ms = time.time() * 1000
-        lags = []
-        for partition in range(count):
-            lag = await self._lag.lag(partition, stored.get(partition, 0))
-            lags.append(PartitionLag(partition, lag.records, lag.seconds(now_ms)))
+        lags = [PartitionLag(p, lag.records, lag.seconds(now_ms)) for p, lag in enumerate(found)]
         stood_down = self.health.standing_down is not None
         self._metrics.projector_gauges(ProjectorGauges(tuple(lags), stood_down))

@@ -11,6 +11,7 @@ partitions when another member leaves, but a rollout should not count it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from engine.core.census import census
@@ -73,13 +74,14 @@ class WorkerWatch:
     async def sample(self) -> None:
         """Set the gauges (runs by status, consumer lag, stood down) for a scrape."""
         runs = census(run.state for _, live in self._table.by_partition() for run in live.values())
-        lags = []
-        now_ms = time.time() * 1000
         positions = self._own.positions()
-        for partition in sorted(positions):
-            # No checkpoint: nothing consumed yet, so the group reads from the earliest.
-            lag = await self._lag.lag(partition, positions[partition] or 0)
-            lags.append(PartitionLag(partition, lag.records, lag.seconds(now_ms)))
+        # No checkpoint: nothing consumed yet, so the group reads from the earliest.
+        found = await asyncio.gather(*(self._lag.lag(p, positions[p] or 0) for p in positions))
+        now_ms = time.time() * 1000
+        lags = [
+            PartitionLag(p, lag.records, lag.seconds(now_ms))
+            for p, lag in sorted(zip(positions, found, strict=True))
+        ]
         self._lag.forget(frozenset(positions))
         stood_down = self.health.standing_down is not None
         self._metrics.worker_gauges(WorkerGauges(runs, tuple(lags), stood_down))

@@ -212,3 +212,30 @@ async def test_a_stopped_worker_is_not_ready() -> None:
     verdict = await worker.watch.ready()
     assert not verdict.ok
     assert "not in its group" in verdict.reasons[0]
+
+
+async def test_a_dead_letter_is_counted_and_keeps_the_trace_of_the_command(
+    running: tuple[MemoryLog, Worker, Recorded],
+) -> None:
+    log, _, recorded = running
+    junk = Outgoing(
+        TOPICS.commands, "k", b"\x00not avro", headers=(("traceparent", PARENT.encode()),)
+    )
+    await log.publish([junk])
+
+    async def dead() -> list[Record]:
+        found = []
+        for partition in range(2):
+            found.extend([r async for r in log.read(TOPICS.dlq, partition, 0)])
+        return found
+
+    (letter,) = await eventually(dead, timeout=5)
+    context = trace_context(letter.headers)
+    assert context is not None
+    assert context.traceparent == PARENT
+    assert letter.value == junk.value
+
+    async def counted() -> bool:
+        return recorded.dead == 1 and "dead_lettered" in recorded.outcomes
+
+    await eventually(counted, timeout=5)
