@@ -36,7 +36,7 @@ def register(commands: Any) -> None:
 async def run_probe(settings: Settings, args: argparse.Namespace) -> int:
     deadline = time.monotonic() + (args.wait or 0.0)
     while True:
-        status, body = await _get(args.host, args.port, _PATHS[args.what])
+        status, body = await fetch(args.host, args.port, _PATHS[args.what])
         if status == 200 or time.monotonic() >= deadline:
             break
         await asyncio.sleep(0.25)
@@ -52,7 +52,7 @@ async def run_probe(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if status == 200 else (1 if status else 2)
 
 
-async def _get(host: str, port: int, path: str) -> tuple[int, bytes]:
+async def fetch(host: str, port: int, path: str) -> tuple[int, bytes]:
     """The status and body of `GET path`; (0, b"") when nothing answers."""
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5)

@@ -147,3 +147,26 @@ async def test_head_answers_without_a_body(port: tuple[int, Probes, PrometheusMe
     bound, _, _ = port
     status, body = await get(bound, "/", b"HEAD /livez HTTP/1.1\r\n\r\n")
     assert (status, body) == (200, b"")
+
+
+async def test_countersign_probe_reads_the_port_and_refuses_junk_answers(
+    port: tuple[int, Probes, PrometheusMetrics],
+) -> None:
+    from countersign.cli_probe import fetch
+
+    bound, _, _ = port
+    assert await fetch("127.0.0.1", bound, "/livez") == (200, b"ok\n")
+    assert (await fetch("127.0.0.1", bound, "/readyz"))[0] == 503
+
+    async def junk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"\x00\xff not http at all")
+        writer.close()
+
+    server = await asyncio.start_server(junk, "127.0.0.1", 0)
+    junk_port = server.sockets[0].getsockname()[1]
+    try:
+        assert await fetch("127.0.0.1", junk_port, "/readyz") == (0, b"")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert await fetch("127.0.0.1", junk_port, "/readyz") == (0, b"")  # nothing listens now
