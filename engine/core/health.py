@@ -1,9 +1,10 @@
 """Whether a long-running process is alive and ready, for orchestrators (`/livez`, `/readyz`).
 Pure: the process notes what happens, and asks for a verdict with the time it reads.
 
-- **Alive** unless its loop has made no progress for `stall_s` while it had nothing long
-  to do (a restore is long; so may a tool be: the worker is busy then). An event loop that
-  is blocked altogether cannot answer the probe at all, which says the same.
+- **Alive** unless its loop has made no progress (a poll, or a retry while the log is away)
+  for `stall_s`; a restore or a tool call is waited for within that time, so `stall_s` is
+  generous (10 minutes). An event loop that is blocked altogether cannot answer the probe
+  at all, which says the same. A process that stood down stays alive.
 - **Ready** once it is in its group and has polled, while the log answers, unless it stood
   down (a newer release wrote what it cannot read: it stays up, not ready, for the newer
   release to replace it) — and for the reasons its owner adds (partitions still restoring,
@@ -28,6 +29,8 @@ class ProcessHealth:
         self._stall_s = stall_s
         self._member = False
         self._last_poll: float | None = None
+        self._last_progress: float | None = None
+        """The last poll, or the last retry while the log is away (the loop still turns)."""
         self._log_error: str | None = None
         self._stood_down: str | None = None
 
@@ -38,11 +41,13 @@ class ProcessHealth:
         self._member = False
 
     def polled(self, now: float) -> None:
-        self._last_poll = now
+        self._last_poll = self._last_progress = now
         self._log_error = None
 
-    def log_away(self, error: str) -> None:
+    def log_away(self, error: str, now: float | None = None) -> None:
         self._log_error = error
+        if now is not None:
+            self._last_progress = now
 
     def stood_down(self, reason: str) -> None:
         self._stood_down = reason
@@ -51,12 +56,12 @@ class ProcessHealth:
     def standing_down(self) -> str | None:
         return self._stood_down
 
-    def live(self, now: float, *, busy: bool = False) -> Verdict:
-        if self._stood_down is not None or busy or self._last_poll is None:
+    def live(self, now: float) -> Verdict:
+        if self._stood_down is not None or self._last_progress is None:
             return Verdict(True)
-        idle_s = now - self._last_poll
+        idle_s = now - self._last_progress
         if idle_s > self._stall_s:
-            return Verdict(False, (f"no poll for {idle_s:.0f} s (the loop is stuck)",))
+            return Verdict(False, (f"no progress for {idle_s:.0f} s (the loop is stuck)",))
         return Verdict(True)
 
     def ready(self, *reasons: str) -> Verdict:

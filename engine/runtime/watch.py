@@ -53,7 +53,7 @@ class WorkerWatch:
         self.health.polled(time.monotonic())
 
     def log_away(self, error: str) -> None:
-        self.health.log_away(error)
+        self.health.log_away(error, time.monotonic())  # retrying is progress: alive, not ready
         self._metrics.log_unavailable()
 
     def stood_down(self, reason: str) -> None:

@@ -146,6 +146,9 @@ def test_a_stalled_loop_is_not_alive_and_a_stood_down_one_is_alive_but_never_rea
     health.joined()
     health.polled(100.0)
     assert not health.live(111.0).ok
+    health.log_away("broker gone", 112.0)  # retrying: alive again, not ready
+    assert health.live(115.0).ok
+    assert not health.ready().ok
     health.stood_down("a newer release wrote offset 7")
     assert health.live(10_000.0).ok
     verdict = health.ready()
