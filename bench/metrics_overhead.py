@@ -8,8 +8,9 @@ is where the metrics are paid (a real broker only adds time the metrics do not t
 the share printed here is an upper bound of the share on Kafka). Each round starts `--load`
 refund runs, waits until all ask for approval, then times their `--load` decisions until
 every run has finished; the two variants alternate, and the median round of each is
-compared. Trace context is carried in both variants (it is not optional). Also prints what
-the per-command hooks cost in isolation (the observer, with the Prometheus metrics).
+compared, by wall time and by this process's CPU time (which other processes on a shared
+machine disturb less). Trace context is carried in both variants (it is not optional). Also
+prints what the per-command hooks cost in isolation (the observer, with Prometheus metrics).
 """
 
 from __future__ import annotations
@@ -62,8 +63,9 @@ def _command(command: StartRun | SubmitDecision) -> Outgoing:
     return Outgoing(TOPICS.commands, command.run_id, value, headers=(CODEC.schema_header(value),))
 
 
-async def one_round(metrics: Metrics, load: int) -> float:
-    """Decisions/s of `load` decisions through a fresh worker reporting to `metrics`."""
+async def one_round(metrics: Metrics, load: int) -> tuple[float, float]:
+    """Decisions per second of wall time and per second of this process's CPU time, of
+    `load` decisions through a fresh worker reporting to `metrics`."""
     log = MemoryLog()
     await log.ensure_topics(TOPICS, PARTITIONS)
     worker = Worker(app, log, TOPICS, CODEC, telemetry=Telemetry(metrics))
@@ -94,11 +96,12 @@ async def one_round(metrics: Metrics, load: int) -> float:
             )
             for run_id, interrupt_id in asked.items()
         ]
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         await log.publish([_command(d) for d in decisions])
         while worker.live_run_count():  # noqa: ASYNC110  (the worker has no event to wait on)
             await asyncio.sleep(0.005)
-        return load / (time.perf_counter() - began)
+        wall_s, cpu_s = time.perf_counter() - began, time.process_time() - cpu
+        return load / wall_s, load / cpu_s
     finally:
         stop.set()
         await task
@@ -126,10 +129,16 @@ async def main(load: int, rounds: int) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     off: list[float] = []
     on: list[float] = []
+    off_cpu: list[float] = []
+    on_cpu: list[float] = []
     await one_round(NO_METRICS, min(load, 100))  # warm up
-    for _ in range(rounds):
-        off.append(await one_round(NO_METRICS, load))
-        on.append(await one_round(PrometheusMetrics("worker"), load))
+    for n in range(rounds):
+        for metered in (False, True) if n % 2 == 0 else (True, False):  # either goes first
+            wall, cpu = await one_round(
+                PrometheusMetrics("worker") if metered else NO_METRICS, load
+            )
+            (on if metered else off).append(wall)
+            (on_cpu if metered else off_cpu).append(cpu)
     base, metered = statistics.median(off), statistics.median(on)
     # Rounds run in pairs, one of each: the median of the pairs' ratios cancels the drift of
     # a shared machine better than the ratio of the medians.
@@ -137,6 +146,13 @@ async def main(load: int, rounds: int) -> None:
     print(f"decisions/s, no-op metrics: {base:8.0f}  (rounds: {_listed(off)})")
     print(f"decisions/s, Prometheus on: {metered:8.0f}  (rounds: {_listed(on)})")
     print(f"metrics overhead on decisions/s: {100 * paired:+.1f} % (median of paired rounds)")
+    # CPU time: what this process spent, not what other processes on the machine took.
+    cpu_base, cpu_metered = statistics.median(off_cpu), statistics.median(on_cpu)
+    cpu_paired = statistics.median((a - b) / a for a, b in zip(off_cpu, on_cpu, strict=True))
+    print(
+        f"decisions per CPU-second: {cpu_base:.0f} no-op, {cpu_metered:.0f} Prometheus on: "
+        f"overhead {100 * cpu_paired:+.1f} % (median of paired rounds)"
+    )
     hooks = hook_cost_us()
     per_decision = 1e6 / base
     print(
