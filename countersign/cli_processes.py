@@ -40,7 +40,7 @@ def register(commands: Any) -> None:
     )
     worker.add_argument("--group", default=None, help="consumer group (COUNTERSIGN_WORKER_GROUP)")
     json_logs(worker)
-    _probe_options(worker)
+    probe_options(worker)
     worker.set_defaults(handler=run_worker)
     projector = commands.add_parser(
         "projector", help="feed the PostgreSQL projections from the runs topic"
@@ -49,11 +49,11 @@ def register(commands: Any) -> None:
         "--group", default=None, help="consumer group (COUNTERSIGN_PROJECTOR_GROUP)"
     )
     json_logs(projector)
-    _probe_options(projector)
+    probe_options(projector)
     projector.set_defaults(handler=run_projector)
 
 
-def _probe_options(parser: argparse.ArgumentParser) -> None:
+def probe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--health-port",
         type=_port,
@@ -96,7 +96,7 @@ async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
              **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
     async with (
-        observed("worker", args.health_host, args.health_port) as seen,
+        observed(args.health_host, args.health_port, "worker") as seen,
         bootstrap.connected(
             settings, client_id="countersign-worker", keep_database=True
         ) as runtime,
@@ -121,7 +121,7 @@ async def run_projector(settings: Settings, args: argparse.Namespace) -> int:
              schema=settings.projection_schema, **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
     async with (
-        observed("projector", args.health_host, args.health_port) as seen,
+        observed(args.health_host, args.health_port, "projector") as seen,
         bootstrap.connected(
             settings, client_id="countersign-projector", keep_database=True
         ) as runtime,

@@ -19,7 +19,7 @@ import structlog
 
 from engine.core.health import Verdict
 
-__all__ = ["Probes", "Watched", "serving"]
+__all__ = ["AllOf", "Probes", "Watched", "serving"]
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +37,29 @@ class Watched(Protocol):
     async def ready(self) -> Verdict: ...
 
     async def sample(self) -> None: ...
+
+
+class AllOf:
+    """Several watched parts of one process (`countersign dev`: a worker and a projector):
+    alive and ready when each is; the reasons say which part."""
+
+    def __init__(self, **parts: Watched) -> None:
+        self._parts = parts
+
+    def live(self) -> Verdict:
+        return _merged({name: part.live() for name, part in self._parts.items()})
+
+    async def ready(self) -> Verdict:
+        return _merged({name: await part.ready() for name, part in self._parts.items()})
+
+    async def sample(self) -> None:
+        for part in self._parts.values():
+            await part.sample()
+
+
+def _merged(verdicts: dict[str, Verdict]) -> Verdict:
+    reasons = tuple(f"{name}: {r}" for name, v in verdicts.items() for r in v.reasons)
+    return Verdict(all(v.ok for v in verdicts.values()), reasons)
 
 
 class Probes:

@@ -31,18 +31,21 @@ class Observed:
 
 
 @contextlib.asynccontextmanager
-async def observed(role: str, host: str, port: int | None) -> AsyncIterator[Observed]:
-    """Telemetry for a `role` process (worker, projector); the probe port when `port`."""
+async def observed(
+    host: str, port: int | None, *roles: str, service: str = ""
+) -> AsyncIterator[Observed]:
+    """Telemetry for a process playing `roles` (worker, projector); the probe port when
+    `port`. Spans name the service `countersign-<service or the role>`."""
     from countersign.otel import tracing_from_env
 
-    tracer = tracing_from_env(os.environ, f"countersign-{role}")
+    tracer = tracing_from_env(os.environ, f"countersign-{service or roles[0]}")
     try:
         if port is None:
             yield Observed(Telemetry(NO_METRICS, tracer), Probes(None, ""), None)
             return
         from countersign.prometheus import CONTENT_TYPE, PrometheusMetrics
 
-        metrics = PrometheusMetrics(role)
+        metrics = PrometheusMetrics(*roles)
         probes = Probes(metrics.exposition, CONTENT_TYPE)
         async with serving(probes, host, port) as bound:
             yield Observed(Telemetry(metrics, tracer), probes, bound)

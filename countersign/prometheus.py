@@ -34,13 +34,13 @@ _RUN_STATUSES = ("live", "running", "waiting", "in_doubt", "parked", "quarantine
 
 
 class PrometheusMetrics:
-    """`engine.telemetry.Metrics` for one process (`role`: worker or projector)."""
+    """`engine.telemetry.Metrics` for one process, playing `roles` (worker, projector; both
+    for `countersign dev`)."""
 
-    def __init__(self, role: str) -> None:
+    def __init__(self, *roles: str) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created`: noise
         self.registry = registry = CollectorRegistry(auto_describe=True)
         ProcessCollector(registry=registry)
-        self._role = role
         commands = Counter(
             "countersign_commands",
             "Commands handled and committed, by what became of them.",
@@ -115,7 +115,8 @@ class PrometheusMetrics:
             ["role"],
             registry=registry,
         )
-        self._stood_down.labels(role).set(0)
+        for role in roles:
+            self._stood_down.labels(role).set(0)
 
     # -- as it happens ----------------------------------------------------------------------
 
@@ -151,11 +152,11 @@ class PrometheusMetrics:
     def worker_gauges(self, gauges: WorkerGauges) -> None:
         self._set_runs(gauges.runs)
         _set_lag(self._consumer_lag, gauges.lag)
-        self._stood_down.labels(self._role).set(int(gauges.stood_down))
+        self._stood_down.labels("worker").set(int(gauges.stood_down))
 
     def projector_gauges(self, gauges: ProjectorGauges) -> None:
         _set_lag(self._projector_lag, gauges.lag)
-        self._stood_down.labels(self._role).set(int(gauges.stood_down))
+        self._stood_down.labels("projector").set(int(gauges.stood_down))
 
     def exposition(self) -> bytes:
         """The text format a Prometheus scrape reads."""

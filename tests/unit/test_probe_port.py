@@ -170,3 +170,26 @@ async def test_countersign_probe_reads_the_port_and_refuses_junk_answers(
         server.close()
         await server.wait_closed()
     assert await fetch("127.0.0.1", junk_port, "/readyz") == (0, b"")  # nothing listens now
+
+
+async def test_a_process_of_two_parts_is_ready_when_both_are_and_says_which_is_not() -> None:
+    from countersign.health_server import AllOf
+
+    worker = Watched(PrometheusMetrics("worker", "projector"))
+    projector = Watched(worker.metrics, readiness=Verdict(False, ("the database does not answer",)))
+    both = AllOf(worker=worker, projector=projector)
+    verdict = await both.ready()
+    assert not verdict.ok
+    assert verdict.reasons == (
+        "worker: partitions not restored yet: [3]",
+        "projector: the database does not answer",
+    )
+    worker.readiness = projector.readiness = Verdict(True)
+    assert (await both.ready()).ok
+    assert both.live().ok
+    projector.alive = Verdict(False, ("stuck",))
+    assert both.live().reasons == ("projector: stuck",)
+    worker.lags = [(PartitionLag(0, 1, 0.0),)]
+    projector.lags = [(PartitionLag(1, 1, 0.0),)]
+    await both.sample()
+    assert worker.lags == projector.lags == []  # each part was sampled
