@@ -38,6 +38,7 @@ from engine.agent.app import App
 from engine.errors import ConfigurationError
 from engine.log.port import EventLog, Topics
 from engine.privacy.keys import MemorySubjectKeys, SubjectKeys
+from engine.telemetry import NO_METRICS, Metrics, Telemetry
 from events.codec import Codec
 
 if TYPE_CHECKING:
@@ -242,6 +243,7 @@ class Runtime:
         group: str | None = None,
         check_determinism: bool = False,
         trust: Trust | None = None,
+        telemetry: Telemetry | None = None,
     ) -> Worker:
         """A worker; `trust` (from `bootstrap.trust`) is what it accepts commands on: without
         it, unsigned commands pass (as for a library user; the CLI always gives one)."""
@@ -262,10 +264,15 @@ class Runtime:
             schema_registry=self.registry,
             trust=trust,
             subject_keys=self.subject_keys,
+            telemetry=telemetry,
         )
 
     def projector(
-        self, store: LiveStore | ProjectionStore, *, group: str | None = None
+        self,
+        store: LiveStore | ProjectionStore,
+        *,
+        group: str | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> Projector:
         from projections.runner import Projector
 
@@ -275,6 +282,7 @@ class Runtime:
             self.topics.runs,
             group=group or self.settings.projector_group,
             codec=self.codec,
+            metrics=metrics,
         )
 
 

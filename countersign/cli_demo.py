@@ -36,8 +36,10 @@ import structlog
 
 from countersign import bootstrap, demo_view, render
 from countersign.cli_options import json_logs
-from countersign.cli_processes import stop_on_signals
+from countersign.cli_processes import probe_options, stop_on_signals
+from countersign.health_server import AllOf
 from countersign.logging import configure_logging
+from countersign.observed import observed
 from countersign.settings import Settings
 from engine.errors import ConfigurationError, EngineError
 from events.approval import ApprovalRequest
@@ -98,6 +100,7 @@ def register(commands: Any) -> None:
         "development issuer `dev` makes)",
     )
     json_logs(dev)
+    probe_options(dev)
     dev.set_defaults(handler=run_dev)
 
 
@@ -112,6 +115,7 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
              **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
     async with (
+        observed(args.health_host, args.health_port, "worker", "projector", service="dev") as seen,
         bootstrap.connected(
             settings, client_id="countersign-dev", keep_database=True, keys=True
         ) as runtime,
@@ -124,8 +128,9 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         trust = await bootstrap.trust(
             settings, allow_unsigned=args.allow_unsigned, development=True
         )
-        worker = runtime.worker(app, check_determinism=True, trust=trust)
-        projector = runtime.projector(store)
+        worker = runtime.worker(app, check_determinism=True, trust=trust, telemetry=seen.telemetry)
+        projector = runtime.projector(store, metrics=seen.metrics)
+        seen.probes.watched = AllOf(worker=worker.watch, projector=projector.watch)
         await projector.check_log()  # projections of another log: refused before anything runs
         served = ", ".join(args.app)
         print(f"worker ({served}) and projector running; Ctrl-C stops both", flush=True)

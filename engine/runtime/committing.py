@@ -13,12 +13,15 @@ one atomic log commit, and what to do when that fails.
 
 from __future__ import annotations
 
+import time
+
 import structlog
 
 from engine.core.checkpoint import Checkpoint
 from engine.errors import Fenced, LogError
 from engine.log.port import GroupMember, Outgoing, Position, Topics
 from engine.runtime.anchoring import Anchorer
+from engine.runtime.observing import Observer
 from engine.runtime.ownership import Ownership
 from engine.runtime.rebalance import Rebalancer
 from engine.runtime.step import Step, StepAbandoned
@@ -31,8 +34,15 @@ log = structlog.get_logger(__name__)
 
 class Committer:
     def __init__(
-        self, topics: Topics, codec: Codec, ownership: Ownership, rebalancer: Rebalancer
+        self,
+        topics: Topics,
+        codec: Codec,
+        ownership: Ownership,
+        rebalancer: Rebalancer,
+        *,
+        observer: Observer | None = None,
     ) -> None:
+        self._observer = observer
         self._topics = topics
         self._codec = codec
         self._own = ownership
@@ -66,6 +76,7 @@ class Committer:
             records = [*records, anchor]
         if checkpoint is not None:
             records = [*records, self._checkpoint_record(checkpoint, step.partition)]
+        started = time.perf_counter()
         try:
             positions = await self._member.commit(step.partition, records, step.consumed)
         except Fenced:
@@ -77,6 +88,8 @@ class Committer:
         else:
             if anchors is not None:
                 anchors.committed(step, positions)
+            if self._observer is not None:
+                self._observer.committed(step.report, time.perf_counter() - started)
             self._committed(step, positions, checkpoint)
             return
         if anchors is not None:
