@@ -15,7 +15,9 @@ from dataclasses import replace
 
 from countersign import (
     cli_demo,
+    cli_erase,
     cli_feeds,
+    cli_keys,
     cli_probe,
     cli_processes,
     cli_projections,
@@ -74,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_projections.register(commands)
     cli_review.register(commands)  # extends `inbox` and `runs`: after them
     cli_replay.register(commands)
+    cli_keys.register(commands)
+    cli_erase.register(commands)
     return parser
 
 
