@@ -90,7 +90,7 @@ class Codec:
         refuse (NaN, a lone surrogate, JSON nested too deep, a negative time, an over-long
         command field), `MessageTooLarge` over the record limit, and nothing else."""
         try:
-            target, record = self._record_of(message)
+            target, mapper, record = self._record_of(message)
             encoded = MAGIC + target.version.fingerprint + avro.write(target.schema, record)
         except EncodeError:
             raise
@@ -102,21 +102,36 @@ class Codec:
                 f"{self.max_message_bytes}-byte limit its readers enforce"
             )
         try:  # never write what a reader (ours, later) would refuse
-            self.decode(encoded)
+            self._check_written(target, mapper, record, encoded)
         except DecodeError as exc:
             raise EncodeError(f"cannot encode {type(message).__name__}: {exc}") from exc
         return encoded
 
-    def _record_of(self, message: Message) -> tuple[MessageType, dict[str, Any]]:
+    def _check_written(
+        self, target: MessageType, mapper: RecordMapper, record: dict[str, Any], encoded: bytes
+    ) -> None:
+        """What `decode` would refuse in `encoded`, at a third of its cost: the bounds walk
+        over the bytes (every rule on them: negative times, 32-bit ints, finite doubles), then
+        the field rules on the record just written, which fastavro reads back unchanged from
+        its own writing with the same schema. A base class's instance (a later release's type
+        registered over it) is checked by decoding: its record lacks the fields Avro defaults."""
+        writer = self._by_fingerprint[target.version.fingerprint]
+        if mapper is not target.mapper:
+            self.decode(encoded)
+            return
+        walk(writer.walk, encoded, HEADER_LEN)
+        mapper.accept(record)
+
+    def _record_of(self, message: Message) -> tuple[MessageType, RecordMapper, dict[str, Any]]:
         if isinstance(message, EventEnvelope):
             target, mapper = self._encoder(type(message.payload))
             record = {name: getattr(message, name) for name in _ENVELOPE_FIELDS}
             record.update(mapper.to_avro(message.payload))
-            return target, record
+            return target, mapper, record
         target, mapper = self._encoder(type(message))
         if target.envelope:
             raise EncodeError(f"a {type(message).__name__} travels inside an EventEnvelope")
-        return target, mapper.to_avro(message)
+        return target, mapper, mapper.to_avro(message)
 
     def _encoder(self, cls: type[Any]) -> tuple[MessageType, RecordMapper]:
         found = self._encoders.get(cls)

@@ -73,14 +73,19 @@ def check_depth(text: str, limit: int = MAX_JSON_DEPTH) -> None:
             depth -= 1
 
 
+def check_limits(text: str, *, max_chars: int = MAX_JSON_CHARS) -> None:
+    """The size and depth limits `loads` applies before parsing."""
+    if len(text) > max_chars:
+        raise JsonRefused(f"{len(text)} characters is over the {max_chars}-character limit")
+    check_depth(text)
+
+
 def loads(text: str, *, max_chars: int = MAX_JSON_CHARS) -> Json:
     """Strict JSON: at most `max_chars` characters and MAX_JSON_DEPTH levels; NaN, Infinity
     and numbers that overflow a double are refused (PostgreSQL's jsonb refuses them too), and
     so is an escaped lone surrogate ("\\ud800"), which Python reads but cannot write as UTF-8.
     Raises `JsonRefused` (a ValueError) saying why."""
-    if len(text) > max_chars:
-        raise JsonRefused(f"{len(text)} characters is over the {max_chars}-character limit")
-    check_depth(text)
+    check_limits(text, max_chars=max_chars)
     try:
         value: Json = _DECODER.decode(text)
     except JsonRefused:
