@@ -31,6 +31,7 @@ from events.envelope import EventEnvelope
 from events.errors import DecodeError, EncodeError, MessageTooLarge, UnknownSchema
 from events.notices import NOTICE_TYPES, Notice
 from events.readers import MessageType, Writer, index_classes, mapper_for, message_types, writer_for
+from events.reading import read
 from events.records import RecordMapper
 from events.registry import AgentRegistered
 from events.registry_schemas import RegistrySchemas
@@ -156,10 +157,10 @@ class Codec:
         """Decode any message; raises `DecodeError` (dead-letter it) for anything unreadable,
         `NewerSchema` (a DecodeError) for a message a newer release wrote."""
         writer, start = self._writer_of(data, headers)
-        end = walk(writer.walk, data, start)
+        record, end = self._body(writer, data, start)
         if end != len(data):
             raise DecodeError(f"{len(data) - end} trailing bytes after a {writer.name} record")
-        return self._message(writer, data, start)
+        return self._message(writer, record)
 
     def decode_event_body(
         self, fingerprint: bytes, data: bytes, start: int
@@ -171,16 +172,15 @@ class Codec:
         writer = self._by_fingerprint.get(bytes(fingerprint))
         if writer is None:
             raise UnknownSchema(f"no schema with fingerprint {bytes(fingerprint).hex()}")
-        end = walk(writer.walk, data, start)
+        record, end = self._body(writer, data, start)
         if HEADER_LEN + end - start > self.max_message_bytes:
             raise MessageTooLarge(f"a record of {end - start} bytes is over the record limit")
-        message = self._message(writer, data, start)
+        message = self._message(writer, record)
         if not isinstance(message, EventEnvelope):
             raise DecodeError(f"expected a run event, got {writer.name}")
         return message, end
 
-    def _message(self, writer: Writer, data: bytes, start: int) -> Message:
-        record = self._read(writer, data, start)
+    def _message(self, writer: Writer, record: dict[str, Any]) -> Message:
         target = writer.target
         try:
             if not target.envelope:
@@ -269,6 +269,17 @@ class Codec:
         if self.registry is not None and len(data) >= REGISTRY_HEADER_LEN and data[0] == 0:
             return self.registry.writer(int.from_bytes(data[1:REGISTRY_HEADER_LEN], "big")), 5
         raise DecodeError("not an Avro single-object message (missing C3 01 header)")
+
+    def _body(self, writer: Writer, data: bytes, start: int) -> tuple[dict[str, Any], int]:
+        """The record whose body starts at `start`, bounds-walked, and where it ends: in one
+        pass when the writer schema is today's, else the walk then fastavro's resolution."""
+        if writer.read is not None and type(data) is bytes:
+            record, end = read(writer.read, data, start)
+            if not isinstance(record, dict):
+                raise DecodeError("the body is not a record")
+            return record, end
+        end = walk(writer.walk, data, start)
+        return self._read(writer, data, start), end
 
     def _read(self, writer: Writer, data: bytes, start: int) -> dict[str, Any]:
         try:

@@ -12,6 +12,7 @@ from events import avro
 from events.bounds import Walk, compile_walk
 from events.catalog import COMMANDS, EVENTS, Catalog, SchemaVersion
 from events.limits import COMMAND_STRING_CAPS, MAX_COMMAND_JSON_CHARS, MAX_JSON_CHARS
+from events.reading import Read, compile_reader
 from events.records import RecordMapper
 from events.upcasting import Upcaster
 
@@ -43,6 +44,9 @@ class Writer:
     upcasters: tuple[Upcaster, ...] = ()
     via: avro.AvroSchema | None = None
     """With upcasters: the schema of the shape they produce."""
+    read: Read | None = None
+    """The walk and the read in one pass (`events.reading`), when the writer schema is
+    today's: no resolution, no upcaster."""
 
 
 def mapper_for(cls: type[Any], name: str) -> RecordMapper:
@@ -71,7 +75,11 @@ def writer_for(
         target = types[version.name]
         current = version.fingerprint == target.version.fingerprint
         reader = None if current else target.schema
-        return Writer(version.name, version.version, version.release, schema, walk, target, reader)
+        read = compile_reader(schema.parsed) if current else None
+        return Writer(
+            version.name, version.version, version.release, schema, walk, target, reader,
+            read=read,
+        )  # fmt: skip
     last = chain[-1]
     target = types[last.target]
     via = catalog.find(last.target, last.target_version)
