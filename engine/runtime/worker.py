@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -205,9 +205,11 @@ class Worker:
             await self._prepare_schemas(member, by_partition)
             self._own.hold(by_partition)
             async with self._rebalancer.stepping():
-                for partition, batch in by_partition.items():
-                    if partition in self._table:
-                        await self._process(partition, batch)
+                await _all(
+                    self._process(partition, batch)
+                    for partition, batch in by_partition.items()
+                    if partition in self._table
+                )
         except StepAbandoned as abandoned:
             log.warning("step_abandoned", partition=abandoned.args[0])
 
@@ -297,3 +299,13 @@ class Worker:
         await self._driver.drive(step)
         await self._committer.commit(step)
         self._timer.note(step.changed.values())
+
+
+async def _all(steps: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Each partition's step at once: each commits through its own transactional producer,
+    so one's round trips to the broker overlap another's. All finish before the next poll;
+    then the first failure is raised (a step abandoned, the log away)."""
+    outcomes = await asyncio.gather(*steps, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
