@@ -94,6 +94,7 @@ class Harness:
         limits: RunLimits = DEFAULT_LIMITS,
         keep_finished_runs: int = 1_000,
         check_determinism: bool = False,
+        release_waiting: bool = False,
     ) -> Running:
         settings = WorkerSettings(
             group=group or f"{self.topics.prefix}.workers",
@@ -101,6 +102,7 @@ class Harness:
             limits=limits,
             keep_finished_runs=keep_finished_runs,
             check_determinism=check_determinism,
+            release_waiting=release_waiting,
         )
         worker = Worker(
             app,

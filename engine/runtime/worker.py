@@ -67,6 +67,11 @@ class WorkerSettings:
     check_determinism: bool = False
     """Development: replay each run from its history at every resume before it goes on, so
     a non-deterministic agent is parked at its first decision, not after a restart."""
+    release_waiting: bool = False
+    """Drop the replayer (suspended coroutine, call index) of a run that waits for a person
+    and rebuild it from the history when the decision comes: about 3 kB less per waiting
+    run (bench/memory.py) for a replay per resume; a non-deterministic agent is then
+    parked at its first decision, as with `check_determinism`."""
     keep_finished_runs: int = 1_000
     """Finished runs per partition whose states are kept (in memory and across restores)
     to answer repeated commands; older ones are forgotten (docs/exactly-once.md)."""
@@ -118,6 +123,7 @@ class Worker:
             self._committer.commit,
             limits,
             check_determinism=self._settings.check_determinism,
+            release_waiting=self._settings.release_waiting,
         )
         self.stood_down: NewerRelease | None = None
         """Set when the worker met records of a newer release and left its group."""
