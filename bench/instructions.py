@@ -101,6 +101,7 @@ RUNNER = """
 import sys
 sys.path.insert(0, {root!r})
 {setup}
+op()  # warm, in both runs: one-off costs (a schema's reader compiled on first use) cancel out
 for _ in range({count}):
     op()
 """
