@@ -8,7 +8,8 @@ min.insync.replicas 2 (every commit waits for two copies),
 one worker OS process (`countersign worker --app examples.refund:app`; with `--agent credit`
 the same run with an idempotent tool after the interrupt, one transaction a decision:
 `bench/agents.py`), and from this
-process publishes commands and follows the runs topic. Prints:
+process publishes commands and follows the runs topic (`BENCH_WORKER_ARGS="--health-port 0"`
+adds worker flags: with it, the worker keeps Prometheus metrics). Prints:
 - decision → run completed: p50 / p99 over `--runs` runs decided one at a time;
 - decisions/s through the one worker process with `--load` runs waiting at once;
 - log bytes per completed refund run (Avro values, and on-disk bytes of the runs topic);
@@ -121,7 +122,15 @@ async def bench(
         "COUNTERSIGN_WORKER_GROUP": f"{prefix}.workers",
     }
     worker = subprocess.Popen(  # noqa: ASYNC220  (started once, before any timing)
-        [sys.executable, "-m", "countersign.cli", "worker", "--app", APPS[agent]],
+        [
+            sys.executable,
+            "-m",
+            "countersign.cli",
+            "worker",
+            "--app",
+            APPS[agent],
+            *os.environ.get("BENCH_WORKER_ARGS", "").split(),
+        ],  # e.g. "--health-port 0"
         cwd=ROOT,
         env=env,
         stderr=open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "wb"),  # noqa: SIM115, ASYNC230

@@ -15,7 +15,10 @@ from dataclasses import replace
 
 from countersign import (
     cli_demo,
+    cli_erase,
     cli_feeds,
+    cli_keys,
+    cli_probe,
     cli_processes,
     cli_projections,
     cli_queries,
@@ -65,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_servers.register(commands)
     cli_topics.register(commands)
     cli_processes.register(commands)
+    cli_probe.register(commands)
     cli_runs.register(commands)
     cli_queries.register(commands)
     cli_feeds.register(commands)
@@ -72,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_projections.register(commands)
     cli_review.register(commands)  # extends `inbox` and `runs`: after them
     cli_replay.register(commands)
+    cli_keys.register(commands)
+    cli_erase.register(commands)
     return parser
 
 

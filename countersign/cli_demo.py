@@ -36,8 +36,10 @@ import structlog
 
 from countersign import bootstrap, demo_view, render
 from countersign.cli_options import json_logs
-from countersign.cli_processes import stop_on_signals
+from countersign.cli_processes import probe_options, stop_on_signals
+from countersign.health_server import AllOf
 from countersign.logging import configure_logging
+from countersign.observed import observed
 from countersign.settings import Settings
 from engine.errors import ConfigurationError, EngineError
 from events.approval import ApprovalRequest
@@ -91,7 +93,14 @@ def register(commands: Any) -> None:
         action="append",
         help="module:attribute of an App (repeat to serve several)",
     )
+    dev.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="DEVELOPMENT ONLY: accept unsigned commands too (the CLI signs with the "
+        "development issuer `dev` makes)",
+    )
     json_logs(dev)
+    probe_options(dev)
     dev.set_defaults(handler=run_dev)
 
 
@@ -106,14 +115,22 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
              **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
     async with (
-        bootstrap.connected(settings, client_id="countersign-dev", keep_database=True) as runtime,
+        observed(args.health_host, args.health_port, "worker", "projector", service="dev") as seen,
+        bootstrap.connected(
+            settings, client_id="countersign-dev", keep_database=True, keys=True
+        ) as runtime,
         bootstrap.database(settings, keep_running=True) as url,
         bootstrap.projection_writer(settings, url) as store,
     ):
         # Every resume replays the run from its history first: a non-deterministic agent is
         # parked (with why) at its first decision, not after some later restart.
-        worker = runtime.worker(app, check_determinism=True)
-        projector = runtime.projector(store)
+        # A local development issuer: `countersign start/decide/cancel` sign with its key.
+        trust = await bootstrap.trust(
+            settings, allow_unsigned=args.allow_unsigned, development=True
+        )
+        worker = runtime.worker(app, check_determinism=True, trust=trust, telemetry=seen.telemetry)
+        projector = runtime.projector(store, metrics=seen.metrics)
+        seen.probes.watched = AllOf(worker=worker.watch, projector=projector.watch)
         await projector.check_log()  # projections of another log: refused before anything runs
         served = ", ".join(args.app)
         print(f"worker ({served}) and projector running; Ctrl-C stops both", flush=True)
@@ -209,7 +226,7 @@ class _Demo:
     async def __aenter__(self) -> _Demo:
         try:
             self.runtime = await self._stack.enter_async_context(
-                bootstrap.connected(self.settings, client_id="countersign-demo")
+                bootstrap.connected(self.settings, client_id="countersign-demo", keys=True)
             )
             self.store = await self._stack.enter_async_context(
                 bootstrap.read_side(self.settings, schema=DEMO_SCHEMA)
@@ -218,6 +235,9 @@ class _Demo:
             await self._stack.aclose()
             raise
         self.queries = Queries(self.store, self.runtime.codec)
+        # The demo signs for its people with a local development issuer, which its workers
+        # trust: the same proofs any other system must give (docs/signing.md).
+        self.trust = await bootstrap.trust(self.settings, development=True)
         self.publisher = self.runtime.publisher()
         self.feed = self.runtime.approvals()
         return self
@@ -257,7 +277,7 @@ class _Demo:
         where = bootstrap.serving(self.settings)["log"]
         say(f"event log    {where}; topics {self.runtime.topics.prefix}.*")
         self.start("projector", self.runtime.projector(self.store).run)
-        first = self.start("worker 1", self.runtime.worker(self.app).run)
+        first = self.start("worker 1", self.runtime.worker(self.app, trust=self.trust).run)
         say("started      a projector and worker 1 (tasks of this process)\n")
         run_id = await self.start_run()
         try:
@@ -310,7 +330,7 @@ class _Demo:
         how = " (--auto)" if self.args.auto else ""
         change = f" to {canonical_json(edited)}" if edited else ""
         self.out.say(f"\n[3] {who} decides: {kind}{change}, reason {reason!r}{how}")
-        self.start("worker 2", self.runtime.worker(self.app).run)
+        self.start("worker 2", self.runtime.worker(self.app, trust=self.trust).run)
         self.out.say("    Worker 2 starts (a new worker, empty memory) and receives the decision.")
         position = await self.feed.position(run_id)
         decision_id = await self.publisher.submit_decision(
@@ -344,11 +364,11 @@ class _Demo:
         run = await self.queries.get_run(run_id)
         if run is not None and run.status in FINISHED_STATUSES:
             return
-        await self.publisher.cancel_run(
-            run_id, cancelled_by="demo", reason="the demo was stopped before the run finished"
+        await self.publisher.cancel_run(  # for its requester: a run's own requester may cancel it
+            run_id, cancelled_by=REQUESTER, reason="the demo was stopped before the run finished"
         )
         if not any(s.name.startswith("worker") and not s.task.done() for s in self.services):
-            self.start("worker (cancel)", self.runtime.worker(self.app).run)
+            self.start("worker (cancel)", self.runtime.worker(self.app, trust=self.trust).run)
         try:
             await asyncio.wait_for(self.finished(run_id), CANCEL_TIMEOUT_S)
         except TimeoutError:

@@ -29,20 +29,28 @@ from engine.core.limits import DEFAULT_LIMITS, RunLimits
 from engine.core.registration import registrations
 from engine.errors import LogError, NewerRelease, RegistryUnavailable, TransientLogError
 from engine.log.port import EventLog, GroupMember, Outgoing, Record, Topics
+from engine.privacy.keys import Keyring, SubjectKeys
+from engine.runtime.anchoring import Anchorer
 from engine.runtime.committing import Committer
 from engine.runtime.driving import Driver
 from engine.runtime.intake import Intake
+from engine.runtime.observing import Observer
 from engine.runtime.ownership import Ownership
 from engine.runtime.rebalance import Rebalancer
 from engine.runtime.routing import Routing
+from engine.runtime.sealing import Sealer
 from engine.runtime.services import live_services
 from engine.runtime.step import Step, StepAbandoned, StepWriter
 from engine.runtime.table import RunTable
 from engine.runtime.timers import DeadlineTimer, expire
+from engine.runtime.watch import WorkerWatch
+from engine.telemetry import Telemetry
 from events.codec import Codec
 
 if TYPE_CHECKING:
     from engine.log.schema_registry import SchemaRegistry
+    from engine.trust.jws import SigningKey
+    from engine.trust.loading import Trust
 
 __all__ = ["Worker", "WorkerSettings", "live_services"]
 
@@ -75,6 +83,9 @@ class WorkerSettings:
     keep_finished_runs: int = 1_000
     """Finished runs per partition whose states are kept (in memory and across restores)
     to answer repeated commands; older ones are forgotten (docs/exactly-once.md)."""
+    anchor_every_events: int = 256
+    anchor_every_s: float = 2.0
+    """A signed chain-head anchor per runs partition at least this often (docs/anchors.md)."""
 
 
 class Worker:
@@ -88,7 +99,14 @@ class Worker:
         services: Services | None = None,
         settings: WorkerSettings | None = None,
         schema_registry: SchemaRegistry | None = None,
+        trust: Trust | None = None,
+        anchor_key: SigningKey | None = None,
+        subject_keys: SubjectKeys | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        """`subject_keys`: where personal data's per-subject keys live (docs/erasure.md);
+        None: a tool with personal fields cannot record them (its run fails, never in clear)."""
+        self._observe = Observer(telemetry or Telemetry())
         self._log = event_log
         self._app = app
         self._codec = codec
@@ -100,6 +118,10 @@ class Worker:
         self._table = RunTable()
         self._own = Ownership()
         self._timer = DeadlineTimer()
+        self.watch = WorkerWatch(
+            self._observe.metrics, event_log, topics.commands, self._table, self._own
+        )
+        """What `/livez`, `/readyz` and `/metrics` read (`engine.runtime.watch`)."""
         self._routing = Routing(event_log, topics, self._settings.route_key)
         self._writer = StepWriter(codec, topics, self._services, self._table, self._own)
         self._rebalancer = Rebalancer(
@@ -112,8 +134,11 @@ class Worker:
             keep_finished=self._settings.keep_finished_runs,
             revoke_grace_s=self._settings.revoke_grace_s,
             on_assigned=self._routing.stale,
+            metrics=self._observe.metrics,
         )
-        self._committer = Committer(topics, codec, self._own, self._rebalancer)
+        self._committer = Committer(
+            topics, codec, self._own, self._rebalancer, observer=self._observe
+        )
         limits = self._settings.limits
         self._driver = Driver(
             app,
@@ -127,28 +152,61 @@ class Worker:
         )
         self.stood_down: NewerRelease | None = None
         """Set when the worker met records of a newer release and left its group."""
+        self._trust = trust
+        anchor_key = anchor_key or (trust.anchor_key if trust is not None else None)
+        if anchor_key is not None:
+            self._committer.anchors = Anchorer(
+                event_log,
+                topics,
+                codec,
+                anchor_key,
+                every_events=self._settings.anchor_every_events,
+                every_s=self._settings.anchor_every_s,
+                epoch=self._own.epoch,
+            )
         self._intake = Intake(
-            app, codec, self._writer, self._table, self._services, self._routing, limits
+            app,
+            codec,
+            self._writer,
+            self._table,
+            self._services,
+            self._routing,
+            limits,
+            gate=trust.gate if trust else None,
+            access=trust.access if trust else None,
         )
+        self._driver.access = self._intake.access
+        sealer = Sealer(app, Keyring(subject_keys) if subject_keys is not None else None)
+        self._writer.sealer = self._driver.sealer = self._rebalancer.sealer = sealer
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._routing.current()
         member = self._log.member(self._settings.group, self._topics.commands, self._rebalancer)
         self._committer.bind(member)
         await member.start()
+        self.watch.joined(member)
         await self._register()
         log.info("worker_started", group=self._settings.group, topic=self._topics.commands)
+        if not self._intake.gate.require_signed:
+            log.warning(
+                "worker_accepts_unsigned_commands",
+                remedy="development only: anyone who can write the commands topic can act "
+                "as anyone (docs/signing.md)",
+            )
         try:
             while not stop.is_set():
                 try:
                     await self._poll_once(member)
+                    self.watch.polled()
                 except TransientLogError as exc:  # the log is away (a broker restart): wait
                     log.warning("log_unavailable", error=str(exc))
+                    self.watch.log_away(str(exc))
                     await asyncio.sleep(self._settings.retry_backoff_s)
         except NewerRelease as newer:
             # Not corruption: a newer release wrote what this one cannot read. Leave the
             # group (its partitions go to the other members) and say what to do.
             self.stood_down = newer
+            self.watch.stood_down(str(newer))
             log.error(
                 "worker_stood_down",
                 reason=str(newer),
@@ -156,6 +214,7 @@ class Worker:
                 remedy="run this worker at the newer release (a rolling upgrade in progress?)",
             )
         finally:
+            self.watch.left()
             await member.stop()
             log.info("worker_stopped")
 
@@ -203,12 +262,15 @@ class Worker:
             async with self._rebalancer.stepping():
                 await self._resume_restored()
                 await self._fire_deadlines()
+                await self._fire_anchors()
             records = await member.poll(self._settings.poll_timeout_s, self._settings.max_batch)
             await self._routing.current(records)  # moved partitions, or a newer map
             by_partition: dict[int, list[Record]] = {}
             for record in records:
                 by_partition.setdefault(record.partition, []).append(record)
             await self._prepare_schemas(member, by_partition)
+            if self._trust is not None:
+                self._intake.gate = await self._trust.prepare(by_partition.values())
             self._own.hold(by_partition)
             async with self._rebalancer.stepping():
                 await _all(
@@ -218,6 +280,7 @@ class Worker:
                 )
         except StepAbandoned as abandoned:
             log.warning("step_abandoned", partition=abandoned.args[0])
+            self._observe.metrics.step_abandoned()
 
     async def _prepare_schemas(
         self, member: GroupMember, by_partition: dict[int, list[Record]]
@@ -266,7 +329,9 @@ class Worker:
             return
         step = Step(partition, consumed=records[-1].offset + 1, first_offset=records[0].offset)
         for record in records:
+            self._observe.command(step.report, record)
             self._intake.handle(step, record)
+            self._observe.handled(step.report)
         await self._finish(step)
 
     async def _dead_letter_unhandled(self, partition: int, record: Record, attempts: int) -> None:
@@ -301,9 +366,23 @@ class Worker:
                 expire(self._writer, step, run, now)
             await self._finish(step)
 
+    async def _fire_anchors(self) -> None:
+        """Anchor what an idle partition committed, once it is `anchor_every_s` old."""
+        anchors = self._committer.anchors
+        if anchors is None:
+            return
+        for partition in sorted(self._table.partitions):
+            if await anchors.idle_due(partition):
+                await self._finish(Step(partition))
+
     async def _finish(self, step: Step) -> None:
-        await self._driver.drive(step)
-        await self._committer.commit(step)
+        try:
+            await self._driver.drive(step)
+            await self._committer.commit(step)
+        except StepAbandoned:
+            self._observe.finished(step.report, "step abandoned: its batch is read again")
+            raise
+        self._observe.finished(step.report)
         self._timer.note(step.changed.values())
 
 
