@@ -20,6 +20,7 @@ from countersign import (
     cli_projections,
     cli_queries,
     cli_runs,
+    cli_serve,
     cli_servers,
 )
 from countersign.logging import configure_logging
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_feeds.register(commands)
     cli_demo.register(commands)
     cli_projections.register(commands)
+    cli_serve.register(commands)
     return parser
 
 

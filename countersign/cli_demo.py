@@ -28,7 +28,7 @@ import textwrap
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -86,6 +86,9 @@ def register(commands: Any) -> None:
         "dev", help="worker + projector in one process (embedded default); Ctrl-C stops both"
     )
     dev.add_argument("--app", required=True, help="module:attribute of an App")
+    dev.add_argument("--web-port", type=int, default=None,
+                     help="the web inbox's port (default 8766; 0: any free one)")  # fmt: skip
+    dev.add_argument("--no-web", action="store_true", help="no web inbox")
     json_logs(dev)
     dev.set_defaults(handler=run_dev)
 
@@ -108,11 +111,37 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         worker = runtime.worker(app)
         projector = runtime.projector(store)
         await projector.check_log()  # projections of another log: refused before anything runs
-        print(f"worker ({args.app}) and projector running; Ctrl-C stops both", flush=True)
-        async with asyncio.TaskGroup() as group:  # one failing stops the other
-            group.create_task(worker.run(stop))
-            group.create_task(projector.run(stop))
+        async with contextlib.AsyncExitStack() as web:
+            if not args.no_web:
+                url = await web.enter_async_context(dev_web(settings, args, runtime, app))
+                print(f"web inbox: {url}/", flush=True)
+            print(f"worker ({args.app}) and projector running; Ctrl-C stops both", flush=True)
+            async with asyncio.TaskGroup() as group:  # one failing stops the other
+                group.create_task(worker.run(stop))
+                group.create_task(projector.run(stop))
     return 0
+
+
+@contextlib.asynccontextmanager
+async def dev_web(
+    settings: Settings, args: argparse.Namespace, runtime: bootstrap.Runtime, app: Any
+) -> AsyncIterator[str]:
+    """The web inbox for `dev`: the App's people as local users (made once, passwords
+    printed), commands signed by the development issuer."""
+    from countersign.cli_serve import dev_users, web_settings
+    from countersign.web.app import serve
+    from countersign.web.signing import development_signer
+
+    found = web_settings(settings, argparse.Namespace(host=None, port=args.web_port))
+    directory = {name: tuple(roles) for name, roles in app.directory.items()}
+    for line in dev_users(found.users_file, directory):
+        print(line, flush=True)
+    signer = development_signer(settings)
+    async with (
+        bootstrap.read_side(settings) as store,
+        serve(found, runtime, store, signer=signer, directory=directory) as served,
+    ):
+        yield served.url
 
 
 # -- countersign demo -------------------------------------------------------------------------
