@@ -20,7 +20,7 @@ from countersign.web.context import Web, json_body
 from countersign.web.decisions import DecisionInvalid, check_idempotency_key
 from countersign.web.live import Change, outcome_json
 from countersign.web.openapi import openapi_document
-from countersign.web.service import KeyReused, NotFound, RequestClosed, Sent
+from countersign.web.service import KeyReused, NotAllowed, NotFound, RequestClosed, Sent
 from events.json import Json
 from projections.inbox import SlaState
 from projections.inbox_query import InboxQuery
@@ -113,6 +113,8 @@ class _Api:
             )  # fmt: skip
         except NotFound as exc:
             return error(404, str(exc))
+        except NotAllowed as exc:
+            return error(403, str(exc))
         except RequestClosed as exc:
             return error(409, str(exc))
         except DecisionInvalid as exc:
@@ -189,7 +191,10 @@ def sent_response(sent: Sent) -> JSONResponse:
             status_code=202,
         )  # fmt: skip
     body = outcome_json(sent.outcome)
-    return JSONResponse(body, status_code=409 if body["status"] == "refused" else 200)
+    if body["status"] == "refused":  # an error like the others, with the outcome beside it
+        reason = f"refused: {sent.outcome.reason}"
+        return JSONResponse({**body, "error": reason, "errors": [reason]}, status_code=409)
+    return JSONResponse(body)
 
 
 def wait_param(request: Request, longest: float, *, default: float) -> float:

@@ -95,7 +95,7 @@ def openapi_document(base_url: str) -> JsonObject:
         "responses": {
             "200": _json(_OUTCOME, "accepted, or counted towards a quorum"),
             "202": _json(_OUTCOME, "sent; the outcome is not known yet: GET outcome_url"),
-            "403": _json(_ERROR, "a forged request (origin, CSRF, content type)"),
+            "403": _json(_ERROR, "you may not decide it, or a forged request (origin, CSRF)"),
             "404": _json(_ERROR, "no such request is projected"),
             "409": _json(_ERROR, "closed already, or refused by the engine (the reason)"),
             "422": _json(_ERROR, "invalid: nothing was sent (every reason)")}}}  # fmt: skip

@@ -26,7 +26,7 @@ from countersign.web.cards import Card
 from countersign.web.context import Web, bounded_body
 from countersign.web.decisions import DecisionInvalid, edit_changes, edit_errors
 from countersign.web.forms import fields_for, read_fields
-from countersign.web.service import KeyReused, NotFound, RequestClosed
+from countersign.web.service import KeyReused, NotAllowed, NotFound, RequestClosed
 from events.json import Json, JsonObject
 
 PAGE_WAIT_S = 10.0
@@ -220,8 +220,9 @@ class _Pages:
             )  # fmt: skip
         except NotFound as exc:
             return HTMLResponse(str(exc), status_code=404)
-        except RequestClosed as exc:
-            return await self._card(request, caller, 409, notice=("refused", str(exc)))
+        except (RequestClosed, NotAllowed) as exc:
+            status = 403 if isinstance(exc, NotAllowed) else 409
+            return await self._card(request, caller, status, notice=("refused", str(exc)))
         except (DecisionInvalid, KeyReused) as exc:
             errors = exc.errors if isinstance(exc, DecisionInvalid) else [str(exc)]
             return await self._card(request, caller, 422, notice=("invalid", "; ".join(errors)))

@@ -40,6 +40,10 @@ class RequestClosed(Exception):
     """The request is decided, expired or withdrawn already: nothing was sent."""
 
 
+class NotAllowed(Exception):
+    """The caller may not decide this request (the reason says who may): nothing was sent."""
+
+
 class KeyReused(ValueError):
     """An Idempotency-Key sent again with another body."""
 
@@ -103,6 +107,10 @@ class InboxService:
     ) -> Sent:
         """Check, publish as `principal`, and wait up to `wait_s` for the outcome."""
         card = await self.card(run_id, interrupt_id)
+        if card.row.status == "open" and not card.row.may_decide(principal, roles):
+            raise NotAllowed(
+                f"{principal} may not decide this request; {', '.join(card.item.deciders)} may"
+            )
         draft = read_decision(body, request=card.request, allowed=card.row.allowed)
         decision_id = decision_id_for(principal, interrupt_id, idempotency_key)
         self._remember(decision_id, draft)
