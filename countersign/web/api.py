@@ -176,10 +176,13 @@ async def changes(web: Web, request: Request) -> AsyncIterator[str]:
     """Server-sent events: `inbox` changes, and a comment every 15 s to keep proxies open."""
     async with web.service.live.subscribe() as queue:
         yield "retry: 2000\n\n"
-        while not await request.is_disconnected():
+        live = web.service.live
+        while not (live.closing.is_set() or await request.is_disconnected()):
             change: Change | None = None
             with contextlib.suppress(TimeoutError):
                 change = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
+            if change is not None and change.kind == "bye":
+                return
             yield change.to_sse() if change is not None else ": keep-alive\n\n"
 
 

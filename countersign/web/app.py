@@ -176,6 +176,7 @@ async def serve(
     config = uvicorn.Config(
         application(web), host=web_settings.host, port=web_settings.port, log_config=None,
         access_log=False, lifespan="off", proxy_headers=True, server_header=False,
+        timeout_graceful_shutdown=5,
     )  # fmt: skip
     server = uvicorn.Server(config)
     stop = asyncio.Event()

@@ -77,6 +77,8 @@ class LiveFeed:
     _pages: set[asyncio.Queue[Change]] = field(default_factory=set)
     _pending: dict[tuple[str, str], _Pending] = field(default_factory=dict)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the server stops: open event streams end."""
 
     async def run(self, stop: asyncio.Event) -> None:
         count = await self.log.partition_count(self.topic)
@@ -86,6 +88,8 @@ class LiveFeed:
             tasks = [group.create_task(self._follow(p, starts[p])) for p in range(count)]
             tasks.append(group.create_task(self._watch()))
             await stop.wait()
+            self.closing.set()
+            self._tell(Change("bye"))  # open event streams end now, not at their next beat
             for task in tasks:
                 task.cancel()
 

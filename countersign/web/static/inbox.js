@@ -46,17 +46,32 @@
     var text = d ? d + "d " + h + "h" : h ? h + "h " + pad(m) + "m" : m + "m " + pad(r) + "s";
     return late ? text + " ago" : text;
   }
+  var overdueChecks = {};
   function tick() {
     var now = Date.now();
     document.querySelectorAll("[data-deadline]").forEach(function (el) {
       var left = (Date.parse(el.dataset.deadline) - now) / 1000;
       el.textContent = fmt(left);
-      if (left <= 0 && !el.dataset.expired) {
-        // The deadline passed: the request expires or escalates; show what the server says.
-        el.dataset.expired = "1";
+      if (left > 0) { el.dataset.future = "1"; return; }
+      if (el.dataset.future === "1") {
+        // The deadline passed while shown: the request expires or escalates; ask the server.
+        delete el.dataset.future;
         setTimeout(function () { refresh("card"); refresh("inbox-list"); }, 1500);
       }
     });
+    // An open card past its deadline: look again every 2 s (20 times at most) until the
+    // engine's expiry or escalation shows.
+    var card = document.getElementById("card");
+    var status = card && card.querySelector("[data-testid=status]");
+    var countdown = card && card.querySelector("[data-deadline]");
+    if (status && countdown && status.textContent === "open" &&
+        Date.parse(countdown.dataset.deadline) < now) {
+      var id = card.dataset.interruptId, seen = overdueChecks[id] || {n: 0, at: 0};
+      if (seen.n < 20 && now - seen.at > 2000) {
+        overdueChecks[id] = {n: seen.n + 1, at: now};
+        refresh("card");
+      }
+    }
   }
 
   function keys(event) {
