@@ -16,6 +16,7 @@ A record that is not a notice is skipped and counted: the topic is shared.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from consumers.notify_channels import SendFailed, Senders
+from consumers.notify_channels import Senders, SendFailed
 from consumers.notify_ledger import Entry, Ledger
 from consumers.notify_plan import Channel, Delivery, Routing, plan
 from engine.log.port import EventLog, GroupMember, Record, Topics
@@ -150,10 +151,8 @@ class Notifier:
             if claimed:
                 await asyncio.gather(*(self._deliver(entry) for entry in claimed))
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._settings.idle_s)
-            except TimeoutError:
-                pass
 
     async def _deliver(self, entry: Entry) -> None:
         delivery, owner = entry.delivery, self._settings.owner
@@ -180,14 +179,18 @@ class Notifier:
 
     async def _failed(self, entry: Entry, failure: SendFailed, bound: object) -> None:
         delivery = entry.delivery
-        wait = min(self._settings.backoff_s * 2 ** (entry.attempts - 1), self._settings.max_backoff_s)
+        wait = min(
+            self._settings.backoff_s * 2 ** (entry.attempts - 1), self._settings.max_backoff_s
+        )
         again = self._clock() + timedelta(seconds=wait)
         await self._ledger.retry(delivery.id, self._settings.owner, again, str(failure),
                                  permanent=not failure.retry)  # fmt: skip
         if failure.retry:
             self.counts.retried += 1
-            log.warning("notification_retry", delivery=delivery.id, channel=delivery.channel,
-                        reason=str(failure), in_s=round(wait, 2), attempt=entry.attempts)  # fmt: skip
+            log.warning(
+                "notification_retry", delivery=delivery.id, channel=delivery.channel,
+                reason=str(failure), in_s=round(wait, 2), attempt=entry.attempts,
+            )  # fmt: skip
         else:
             self.counts.failed += 1
             log.error("notification_failed", delivery=delivery.id, channel=delivery.channel,

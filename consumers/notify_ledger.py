@@ -99,7 +99,9 @@ class MemoryLedger:
         )[:limit]
         claimed = []
         for entry in due:
-            taken = replace(entry, lease_until=now + lease, owner=owner, attempts=entry.attempts + 1)
+            taken = replace(
+                entry, lease_until=now + lease, owner=owner, attempts=entry.attempts + 1
+            )
             self._entries[entry.delivery.id] = taken
             claimed.append(taken)
         return claimed

@@ -231,7 +231,7 @@ def _channel(name: str, spec: Json) -> Channel:
     to = spec.get("to")
     if not isinstance(to, list) or not to or not all(isinstance(a, str) and "@" in a for a in to):
         raise RoutingError(f"channel {name!r}: an email channel needs to: [addresses]")
-    return Channel(name, "email", to=tuple(to))
+    return Channel(name, "email", to=tuple(str(a) for a in to))
 
 
 def _route(index: int, spec: Json, channels: Mapping[str, Channel]) -> Route:

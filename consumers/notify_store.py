@@ -84,11 +84,7 @@ class PostgresLedger:
                     f"INSERT INTO {self._t}.deliveries (id, interrupt_id, run_id, channel, kind,"
                     " due_at, message) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"
                     " ON CONFLICT (id) DO NOTHING",
-                    [
-                        (d.id, d.interrupt_id, d.run_id, d.channel, d.kind, d.due_at,
-                         json.dumps(d.message))  # fmt: skip
-                        for d in deliveries
-                    ],
+                    [_row(d) for d in deliveries],
                 )
             if closes:
                 await conn.execute(
@@ -150,6 +146,10 @@ class PostgresLedger:
             interrupt_id,
         )
         return [_entry(r) for r in rows]
+
+
+def _row(d: Delivery) -> tuple[object, ...]:
+    return (d.id, d.interrupt_id, d.run_id, d.channel, d.kind, d.due_at, json.dumps(d.message))
 
 
 def _entry(row: Any) -> Entry:

@@ -16,6 +16,7 @@ from dataclasses import replace
 from countersign import (
     cli_demo,
     cli_feeds,
+    cli_notify,
     cli_processes,
     cli_projections,
     cli_queries,
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_demo.register(commands)
     cli_projections.register(commands)
     cli_serve.register(commands)
+    cli_notify.register(commands)
     return parser
 
 

@@ -55,7 +55,7 @@ class Stack:
     async def start(self, agent: str, payload: dict[str, object], by: str = "bob") -> str:
         return await self.publisher.start_run(agent, payload, requested_by=by)  # type: ignore[arg-type]
 
-    async def open_request(self, run_id: str, timeout: float = 60) -> dict[str, object]:
+    async def open_request(self, run_id: str, within_s: float = 60) -> dict[str, object]:
         """The run's open request as the API lists it (once projected)."""
         async with self.client("alice") as client:
 
@@ -63,7 +63,7 @@ class Stack:
                 items = (await client.get("/api/inbox", params={"limit": 1000})).json()["items"]
                 return next((i for i in items if i["run_id"] == run_id), None)
 
-            found: dict[str, object] = await eventually(listed, timeout=timeout, interval=0.2)
+            found: dict[str, object] = await eventually(listed, timeout=within_s, interval=0.2)
             return found
 
     @contextlib.asynccontextmanager

@@ -8,6 +8,7 @@ the local Kafka broker: a worker, a projector and the web server run in this pro
 - the same request decided in two tabs: one decision is accepted, the other tab is told;
 - an expired request cannot be decided.
 Screenshots of the inbox and a card (desktop and phone width) go to the artifacts folder.
+`test_web_browser_kafka.py` runs the same tests on the local Kafka broker.
 """
 
 from __future__ import annotations
@@ -29,13 +30,17 @@ TIMEOUT_MS = 60_000
 expect.set_options(timeout=TIMEOUT_MS)  # the machine is shared and slow: wait, never sleep
 
 
-@pytest.fixture(
-    scope="module", params=["embedded", pytest.param("kafka", marks=pytest.mark.kafka)]
-)
+@pytest.fixture(scope="module")
+def log_address() -> str | None:
+    """None: the embedded log (`test_web_browser_kafka.py` runs these tests on Kafka)."""
+    return None
+
+
+@pytest.fixture(scope="module")
 async def stack(
-    request: pytest.FixtureRequest, pg_url: str, tmp_path_factory: pytest.TempPathFactory
+    log_address: str | None, pg_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    kafka = request.getfixturevalue("kafka_bootstrap") if request.param == "kafka" else None
+    kafka = log_address
     prefix = f"b{uuid.uuid4().hex[:8]}"
     home = Path(tmp_path_factory.mktemp("browser-home"))
     async with web_stack(settings_for(home, prefix, pg_url, kafka), web_agents.app) as running:
@@ -88,7 +93,7 @@ async def test_a_new_request_appears_live_and_an_approval_completes_the_run(
     context, page = await logged_in(browser, stack, "alice")
     await page.evaluate("window.__sameDocument = true")
     run_id = await stack.start("refund", {"order_id": "L-1", "amount": 1200})
-    item = page.locator(f"[data-testid=item][data-interrupt-id] >> text=L-1")
+    item = page.locator("[data-testid=item][data-interrupt-id] >> text=L-1")
     await expect(item).to_be_visible()
     assert await page.evaluate("window.__sameDocument") is True  # no reload happened
     await page.screenshot(path=artifact("inbox.png"), full_page=True)
@@ -166,9 +171,7 @@ async def test_without_the_role_the_card_is_read_only_and_a_forged_post_is_refus
     await context.close()
 
 
-async def test_two_tabs_decide_once_and_the_second_is_told(
-    browser: Browser, stack: Stack
-) -> None:
+async def test_two_tabs_decide_once_and_the_second_is_told(browser: Browser, stack: Stack) -> None:
     run_id = await stack.start("refund", {"order_id": "T-1", "amount": 650})
     item = await stack.open_request(run_id)
     context, first = await logged_in(browser, stack, "alice")
