@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -64,7 +65,9 @@ SECURITY_HEADERS = (
 
 
 class SecurityHeaders:
-    """Adds the headers above to every response (a pure ASGI middleware: SSE streams pass)."""
+    """Adds the headers above to every response, and `Server-Timing: app;dur=<ms>` (the time
+    until the response started: what `bench/web.py` reports). A pure ASGI middleware: SSE
+    streams pass through."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -74,9 +77,14 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        started = time.perf_counter()
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                took = f"app;dur={(time.perf_counter() - started) * 1000:.1f}".encode()
+                message["headers"] = [
+                    *message.get("headers", []), *SECURITY_HEADERS, (b"server-timing", took),
+                ]  # fmt: skip
             await send(message)
 
         await self.app(scope, receive, with_headers)
