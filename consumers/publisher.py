@@ -2,20 +2,33 @@
 
 It only appends commands to the commands topic (key = run id); it never talks to a worker.
 The outcome of a decision comes back on the approvals topic, which `wait_for_outcome` reads
-through the approvals feed (`consumers.approvals`).
+through the approvals feed (`consumers.approvals`); what a resume came to is read from the
+run's own events (`wait_for_resumed`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
+from consumers.agents import Agents
 from consumers.approvals import ApprovalsFeed, FeedTimeout
-from engine.log.port import EventLog, Outgoing, Topics
+from engine.log.port import EventLog, Outgoing, Topics, partition_for
 from events.codec import Codec
-from events.commands import CancelRun, Command, LiftQuarantine, StartRun, SubmitDecision
+from events.commands import (
+    CancelRun,
+    Command,
+    LiftQuarantine,
+    ResumeRun,
+    StartRun,
+    SubmitDecision,
+)
+from events.envelope import EventEnvelope
+from events.errors import DecodeError
 from events.json import Json, JsonObject
 from events.notices import DecisionOutcome
+from events.run_events import RunResumed
 
 
 class OutcomeTimeout(FeedTimeout):
@@ -48,19 +61,25 @@ class CommandPublisher:
         requested_by: str,
         run_id: str | None = None,
         agent_version: str = "",
+        agents: Agents | None = None,
+        patience_s: float = 0.0,
     ) -> str:
+        """Start a run; with `agents`, only one a worker serves (looked for `patience_s`), with
+        an input that fits the agent's schema (`UnknownAgent`, `InvalidInput` otherwise:
+        nothing is sent)."""
         run_id = run_id or str(uuid.uuid4())
-        await self.publish(
-            StartRun(
-                command_id=str(uuid.uuid4()),
-                run_id=run_id,
-                agent=agent,
-                input=input,
-                requested_by=requested_by,
-                issued_at_us=_now_us(),
-                agent_version=agent_version,
-            )
+        start = StartRun(
+            command_id=str(uuid.uuid4()),
+            run_id=run_id,
+            agent=agent,
+            input=input,
+            requested_by=requested_by,
+            issued_at_us=_now_us(),
+            agent_version=agent_version,
         )
+        if agents is not None:
+            await agents.check(start, patience_s=patience_s)
+        await self.publish(start)
         return run_id
 
     async def submit_decision(
@@ -115,6 +134,60 @@ class CommandPublisher:
                 reason=reason,
             )
         )
+
+    async def resume_run(self, run_id: str, *, resumed_by: str, reason: str = "") -> str:
+        """Ask a parked run to go on; the command id (the `RunResumed` it causes names it)."""
+        command_id = str(uuid.uuid4())
+        await self.publish(
+            ResumeRun(
+                command_id=command_id,
+                run_id=run_id,
+                resumed_by=resumed_by,
+                issued_at_us=_now_us(),
+                reason=reason,
+            )
+        )
+        return command_id
+
+    async def run_position(self, run_id: str) -> tuple[int, int]:
+        """Where the run's next events will appear; take it before publishing a command."""
+        partitions = await self._log.partition_count(self._topics.runs)
+        partition = partition_for(run_id, partitions)
+        return partition, await self._log.end_offset(self._topics.runs, partition)
+
+    async def wait_for_resumed(
+        self, run_id: str, command_id: str, position: tuple[int, int], timeout_s: float = 30.0
+    ) -> list[EventEnvelope]:
+        """The `RunResumed` that `command_id` caused and the events committed with it (the
+        replay that followed: a new interrupt, a completion, or the run parked again)."""
+        partition, start = position
+
+        async def resumed_offset() -> int:
+            async for record in self._log.read(self._topics.runs, partition, start, follow=True):
+                if record.key != run_id:
+                    continue
+                try:
+                    envelope = self._codec.decode_event(record.value)
+                except DecodeError:
+                    continue  # not for us to judge: the run's owner quarantines such records
+                if isinstance(envelope.payload, RunResumed) and (
+                    envelope.payload.command_id == command_id
+                ):
+                    return record.offset
+            raise TimeoutError  # pragma: no cover - follow never ends
+
+        try:
+            offset = await asyncio.wait_for(resumed_offset(), timeout_s)
+        except TimeoutError as exc:
+            raise OutcomeTimeout(command_id) from exc
+        events = []
+        async for record in self._log.read(self._topics.runs, partition, offset):
+            if record.key == run_id:
+                try:
+                    events.append(self._codec.decode_event(record.value))
+                except DecodeError:
+                    continue
+        return events
 
     async def outcome_position(self, run_id: str) -> tuple[int, int]:
         """Where outcomes for `run_id` will appear; take it before publishing a decision."""

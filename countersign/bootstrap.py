@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import importlib
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
-from consumers import ApprovalsFeed, CommandPublisher, DeadLetters
+from consumers import Agents, ApprovalsFeed, CommandPublisher, DeadLetters
 from countersign.settings import Settings
 from engine.agent.app import App
 from engine.errors import ConfigurationError
@@ -214,11 +214,18 @@ class Runtime:
     def dead_letters(self) -> DeadLetters:
         return DeadLetters(self.log, self.topics)
 
-    def worker(self, app: App, *, group: str | None = None) -> Worker:
+    def agents(self) -> Agents:
+        return Agents(self.log, self.topics, self.codec)
+
+    def worker(
+        self, app: App, *, group: str | None = None, check_determinism: bool = False
+    ) -> Worker:
         # The one place the worker is imported (and only where a worker is built).
         from engine.runtime.worker import Worker, WorkerSettings
 
-        settings = WorkerSettings(group=group or self.settings.worker_group)
+        settings = WorkerSettings(
+            group=group or self.settings.worker_group, check_determinism=check_determinism
+        )
         return Worker(
             app,
             self.log,
@@ -329,3 +336,12 @@ def load_app(spec: str) -> App:
             f"--app {spec!r}: {spec.partition(':')[2]} is not a countersign App"
         )
     return app
+
+
+def load_apps(specs: Sequence[str]) -> App:
+    """One `--app` → that App; several → one App that includes them all (their agents and
+    tools must not clash: refused here, before the worker starts)."""
+    apps = [load_app(spec) for spec in specs]
+    if len(apps) == 1:
+        return apps[0]
+    return App("+".join(app.name for app in apps), include=apps)

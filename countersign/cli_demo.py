@@ -85,7 +85,12 @@ def register(commands: Any) -> None:
     dev = commands.add_parser(
         "dev", help="worker + projector in one process (embedded default); Ctrl-C stops both"
     )
-    dev.add_argument("--app", required=True, help="module:attribute of an App")
+    dev.add_argument(
+        "--app",
+        required=True,
+        action="append",
+        help="module:attribute of an App (repeat to serve several)",
+    )
     dev.add_argument("--web-port", type=int, default=None,
                      help="the web inbox's port (default 8766; 0: any free one)")  # fmt: skip
     dev.add_argument("--no-web", action="store_true", help="no web inbox")
@@ -99,8 +104,8 @@ def register(commands: Any) -> None:
 async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         configure_logging("json", settings.log_level)
-    app = bootstrap.load_app(args.app)
-    log.info("dev_serving", app=args.app, schema=settings.projection_schema,
+    app = bootstrap.load_apps(args.app)
+    log.info("dev_serving", app=", ".join(args.app), schema=settings.projection_schema,
              **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
     async with (
@@ -108,14 +113,17 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         bootstrap.database(settings, keep_running=True) as url,
         bootstrap.projection_writer(settings, url) as store,
     ):
-        worker = runtime.worker(app)
+        # Every resume replays the run from its history first: a non-deterministic agent is
+        # parked (with why) at its first decision, not after some later restart.
+        worker = runtime.worker(app, check_determinism=True)
         projector = runtime.projector(store)
         await projector.check_log()  # projections of another log: refused before anything runs
         async with contextlib.AsyncExitStack() as web:
             if not args.no_web:
                 url = await web.enter_async_context(dev_web(settings, args, runtime, app))
                 print(f"web inbox: {url}/", flush=True)
-            print(f"worker ({args.app}) and projector running; Ctrl-C stops both", flush=True)
+            served = ", ".join(args.app)
+            print(f"worker ({served}) and projector running; Ctrl-C stops both", flush=True)
             async with asyncio.TaskGroup() as group:  # one failing stops the other
                 group.create_task(worker.run(stop))
                 group.create_task(projector.run(stop))

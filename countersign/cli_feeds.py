@@ -1,4 +1,5 @@
-"""`countersign approvals` and `countersign dlq list|show|requeue`: the topics beside the runs.
+"""`countersign approvals`, `countersign agents` and `countersign dlq list|show|requeue`: the
+topics beside the runs.
 
 `approvals` reads the approvals topic as the workers wrote it (requests, outcomes,
 notifications), through the approvals feed; with `--run RUN --wait` it waits for the run's
@@ -36,6 +37,12 @@ def register(commands: Any) -> None:
     )
     approvals.add_argument("--json", action="store_true", help="machine-readable output")
     approvals.set_defaults(handler=show_approvals)
+
+    agents = commands.add_parser(
+        "agents", help="the agents the workers serve (what `start` checks a run against)"
+    )
+    agents.add_argument("--json", action="store_true", help="machine-readable output")
+    agents.set_defaults(handler=show_agents)
 
     dlq = commands.add_parser("dlq", help="dead letters: commands the workers could not take")
     actions = dlq.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -136,4 +143,21 @@ async def dlq_requeue(settings: Settings, args: argparse.Namespace) -> int:
             f"requeued {partition}:{offset} to {commands}[{done.partition}]@{done.offset} "
             f"(by {render.clean(done.by)})"
         )
+    return 0
+
+
+async def show_agents(settings: Settings, args: argparse.Namespace) -> int:
+    async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
+        registered = await runtime.agents().all()
+    if args.json:
+        print(json.dumps([asdict(r) for r in registered]))
+        return 0
+    if not registered:
+        print("(no worker has registered an agent yet: is `countersign worker` running?)")
+        return 0
+    rows = [
+        (r.agent, r.version, r.app, "yes" if r.input_schema else "no", r.worker, r.description)
+        for r in registered
+    ]
+    print(render.table(("AGENT", "VERSION", "APP", "INPUT SCHEMA", "WORKER", "ABOUT"), rows))
     return 0

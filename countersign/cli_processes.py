@@ -25,7 +25,16 @@ log = structlog.get_logger(__name__)
 def register(commands: Any) -> None:
     worker = commands.add_parser("worker", help="run agents: own partitions, resume runs by replay")
     worker.add_argument(
-        "--app", required=True, help="module:attribute of an App, e.g. examples.refund:app"
+        "--app",
+        required=True,
+        action="append",
+        help="module:attribute of an App, e.g. examples.refund:app (repeat to serve several)",
+    )
+    worker.add_argument(
+        "--check-determinism",
+        action="store_true",
+        help="replay each run from its history at every resume (development: a "
+        "non-deterministic agent is parked at its first decision, not after a restart)",
     )
     worker.add_argument("--group", default=None, help="consumer group (COUNTERSIGN_WORKER_GROUP)")
     json_logs(worker)
@@ -56,14 +65,15 @@ def _logging(settings: Settings, args: argparse.Namespace) -> None:
 
 async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     _logging(settings, args)
-    app = bootstrap.load_app(args.app)
-    log.info("worker_serving", app=args.app, group=args.group or settings.worker_group,
+    app = bootstrap.load_apps(args.app)
+    log.info("worker_serving", app=", ".join(args.app), group=args.group or settings.worker_group,
              **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
     async with bootstrap.connected(
         settings, client_id="countersign-worker", keep_database=True
     ) as runtime:
-        await runtime.worker(app, group=args.group).run(stop)
+        worker = runtime.worker(app, group=args.group, check_determinism=args.check_determinism)
+        await worker.run(stop)
     return 0
 
 

@@ -11,12 +11,15 @@ import getpass
 import json
 from typing import Any
 
-from countersign import bootstrap
+from countersign import bootstrap, cli_queries, cli_review
 from countersign.cli_options import wait_option
 from countersign.render import clean
 from countersign.settings import Settings
 from engine.errors import ConfigurationError
 from events.json import Json, JsonObject
+
+START_PATIENCE_S = 15.0
+"""How long `start` looks for a worker serving the agent (one started a moment ago)."""
 
 
 def _json_arg(text: str, what: str) -> Json:
@@ -41,6 +44,12 @@ def register(commands: Any) -> None:
     start.add_argument("--by", default=None, help="who asks for the run (default: $USER)")
     start.add_argument("--run-id", default=None, help="choose the run id (default: a new uuid)")
     start.add_argument("--agent-version", default="", help="pin a version (default: newest)")
+    start.add_argument(
+        "--force",
+        action="store_true",
+        help="send it even if no worker has registered the agent, or the input breaks its schema",
+    )
+    wait_option(start, "until the run waits for a person or finishes, then show it")
     start.add_argument("--json", action="store_true", help="machine-readable output")
     start.set_defaults(handler=start_run)
 
@@ -48,13 +57,13 @@ def register(commands: Any) -> None:
         "decide",
         help="publish a decision on an interrupt (SubmitDecision) and wait for its outcome",
     )
-    decide.add_argument("run_id")
-    decide.add_argument("interrupt_id")
-    decide.add_argument("kind", choices=["approve", "edit", "reject", "respond"])
+    cli_review.decide_arguments(decide)
     decide.add_argument("--by", required=True, help="who decides")
     decide.add_argument("--reason", default="", help="why (a rejection's reason reaches the agent)")
-    decide.add_argument("--args", default=None, help="edit: the new tool arguments (JSON object)")
-    decide.add_argument("--response", default=None, help="respond: the answer (JSON)")
+    decide.add_argument("--args", default=None, help="edit: all the new tool arguments (JSON)")
+    decide.add_argument(
+        "--response", default=None, help="respond: the answer (JSON; text for a text answer)"
+    )
     decide.add_argument("--digest", default="", help="the request digest you decided on")
     decide.add_argument("--decision-id", default=None, help="idempotency key (default: new uuid)")
     waiting = decide.add_mutually_exclusive_group()
@@ -88,34 +97,38 @@ async def start_run(settings: Settings, args: argparse.Namespace) -> int:
             requested_by=args.by or getpass.getuser(),
             run_id=args.run_id,
             agent_version=args.agent_version,
+            agents=None if args.force else runtime.agents(),
+            patience_s=START_PATIENCE_S,
         )
-    print(json.dumps({"run_id": run_id}) if args.json else run_id)
-    return 0
+    if args.wait is None:
+        print(json.dumps({"run_id": run_id}) if args.json else run_id)
+        return 0
+    shown = argparse.Namespace(run_id=run_id, wait=args.wait, json=args.json)
+    return await cli_queries.runs_show(settings, shown)
 
 
 async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
-    edited = _json_object(args.args, "--args") if args.args is not None else None
-    if args.kind == "edit" and edited is None:
-        raise ConfigurationError("an edit needs --args '{...}' with the new arguments")
-    response = _json_arg(args.response, "--response") if args.response is not None else None
+    decision = await cli_review.decision_input(settings, args)
     async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
         publisher = runtime.publisher()
         position = None if args.no_wait else await publisher.outcome_position(args.run_id)
         decision_id = await publisher.submit_decision(
             args.run_id,
-            args.interrupt_id,
-            args.kind,
+            decision.interrupt_id,
+            decision.kind,
             decided_by=args.by,
             reason=args.reason,
-            edited_args=edited,
-            response=response,
-            digest=args.digest,
+            edited_args=decision.edited_args,
+            response=decision.response,
+            digest=decision.digest,
             decision_id=args.decision_id,
         )
         if position is None:
             print(json.dumps({"decision_id": decision_id}) if args.json else decision_id)
             return 0
         outcome = await publisher.wait_for_outcome(decision_id, position, args.wait)
+    if outcome.status == "accepted":
+        await cli_review.settled(settings, decision, args.wait)
     status = outcome.status or ("accepted" if outcome.accepted else "refused")
     if args.json:
         print(

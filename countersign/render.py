@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from consumers import DeadLetter, FeedItem
 from events.json import canonical_json
 from events.notices import ActionNotified, ApprovalRequested, DecisionOutcome
-from projections.inbox import InboxItem, TeamOverdue
+from projections.inbox import InboxItem, TeamOverdue, at_deadline
 from projections.recommend import Recommendation
 from projections.rows import AuditRow, InterruptRow, RunRow, TimelineEntry
 from projections.stats import StatRow
@@ -92,8 +92,10 @@ def run_header(run: RunRow) -> str:
     ]
     if run.output is not None:
         lines.append(f"output    {clean(canonical_json(run.output))}")
-    if run.error:
-        lines.append(f"error     {clean(run.error)}")
+    if run.error:  # a parked run's explanation spans lines: each is cleaned on its own
+        first, *rest = run.error.splitlines() or [""]
+        lines.append(f"error     {clean(first)}")
+        lines.extend(f"          {clean(line)}" for line in rest)
     return "\n".join(lines)
 
 
@@ -211,7 +213,7 @@ def inbox_long(items: Sequence[InboxItem]) -> str:
         )
         lines.append(f"    may decide: {clean(', '.join(item.deciders))}  ({level})")
         lines.append(
-            f"    age {duration(item.age_s)}  deadline {when(r.deadline)} (then {r.on_timeout})"
+            f"    age {duration(item.age_s)}  deadline {when(r.deadline)} (then {at_deadline(r)})"
         )
         if r.status != "open":
             why = f": {clean(r.reason)}" if r.reason else ""
@@ -242,6 +244,7 @@ def stats(rows: Sequence[StatRow], by: str) -> str:
         "RESPONDED",
         "EXPIRED",
         "ESCALATED",
+        "WITHDRAWN",
         "AUTO",
         "RATE",
         "MEDIAN",
@@ -258,6 +261,7 @@ def stats(rows: Sequence[StatRow], by: str) -> str:
             r.responded,
             r.expired,
             r.escalated,
+            r.withdrawn,
             r.auto_approved,
             _rate(r.approval_rate),
             duration(r.median_s),

@@ -24,6 +24,7 @@ from engine.errors import (
     Fenced,
     LogError,
     NonDeterminismError,
+    ToolNotOk,
     TransientLogError,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "Replayer",
     "RunContext",
     "Services",
+    "ToolNotOk",
     "ToolResult",
     "ToolSpec",
     "TransientLogError",

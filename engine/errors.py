@@ -4,6 +4,7 @@ EngineError
 ├── ConfigurationError      terminal: fix the app or the settings (unknown agent, tool, ...)
 ├── NonDeterminismError     replay diverged from the recorded history; the run is parked
 ├── AgentProtocolError      agent code awaited something outside its run context
+├── ToolNotOk               `ToolResult.unwrap()` of a call that did not run (agent code's to catch)
 ├── NewerRelease            this worker met records a newer release wrote: it stands down
 └── LogError                the event log failed
     ├── Fenced              terminal for this writer: another worker owns the partition now
@@ -30,6 +31,16 @@ class NonDeterminismError(EngineError):
         self.call = call
         self.expected = expected
         self.actual = actual
+
+
+class ToolNotOk(EngineError):
+    """`unwrap()` of a tool call that was rejected or failed. Uncaught, it fails the run
+    (`RunFailed`), like any error of agent code."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(f"the tool call was {status}: {reason}")
+        self.status = status
+        self.reason = reason
 
 
 class NewerRelease(EngineError):

@@ -3,7 +3,14 @@
 from events.approval import DECISION_KINDS, ApprovalRequest
 from events.catalog import Catalog
 from events.codec import Codec
-from events.commands import COMMAND_TYPES, CancelRun, Command, StartRun, SubmitDecision
+from events.commands import (
+    COMMAND_TYPES,
+    CancelRun,
+    Command,
+    ResumeRun,
+    StartRun,
+    SubmitDecision,
+)
 from events.envelope import EventEnvelope, hash_encoded
 from events.errors import (
     CatalogError,
@@ -39,6 +46,7 @@ from events.run_events import (
     RunEventPayload,
     RunFailed,
     RunParked,
+    RunResumed,
     RunStarted,
     ToolCallCompleted,
     ToolCallFailed,
@@ -80,11 +88,13 @@ __all__ = [
     "ModelCalled",
     "NewerSchema",
     "Notice",
+    "ResumeRun",
     "RunCancelled",
     "RunCompleted",
     "RunEventPayload",
     "RunFailed",
     "RunParked",
+    "RunResumed",
     "RunStarted",
     "SchemaRefused",
     "StartRun",

@@ -11,7 +11,9 @@ from events.json import Json, JsonObject
 DecisionKind: TypeAlias = Literal["approve", "edit", "reject", "respond"]
 DECISION_KINDS: tuple[DecisionKind, ...] = ("approve", "edit", "reject", "respond")
 RiskLevel: TypeAlias = Literal["low", "medium", "high", "critical"]
-TimeoutAction: TypeAlias = Literal["reject", "escalate", "approve"]
+TimeoutAction: TypeAlias = Literal["reject", "escalate", "approve", "respond"]
+"""What a deadline does: reject; escalate to `escalate_to`; approve (low risk only); or, for a
+question whose answer schema has a `default`, respond with that default."""
 GateAction: TypeAlias = Literal["auto", "notify", "approve", "escalate"]
 RISK_LEVELS: tuple[RiskLevel, ...] = ("low", "medium", "high", "critical")
 
@@ -29,7 +31,8 @@ class ApprovalRequest:
     directory; empty means anyone but the requester), minus `excluded` (who already approved
     an earlier level of the same call). `quorum` distinct approvals close a request (k-of-n);
     `level` of `levels` says where in a multi-level approval this request stands. On timeout
-    `on_timeout` applies; "escalate" hands the call to `escalate_to` for another `timeout_s`.
+    `on_timeout` applies; "escalate" hands the call to `escalate_to` for another `timeout_s`;
+    "respond" (questions) answers with the answer schema's `default`.
     `args_schema` (tool requests) and `answer_schema` (questions) are what an edit or a
     response is validated against before it is accepted.
     """

@@ -29,6 +29,7 @@ from events.checkpoints import Checkpoint
 from events.commands import COMMAND_TYPES
 from events.errors import CatalogError, EventsError
 from events.notices import NOTICE_TYPES
+from events.registry import AgentRegistered
 from events.run_events import RUN_EVENT_TYPES
 from events.upcasting import UPCASTERS, Upcaster
 
@@ -43,6 +44,7 @@ MESSAGE_TYPES: Mapping[str, type[Any]] = {
     **{f"{COMMANDS}.{cls.__name__}": cls for cls in COMMAND_TYPES},
     **{f"{APPROVALS}.{cls.__name__}": cls for cls in NOTICE_TYPES},
     f"{INTERNAL}.Checkpoint": Checkpoint,
+    f"{INTERNAL}.AgentRegistered": AgentRegistered,
 }
 """Every message type of this release, by the full Avro name of its schema."""
 

@@ -32,6 +32,7 @@ from events.errors import DecodeError, EncodeError, MessageTooLarge, UnknownSche
 from events.notices import NOTICE_TYPES, Notice
 from events.readers import MessageType, Writer, index_classes, mapper_for, message_types, writer_for
 from events.records import RecordMapper
+from events.registry import AgentRegistered
 from events.registry_schemas import RegistrySchemas
 from events.schema_header import SCHEMA_HEADER, SchemaClaim, newer_or_unknown
 
@@ -43,7 +44,7 @@ DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 
 _ENVELOPE_FIELDS = tuple(f.name for f in dataclasses.fields(EventEnvelope) if f.name != "payload")
 
-Message = EventEnvelope | Command | Notice | Checkpoint
+Message = EventEnvelope | Command | Notice | Checkpoint | AgentRegistered
 Headers = Sequence[tuple[str, bytes]]
 
 
@@ -171,6 +172,12 @@ class Codec:
         message = self.decode(data, headers)
         if not isinstance(message, Checkpoint):
             raise DecodeError(f"expected a checkpoint, got {type(message).__name__}")
+        return message
+
+    def decode_registration(self, data: bytes, headers: Headers = ()) -> AgentRegistered:
+        message = self.decode(data, headers)
+        if not isinstance(message, AgentRegistered):
+            raise DecodeError(f"expected an agent registration, got {type(message).__name__}")
         return message
 
     def type_of(self, data: bytes) -> type[Any] | None:

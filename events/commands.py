@@ -57,8 +57,26 @@ class LiftQuarantine:
     reason: str = ""
 
 
-Command: TypeAlias = StartRun | SubmitDecision | CancelRun | LiftQuarantine
-COMMAND_TYPES: tuple[type[Command], ...] = (StartRun, SubmitDecision, CancelRun, LiftQuarantine)
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ResumeRun:
+    """Continue a parked run (after its code was fixed, or the old version deployed again):
+    the worker replays it from its history; if it diverges again it is parked again."""
+
+    command_id: str
+    run_id: str
+    resumed_by: str
+    issued_at_us: int
+    reason: str = ""
+
+
+Command: TypeAlias = StartRun | SubmitDecision | CancelRun | LiftQuarantine | ResumeRun
+COMMAND_TYPES: tuple[type[Command], ...] = (
+    StartRun,
+    SubmitDecision,
+    CancelRun,
+    LiftQuarantine,
+    ResumeRun,
+)
 
 
 def command_id_of(command: Command) -> str:

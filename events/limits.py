@@ -30,7 +30,8 @@ MAX_ID_CHARS = 256
 """Ids: command_id, decision_id, run_id, interrupt_id (uuids are 36; room for prefixes)."""
 
 MAX_PRINCIPAL_CHARS = 256
-"""Who: requested_by, decided_by, cancelled_by, lifted_by (an e-mail is at most 254)."""
+"""Who: requested_by, decided_by, cancelled_by, lifted_by, resumed_by (an e-mail is at most
+254)."""
 
 MAX_NAME_CHARS = 128
 """agent and agent_version."""
@@ -53,6 +54,7 @@ COMMAND_STRING_CAPS: Mapping[str, int] = {
     "decided_by": MAX_PRINCIPAL_CHARS,
     "cancelled_by": MAX_PRINCIPAL_CHARS,
     "lifted_by": MAX_PRINCIPAL_CHARS,
+    "resumed_by": MAX_PRINCIPAL_CHARS,
     "agent": MAX_NAME_CHARS,
     "agent_version": MAX_NAME_CHARS,
     "kind": MAX_KIND_CHARS,

@@ -151,7 +151,8 @@ class DecisionRejected:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class InterruptExpired:
     interrupt_id: str
-    action: Literal["reject", "escalate", "approve"]
+    action: Literal["reject", "escalate", "approve", "respond"]
+    """`respond`: the question's default answer (its answer schema's `default`) is the answer."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -167,10 +168,12 @@ class InterruptEscalated:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ValueRecorded:
-    """A non-deterministic value the agent asked for (now, uuid, random)."""
+    """A non-deterministic value the agent asked for (now, uuid, random), or a patch marker
+    (`kind="patch"`, the value is the change id): the run took the new branch of
+    `ctx.patched(change_id)`."""
 
     call: int
-    kind: Literal["now", "uuid", "random"]
+    kind: Literal["now", "uuid", "random", "patch"]
     value: Json = json_field()
 
 
@@ -193,12 +196,28 @@ class RunCancelled:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunParked:
-    """Replay diverged from the recorded history (or the run cannot go on); an operator must act."""
+    """Replay diverged from the recorded history (or the run cannot go on); an operator must act.
+
+    `expected` and `actual` are one-line signatures of the recorded and the new call; `detail`
+    is the explanation for people: the step, both calls with their arguments and their
+    difference, the source line of the new call and the likely fix (empty before release 2).
+    """
 
     reason: str
     call: int
     expected: str
     actual: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RunResumed:
+    """A parked run goes on: someone asked (`ResumeRun`), once its code replays again. The
+    worker replays it from its history at once; if it diverges again, it is parked again."""
+
+    resumed_by: str
+    reason: str
+    command_id: str
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -243,6 +262,7 @@ RunEventPayload: TypeAlias = (
     | DecisionHeld
     | RunQuarantined
     | QuarantineLifted
+    | RunResumed
 )
 
 RUN_EVENT_TYPES: tuple[type[RunEventPayload], ...] = (
@@ -266,6 +286,7 @@ RUN_EVENT_TYPES: tuple[type[RunEventPayload], ...] = (
     DecisionHeld,
     RunQuarantined,
     QuarantineLifted,
+    RunResumed,
 )
 
 TERMINAL_TYPES: tuple[type[RunEventPayload], ...] = (RunCompleted, RunFailed, RunCancelled)

@@ -52,7 +52,15 @@ async def refund(order_id: str, amount: float, idempotency_key: str) -> Json:
     return {"refund_id": f"rf-{idempotency_key}", "order_id": order_id, "amount": amount}
 
 
-@app.agent("refund", version="1")
+@app.agent(
+    "refund",
+    version="1",
+    input_schema={
+        "type": "object",
+        "properties": {"order_id": {"type": "string"}, "amount": {"type": ["number", "integer"]}},
+        "required": ["order_id", "amount"],
+    },
+)
 async def refund_agent(ctx: RunContext, input: JsonObject) -> Json:
     order = await ctx.tool("lookup_order", {"order_id": input["order_id"]})
     if not order.ok:

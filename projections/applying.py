@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
+from events.run_events import RunResumed
 from projections.batch import BatchItem, LoggedEvent, Unusable
 from projections.fold import RunView, timestamp
 from projections.rows import ErrorRow, InterruptRow, RunRow
@@ -68,6 +69,51 @@ def duplicate(event: LoggedEvent) -> Unusable:
     )
 
 
+Head = tuple[int, str]
+"""A run's last projected event: its seq and chain hash."""
+
+
+def runs_with_history(events: Sequence[LoggedEvent]) -> list[str]:
+    """The runs whose first event here is not their seq 0: their stored head is needed."""
+    first: dict[str, int] = {}
+    for event in events:
+        first.setdefault(event.envelope.run_id, event.envelope.seq)
+    return [run_id for run_id, seq in first.items() if seq != 0]
+
+
+def chained(
+    events: Sequence[LoggedEvent], heads: Mapping[str, Head]
+) -> tuple[list[LoggedEvent], list[Unusable]]:
+    """The events to project, and those that break their run's chain, as errors: the
+    projections take a run's history as the worker's restore does (`engine.core.integrity`:
+    the first record in log order that chains), so a record appended behind a run that does
+    not carry the hash of the run's last event is never projected as its history. An event
+    at a seq already taken passes through (a duplicate, kept out downstream); one past a gap
+    too (the missing one may be an event PostgreSQL refused, recorded as an error: `verify`
+    reports the gap either way)."""
+    heads = dict(heads)
+    out: list[LoggedEvent] = []
+    broken: list[Unusable] = []
+    for event in events:
+        env = event.envelope
+        seq, hash_ = heads.get(env.run_id, (-1, ""))
+        if env.seq == seq + 1 and env.prev_hash != hash_:
+            broken.append(
+                Unusable(
+                    partition=event.partition,
+                    offset=event.offset,
+                    reason=f"unchained: run {env.run_id} seq {env.seq} does not carry the hash"
+                    f" of seq {seq}; not projected",
+                    raw=event.raw,
+                )
+            )
+            continue
+        if env.seq > seq:
+            heads[env.run_id] = (env.seq, event.hash)
+        out.append(event)
+    return out, broken
+
+
 def stored_state_needed(events: Sequence[LoggedEvent]) -> tuple[list[str], list[str]]:
     """The runs whose stored row and open interrupts the fold needs, and the interrupts the
     events name. A run whose first event here is its seq 0 has nothing stored yet, so it is
@@ -82,6 +128,12 @@ def stored_state_needed(events: Sequence[LoggedEvent]) -> tuple[list[str], list[
         if first_seq[e.envelope.run_id] != 0 and (interrupt_id := interrupt_of(e))
     }
     return run_ids, sorted(interrupt_ids)
+
+
+def resumed_runs(events: Sequence[LoggedEvent]) -> list[str]:
+    """Runs a `RunResumed` of the batch resumes: the fold needs their withdrawn interrupts
+    too (the ones their parking withdrew), to open them again."""
+    return sorted({e.envelope.run_id for e in events if type(e.envelope.payload) is RunResumed})
 
 
 def interrupt_of(event: LoggedEvent) -> str | None:

@@ -26,6 +26,7 @@ from events.run_events import (
     RunFailed,
     RunParked,
     RunQuarantined,
+    RunResumed,
     RunStarted,
     ToolCallCompleted,
     ToolCallFailed,
@@ -107,11 +108,16 @@ def summarize(payload: RunEventPayload) -> str:
         case RunCancelled():
             return f"cancelled by {payload.cancelled_by}: {payload.reason}"
         case RunParked():
-            return f"parked at call {payload.call}: {payload.reason}"
+            return (
+                f"parked at call {payload.call}: {payload.reason}"
+                f" (recorded {payload.expected or '-'}, now {payload.actual or '-'})"
+            )
+        case RunResumed():
+            return f"resumed by {payload.resumed_by}: {payload.reason}"
         case GateEvaluated():
             return (
                 f"call {payload.call}: {payload.tool} gated {payload.action} by {payload.policy}"
-                f" (risk {payload.risk})"
+                f"{f' rule {payload.rule}' if payload.rule else ''} (risk {payload.risk})"
             )
         case VoteRecorded():
             return (

@@ -35,6 +35,7 @@ from events.run_events import (
     RunFailed,
     RunParked,
     RunQuarantined,
+    RunResumed,
     RunStarted,
     ToolCallCompleted,
     ToolCallFailed,
@@ -255,6 +256,8 @@ def project(view: RunView, event: LoggedEvent) -> RowChanges:
         case QuarantineLifted():
             audit = _audit(env, at, "quarantine_lifted", payload.lifted_by, reason=payload.reason)
             return RowChanges(run=run, audit=audit)
+        case RunResumed():
+            return _resumed(view, run, env, payload, at)
         case _:  # pragma: no cover - the union is closed; mypy checks every arm is here
             assert_never(payload)
 
@@ -346,10 +349,31 @@ def _parked(
         "expected": payload.expected,
         "actual": payload.actual,
     }
+    if payload.detail:
+        detail["explanation"] = payload.detail
     audit = _audit(env, at, "run_parked", ENGINE_ACTOR, reason=payload.reason, detail=detail)
     error = f"{payload.reason} (call {payload.call}: expected {payload.expected}, "
     error += f"got {payload.actual})"
+    if payload.detail:
+        error += f"\n{payload.detail}"
     return _finished(view, run, at, "parked", output=run.output, error=error, audit=audit)
+
+
+def _resumed(
+    view: RunView, run: RunRow, env: EventEnvelope, payload: RunResumed, at: datetime
+) -> RowChanges:
+    """A parked run goes on: the requests its parking withdrew are open again (a parked run
+    took no decision and no expiry, so every withdrawn request of it is one of those)."""
+    audit = _audit(env, at, "run_resumed", payload.resumed_by, reason=payload.reason)
+    if run.status != "parked":
+        return RowChanges(run=run, audit=audit)
+    reopened = tuple(
+        _replace(i, status="open", closed_at=None)
+        for i in view.interrupts.values()
+        if i.status == "withdrawn"
+    )
+    going = _replace(run, status="running", finished_at=None, error=None)
+    return RowChanges(run=_recount(going, view, reopened), interrupts=reopened, audit=audit)
 
 
 # -- interrupts -------------------------------------------------------------------------------

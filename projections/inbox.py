@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, TypeAlias
 
-from events.json import JsonObject
+from events.json import Json, JsonObject, canonical_json
 from projections.rows import InterruptRow
 
 SlaState: TypeAlias = Literal["on_time", "due_soon", "overdue", "no_deadline", "met", "missed"]
@@ -31,11 +31,35 @@ def sla_state(request: InterruptRow, now: datetime, due_soon: timedelta) -> SlaS
 
 
 def deciders(request: InterruptRow) -> tuple[str, ...]:
-    """Who may decide at the request's current level, as people read it."""
+    """Who may decide at the request's current level, as people read it (as the engine
+    judges: whoever started the run may answer its questions, not approve its calls)."""
     listed = tuple(a for a in request.approvers if a not in request.excluded)
     if listed:
         return listed
-    return (f"anyone but {request.requested_by}",) if request.requested_by else ("anyone",)
+    if request.requested_by and request.kind != "question":
+        return (f"anyone but {request.requested_by}",)
+    return ("anyone",)
+
+
+def at_deadline(request: InterruptRow, default: Json = None) -> str:
+    """What the deadline does to the request, as the engine carries it out (with the safety
+    rules: approving on timeout only for low risk; nobody to escalate to rejects). `default`
+    is a question's default answer, when the caller has its request at hand."""
+    if request.deadline is None:
+        return "nothing: it has no deadline"
+    action = request.on_timeout
+    if request.kind == "question":
+        if action == "respond":  # the engine sets it only with a default
+            shown = "" if default is None else f": {canonical_json(default)}"
+            return f"answered with its default{shown}"
+        if action == "escalate":
+            return "asked again of the next level"
+        return "no answer: the agent is told the question expired"
+    if action == "approve" and request.risk == "low":
+        return "approved (low risk)"
+    if action == "escalate":
+        return "escalated to the next level"
+    return "rejected: the call does not run"
 
 
 def role_names(roles: tuple[str, ...]) -> tuple[str, ...]:
@@ -87,6 +111,7 @@ class InboxItem:
             "raised_at": r.raised_at.isoformat(),
             "deadline": None if r.deadline is None else r.deadline.isoformat(),
             "on_timeout": r.on_timeout,
+            "at_deadline": at_deadline(r),
             "age_s": round(self.age_s, 3),
             "sla": self.sla,
             "outcome": None

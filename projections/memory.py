@@ -91,8 +91,9 @@ class MemoryStore:
     ) -> tuple[_Staged, Applied]:
         staged = _Staged()
         fresh = applying.fresh(stored, items)
-        events = [i for i in fresh if isinstance(i, LoggedEvent)]
-        unusable = [i for i in fresh if isinstance(i, Unusable)]
+        logged = [i for i in fresh if isinstance(i, LoggedEvent)]
+        events, unchained = applying.chained(logged, self._heads(logged))
+        unusable = [i for i in fresh if isinstance(i, Unusable)] + unchained
         new, duplicates = self._new_and_duplicates(events)
         staged.events = [_as_stored(EVENTS, event_row(e)) for e in new]
         folded = fold(self._views(new), new)
@@ -111,6 +112,15 @@ class MemoryStore:
             positions={**stored, **moved},
         )
         return staged, applied
+
+    def _heads(self, events: Sequence[LoggedEvent]) -> dict[str, applying.Head]:
+        heads = {}
+        for run_id in applying.runs_with_history(events):
+            stored = self._events.get(run_id)
+            if stored:
+                last = stored[max(stored)]
+                heads[run_id] = (last.seq, last.hash)
+        return heads
 
     def _new_and_duplicates(
         self, events: Iterable[LoggedEvent]
@@ -136,6 +146,10 @@ class MemoryStore:
             i for i in self._interrupts.values() if i.run_id in wanted and i.status == "open"
         ]
         named = [self._interrupts[i] for i in interrupt_ids if i in self._interrupts]
+        resumed = set(applying.resumed_runs(events))
+        named += [
+            i for i in self._interrupts.values() if i.run_id in resumed and i.status == "withdrawn"
+        ]
         runs = [self._runs[r] for r in run_ids if r in self._runs]
         return applying.views_of(runs, open_ones + named)
 
@@ -192,6 +206,9 @@ class MemoryStore:
     async def fetch_interrupts(self, run_id: str) -> list[InterruptRow]:
         mine = [i for i in self._interrupts.values() if i.run_id == run_id]
         return sorted(mine, key=lambda i: i.seq)
+
+    async def fetch_interrupt(self, interrupt_id: str) -> InterruptRow | None:
+        return self._interrupts.get(interrupt_id)
 
     async def fetch_audit(
         self,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from events.codec import Codec
+from events.run_events import InterruptRaised
+from projections.card import ReviewCard, previous_args
 from projections.describe import summarize
 from projections.rows import (
     AUDIT_ACTIONS,
@@ -33,6 +35,8 @@ class ReadModel(Protocol):
     async def fetch_events(self, run_id: str, from_seq: int = 0) -> list[EventRow]: ...
 
     async def fetch_interrupts(self, run_id: str) -> list[InterruptRow]: ...
+
+    async def fetch_interrupt(self, interrupt_id: str) -> InterruptRow | None: ...
 
     async def fetch_audit(
         self,
@@ -94,6 +98,28 @@ class Queries:
     async def interrupts(self, run_id: str) -> list[InterruptRow]:
         """The run's interrupts, open or closed, in the order they were raised."""
         return await self._store.fetch_interrupts(run_id)
+
+    async def card(self, interrupt_id: str, now: datetime | None = None) -> ReviewCard | None:
+        """The whole request as a reviewer decides it (see `projections.card`); None when no
+        such interrupt is projected."""
+        row = await self._store.fetch_interrupt(interrupt_id)
+        if row is None:
+            return None
+        if self._codec is None:
+            self._codec = Codec()
+        events = await self._store.fetch_events(row.run_id, row.seq)
+        if not events or events[0].seq != row.seq:
+            return None
+        raised = self._codec.decode_event(events[0].raw).payload
+        if not isinstance(raised, InterruptRaised) or raised.interrupt_id != interrupt_id:
+            return None
+        siblings = await self._store.fetch_interrupts(row.run_id)
+        return ReviewCard(
+            row=row,
+            request=raised.request,
+            previous=previous_args(row, siblings),
+            now=now or datetime.now(UTC),
+        )
 
     async def audit(
         self,

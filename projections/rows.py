@@ -26,7 +26,8 @@ FINISHED_STATUSES: frozenset[RunStatus] = frozenset({"parked", "completed", "fai
 InterruptStatus: TypeAlias = Literal[
     "open", "approved", "edited", "rejected", "responded", "expired", "withdrawn"
 ]
-"""`withdrawn`: the run finished (cancelled, failed, parked...) while the interrupt was open."""
+"""`withdrawn`: the run finished (cancelled, failed, parked...) while the interrupt was open; a
+parked run that is resumed opens its withdrawn interrupts again."""
 
 AuditAction: TypeAlias = Literal[
     "gate_evaluated",
@@ -41,6 +42,7 @@ AuditAction: TypeAlias = Literal[
     "run_cancelled",
     "run_quarantined",
     "quarantine_lifted",
+    "run_resumed",
 ]
 AUDIT_ACTIONS: tuple[AuditAction, ...] = (
     "gate_evaluated",
@@ -55,6 +57,7 @@ AUDIT_ACTIONS: tuple[AuditAction, ...] = (
     "run_cancelled",
     "run_quarantined",
     "quarantine_lifted",
+    "run_resumed",
 )
 QUARANTINE_ACTOR = "system:integrity"
 """Who the audit names for a quarantine: the restore's chain check, not a person."""
@@ -184,9 +187,12 @@ class InterruptRow:
 
     def may_decide(self, principal: str, roles: tuple[str, ...] = ()) -> bool:
         """Whether `principal` (holding `roles`: `support` or `role:support`) may decide this
-        request now: listed by name or role (an empty list means anyone), not the requester,
-        not excluded. The inbox query asks the same in SQL."""
-        if principal == self.requested_by or principal in self.excluded:
+        request now: listed by name or role (an empty list means anyone), not excluded, and
+        not the requester, unless it is a question (anyone listed may answer those, as the
+        engine judges). The inbox query asks the same in SQL."""
+        if principal in self.excluded:
+            return False
+        if principal == self.requested_by and self.kind != "question":
             return False
         if not self.approvers:
             return True

@@ -139,11 +139,12 @@ def _inbox_conditions(query: InboxQuery) -> list[Condition]:
 
 
 def _may_decide(keys: list[str] | None, principal: str | None) -> Condition:
-    """Listed by name or role (or anyone may), not the requester, not excluded: as
-    `InterruptRow.may_decide` asks in Python. Left out when `keys` is None."""
+    """Listed by name or role (or anyone may), not excluded, not the requester (who may
+    answer questions): as `InterruptRow.may_decide` asks in Python. Left out when `keys` is
+    None."""
     return (
         "(approvers ?| {0}::text[] OR approvers = '[]'::jsonb)"
-        " AND requested_by <> {1} AND NOT excluded ? {1}",
+        " AND (requested_by <> {1} OR kind = 'question') AND NOT excluded ? {1}",
         keys,
         principal,
     )

@@ -36,6 +36,11 @@ class PostgresReads(StorePart):
         query = select(INTERRUPTS, where=[("run_id = {}", run_id)], order="seq")
         return await self._db.select(INTERRUPTS, query)
 
+    async def fetch_interrupt(self, interrupt_id: str) -> InterruptRow | None:
+        query = select(INTERRUPTS, where=[("interrupt_id = {}", interrupt_id)])
+        rows = await self._db.select(INTERRUPTS, query)
+        return rows[0] if rows else None
+
     async def fetch_audit(
         self,
         *,

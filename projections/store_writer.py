@@ -82,8 +82,9 @@ class PostgresWriter(StorePart):
 async def _apply(conn: Any, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
     stored = await _lock_positions(conn, projection, topic, sorted({i.partition for i in items}))
     fresh = applying.fresh(stored, items)
-    events = [i for i in fresh if isinstance(i, LoggedEvent)]
-    unusable = [i for i in fresh if isinstance(i, Unusable)]
+    logged = [i for i in fresh if isinstance(i, LoggedEvent)]
+    events, unchained = applying.chained(logged, await _heads(conn, logged))
+    unusable = [i for i in fresh if isinstance(i, Unusable)] + unchained
     inserted = await _insert_events(conn, events)
     new = [e for e in events if (e.partition, e.offset) in inserted]
     duplicates = [applying.duplicate(e) for e in events if (e.partition, e.offset) not in inserted]
@@ -170,6 +171,19 @@ async def _insert_events(conn: Any, events: Sequence[LoggedEvent]) -> set[tuple[
     return {(e.partition, e.offset) for e in events}
 
 
+async def _heads(conn: Any, events: Sequence[LoggedEvent]) -> dict[str, applying.Head]:
+    """The last projected event (seq, hash) of each run the batch continues."""
+    run_ids = applying.runs_with_history(events)
+    if not run_ids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT DISTINCT ON (run_id) run_id, seq, hash FROM cs_events"
+        " WHERE run_id = ANY($1::text[]) ORDER BY run_id, seq DESC",
+        run_ids,
+    )
+    return {str(r["run_id"]): (int(r["seq"]), str(r["hash"])) for r in rows}
+
+
 async def _load_views(conn: Any, events: Sequence[LoggedEvent]) -> dict[str, RunView]:
     """The stored state of the batch's runs that the fold needs. No row lock is needed: a
     run lives in one partition, and the partition's position row is locked."""
@@ -183,9 +197,12 @@ async def _load_views(conn: Any, events: Sequence[LoggedEvent]) -> dict[str, Run
         f"SELECT {INTERRUPTS.column_list()} FROM cs_interrupts"
         " WHERE run_id = ANY($1::text[]) AND status = 'open'"
         f" UNION ALL SELECT {INTERRUPTS.column_list()} FROM cs_interrupts"
-        " WHERE interrupt_id = ANY($2::text[])",
+        " WHERE interrupt_id = ANY($2::text[])"
+        f" UNION ALL SELECT {INTERRUPTS.column_list()} FROM cs_interrupts"
+        " WHERE run_id = ANY($3::text[]) AND status = 'withdrawn'",
         run_ids,
         interrupt_ids,
+        applying.resumed_runs(events),
     )
     return applying.views_of(map(RUNS.from_record, runs), map(INTERRUPTS.from_record, interrupts))
 

@@ -53,7 +53,8 @@ WHERE action = 'gate_evaluated';
 -- responded, expired or withdrawn; `escalated` marks an expiry that handed the call on;
 -- `decision_s` is the time a person took (null unless a person decided).
 CREATE OR REPLACE VIEW cs_v_decisions AS
-SELECT interrupt_id, run_id, seq, call, agent, kind, coalesce(tool, '') AS tool, args,
+SELECT interrupt_id, run_id, seq, call, agent, kind,
+       CASE WHEN kind = 'question' THEN '(question)' ELSE coalesce(tool, '') END AS tool, args,
        edited_args, risk, amount, confidence, policy, rule, approvers, level, escalation,
        status, decided_by, decision_kind, reason, raised_at, closed_at,
        (status = 'expired' AND decision_kind = 'escalate') AS escalated,

@@ -93,12 +93,14 @@ class Harness:
         group: str | None = None,
         limits: RunLimits = DEFAULT_LIMITS,
         keep_finished_runs: int = 1_000,
+        check_determinism: bool = False,
     ) -> Running:
         settings = WorkerSettings(
             group=group or f"{self.topics.prefix}.workers",
             poll_timeout_s=0.05,
             limits=limits,
             keep_finished_runs=keep_finished_runs,
+            check_determinism=check_determinism,
         )
         worker = Worker(
             app,

@@ -1,9 +1,10 @@
-"""One request card: the inbox row, the request as raised, and its run (I/O: reads the store).
+"""One request card for the page and the API: the reviewer's card and the run (I/O: reads).
 
-The row says where the request stands (status, votes, outcome); the request as raised (read
-back from the events index, the exact `InterruptRaised`) adds what a person decides on: the
-full arguments, their digest, the context, the argument and answer schemas the forms are
-made from. The run row says what became of the run after the decision.
+The reviewer's card (`projections.card.ReviewCard`, what `countersign inbox show` prints) has
+the row (status, votes, outcome), the request as raised (full arguments, digest, context,
+the argument and answer schemas the forms are made from), what changed since the previous
+proposal of the same call, and what the deadline does. The web adds the inbox item (SLA
+state, age, who may decide) and the run's row, which says what became of the run.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from events.approval import ApprovalRequest
-from events.codec import Codec
 from events.json import JsonObject
-from events.run_events import InterruptRaised
-from projections.describe import payload_json
+from projections.card import ReviewCard
 from projections.inbox import InboxItem
 from projections.queries import Queries
 from projections.rows import InterruptRow, RunRow
@@ -23,20 +22,21 @@ from projections.rows import InterruptRow, RunRow
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Card:
+    review: ReviewCard
     item: InboxItem
-    request: ApprovalRequest
     run: RunRow | None
-    now: datetime
 
     @property
     def row(self) -> InterruptRow:
-        return self.item.request
+        return self.review.row
+
+    @property
+    def request(self) -> ApprovalRequest:
+        return self.review.request
 
     @property
     def seconds_left(self) -> float | None:
-        if self.row.deadline is None or self.row.status != "open":
-            return None
-        return (self.row.deadline - self.now).total_seconds()
+        return self.review.seconds_left
 
     def may_decide(self, principal: str, roles: tuple[str, ...]) -> bool:
         return self.row.status == "open" and self.row.may_decide(principal, roles)
@@ -44,34 +44,18 @@ class Card:
     def to_json(self) -> JsonObject:
         return {
             **self.item.to_json(),
-            "request": payload_json(self.request),
-            "digest": self.request.digest,
-            "seconds_left": self.seconds_left,
+            **self.review.to_json(),
             "run": None if self.run is None else self.run.to_json(),
+            "digest": self.request.digest,
         }
 
 
 async def read_card(
-    queries: Queries,
-    codec: Codec,
-    run_id: str,
-    interrupt_id: str,
-    *,
-    now: datetime,
-    due_soon: timedelta,
+    queries: Queries, run_id: str, interrupt_id: str, *, now: datetime, due_soon: timedelta
 ) -> Card | None:
     """The card, or None when no such request of that run is projected (yet)."""
-    row = next(
-        (r for r in await queries.interrupts(run_id) if r.interrupt_id == interrupt_id), None
-    )
-    if row is None:
+    review = await queries.card(interrupt_id, now)
+    if review is None or review.row.run_id != run_id:
         return None
-    events = await queries.events(run_id, row.seq)
-    if not events or events[0].seq != row.seq:
-        return None
-    raised = codec.decode_event(events[0].raw).payload
-    if not isinstance(raised, InterruptRaised) or raised.interrupt_id != interrupt_id:
-        return None
-    run = await queries.get_run(run_id)
-    item = InboxItem.of(row, now, due_soon)
-    return Card(item=item, request=raised.request, run=run, now=now)
+    item = InboxItem.of(review.row, now, due_soon)
+    return Card(review=review, item=item, run=await queries.get_run(run_id))

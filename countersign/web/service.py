@@ -87,9 +87,8 @@ class InboxService:
 
     async def card(self, run_id: str, interrupt_id: str) -> Card:
         found = await read_card(
-            self.queries, self._codec, run_id, interrupt_id,
-            now=self._clock(), due_soon=self.insights.due_soon,
-        )  # fmt: skip
+            self.queries, run_id, interrupt_id, now=self._clock(), due_soon=self.insights.due_soon
+        )
         if found is None:
             raise NotFound(f"no request {interrupt_id} of run {run_id} is projected")
         return found

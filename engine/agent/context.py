@@ -2,28 +2,43 @@
 
 Calls are numbered in program order when they are *made* (not awaited); on replay the
 recorded result of call N is returned without doing anything again.
+
+    invoice = await ctx.call(lookup_invoice, invoice_id="INV-7")   # typed by the tool itself
+    paid = await ctx.call(pay, vendor="acme", amount=900).explained(reasoning="due today")
+    if ctx.patched("vat-fix"):                                       # new code, same version
+        ...
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Generator
+import inspect
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar
 
 import structlog
 
-from engine.errors import ConfigurationError
+from engine.agent.argspec import IDEMPOTENCY_KEY_PARAM, validate
+from engine.errors import ConfigurationError, ToolNotOk
 from events.approval import DecisionKind, RiskLevel, TimeoutAction
 from events.json import Json, JsonObject
 
+P = ParamSpec("P")
+R = TypeVar("R")
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ToolResult:
-    """What a tool call came to. A rejected call never ran; `reason` says why, for the model."""
+
+@dataclass(frozen=True, kw_only=True)
+class ToolResult(Generic[R]):
+    """What a tool call came to. A rejected call never ran; `reason` says why, for the model.
+
+    `value` is the tool's result when `ok` (typed by the tool with `ctx.call`); `unwrap()`
+    returns it, or raises `ToolNotOk` with the reason. `decided_by` is who let it run: the
+    approver, or `policy:<name@version>` when a policy let it run without asking.
+    """
 
     status: Literal["ok", "rejected", "failed"]
-    value: Json = None
+    value: R | None = None
     args: JsonObject | None = None
     reason: str = ""
     decided_by: str = ""
@@ -31,6 +46,12 @@ class ToolResult:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def unwrap(self) -> R:
+        """The result of a call that ran; `ToolNotOk` (with the reason) for one that did not."""
+        if self.status != "ok":
+            raise ToolNotOk(self.status, self.reason)
+        return self.value  # type: ignore[return-value]  # ok: the tool returned an R
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -49,6 +70,12 @@ class _Resolver(Protocol):
     def resolve(self, call: Call) -> tuple[bool, Any]: ...
 
     def record_value(self, kind: Literal["now", "uuid", "random"]) -> Json: ...
+
+    def patched(self, change_id: str) -> bool: ...
+
+    def deprecate_patch(self, change_id: str) -> None: ...
+
+    def tool_name(self, fn: Callable[..., Any]) -> str | None: ...
 
     def next_position(self) -> int: ...
 
@@ -73,7 +100,7 @@ class Call:
             yield self
 
 
-class ToolCall(Call):
+class ToolCall(Call, Generic[R]):
     __slots__ = ("args", "confidence", "context", "impact", "reasoning", "tool")
 
     def __init__(
@@ -95,8 +122,24 @@ class ToolCall(Call):
         self.context = context
         self.confidence = confidence
 
-    def __await__(self) -> Generator[Call, None, ToolResult]:
-        result: ToolResult = yield from super().__await__()
+    def explained(
+        self,
+        reasoning: str = "",
+        *,
+        impact: str = "",
+        context: Json = None,
+        confidence: float | None = None,
+    ) -> ToolCall[R]:
+        """What a reviewer sees beside the arguments, for a call made with `ctx.call` (whose
+        keyword arguments are the tool's own). Call it before awaiting."""
+        self.reasoning = reasoning or self.reasoning
+        self.impact = impact or self.impact
+        self.context = context if context is not None else self.context
+        self.confidence = confidence if confidence is not None else self.confidence
+        return self
+
+    def __await__(self) -> Generator[Call, None, ToolResult[R]]:
+        result: ToolResult[R] = yield from super().__await__()
         return result
 
 
@@ -176,6 +219,26 @@ class _ReplayAwareLogger:
         return log
 
 
+class _NoDefault:
+    """No default answer: the deadline of a question rejects it."""
+
+
+NO_DEFAULT = _NoDefault()
+
+
+def _with_default(
+    schema: Json, default: Json, allowed: tuple[DecisionKind, ...]
+) -> tuple[Json, TimeoutAction]:
+    """The answer schema carrying `default` (JSON Schema's own keyword), checked against it."""
+    if "respond" not in allowed:
+        raise ConfigurationError("a default answer needs 'respond' among the allowed decisions")
+    errors = validate(default, schema, "the default answer")
+    if errors:
+        raise ConfigurationError("; ".join(errors))
+    base: JsonObject = dict(schema) if isinstance(schema, dict) else {}
+    return {**base, "default": default}, "respond"
+
+
 class RunContext:
     """Passed to agent code. Everything non-deterministic or side-effecting goes through it."""
 
@@ -201,6 +264,32 @@ class RunContext:
     def is_replaying(self) -> bool:
         return self._resolver.replaying
 
+    def call(
+        self, tool: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> ToolCall[R]:
+        """Call a registered tool by the function itself: its signature types the arguments
+        and the `ToolResult`. Await it; `.explained(...)` adds the reasoning a reviewer sees.
+
+            result = await ctx.call(pay_invoice, vendor="acme", amount=900)
+
+        Declare an `idempotency_key` parameter with a default (`idempotency_key: str = ""`)
+        so that calls need not pass it: the engine supplies it.
+        """
+        name = self._resolver.tool_name(tool)
+        if name is None:
+            raise ConfigurationError(
+                f"{getattr(tool, '__name__', tool)!r} is not a tool of this app "
+                "(register it with @app.tool)"
+            )
+        return ToolCall(
+            self._resolver,
+            name,
+            _named_args(tool, args, kwargs),
+            reasoning="",
+            impact="",
+            context=None,
+        )
+
     def tool(
         self,
         name: str,
@@ -210,8 +299,9 @@ class RunContext:
         impact: str = "",
         context: Json = None,
         confidence: float | None = None,
-    ) -> ToolCall:
-        """Call a registered tool (through its approval policies). Await it for a `ToolResult`.
+    ) -> ToolCall[Json]:
+        """Call a registered tool by name (for dynamic use; `ctx.call` is the typed form).
+        Await it for a `ToolResult`.
 
         `confidence` (0..1) is the agent's own score for this step; confidence policies map
         it to AUTO / NOTIFY / APPROVE / ESCALATE.
@@ -238,15 +328,25 @@ class RunContext:
         answer_schema: Json = None,
         on_timeout: TimeoutAction = "reject",
         escalate_to: tuple[str, ...] = (),
+        default: Json | _NoDefault = NO_DEFAULT,
     ) -> InterruptCall:
         """Ask a person. Await it for the `Decision`.
 
         A `respond` is validated against `answer_schema` (basic JSON schema) before it is
         accepted. On timeout the decision is a reject (`expired=True`), an approve (low risk
         only), or, with "escalate", the question goes to `escalate_to` for another period.
+        With a `default`, the deadline answers it: the decision is a `respond` with the
+        default (`expired=True`), and reviewers see that default on the request.
+
+            answer = await ctx.interrupt("Ship how?", answer_schema={"type": "string"},
+                                         default="standard", deadline_s=3600)
         """
         if on_timeout == "approve" and risk != "low":
             raise ConfigurationError("approving on timeout is allowed only for low risk")
+        if not isinstance(default, _NoDefault):
+            answer_schema, on_timeout = _with_default(answer_schema, default, allowed)
+        elif on_timeout == "respond":
+            raise ConfigurationError("on_timeout='respond' needs a default answer (default=...)")
         return InterruptCall(
             self._resolver,
             title,
@@ -265,6 +365,22 @@ class RunContext:
         """Await several calls together; each of their interrupts is open at once."""
         return AllCalls(tuple(calls))
 
+    def patched(self, change_id: str) -> bool:
+        """Branch old and new behaviour inside one agent version: True for runs that reach
+        this point with the new code (the choice is recorded), False for runs recorded with
+        the code before it. Keep both branches until no run of the old code is live; then
+        replace the check with `ctx.deprecate_patch(change_id)`.
+
+            if ctx.patched("vat-fix"):
+                amount = with_vat(amount)
+        """
+        return self._resolver.patched(change_id)
+
+    def deprecate_patch(self, change_id: str) -> None:
+        """Where `patched(change_id)` was: runs that recorded the patch replay past its
+        marker; runs that did not are unaffected. Nothing is recorded."""
+        self._resolver.deprecate_patch(change_id)
+
     def now(self) -> dt.datetime:
         value = self._resolver.record_value("now")
         assert isinstance(value, int)
@@ -279,3 +395,37 @@ class RunContext:
         value = self._resolver.record_value("random")
         assert isinstance(value, float)
         return value
+
+
+def _named_args(
+    tool: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> JsonObject:
+    """The call's arguments by parameter name (what is recorded, gated and shown)."""
+    if IDEMPOTENCY_KEY_PARAM in kwargs:
+        raise ConfigurationError("idempotency_key is the engine's to give: do not pass it")
+    if not args:
+        return dict(kwargs)
+    try:
+        bound = _signature(tool).bind_partial(*args, **kwargs)
+    except TypeError as exc:
+        raise ConfigurationError(f"cannot call {tool.__name__}: {exc}") from exc
+    named: JsonObject = {}
+    for name, value in bound.arguments.items():
+        kind = _signature(tool).parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            raise ConfigurationError(f"{tool.__name__}: *{name} cannot be named; pass keywords")
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(value)
+        else:
+            named[name] = value
+    return named
+
+
+_SIGNATURES: dict[Callable[..., Any], inspect.Signature] = {}
+
+
+def _signature(tool: Callable[..., Any]) -> inspect.Signature:
+    signature = _SIGNATURES.get(tool)
+    if signature is None:
+        signature = _SIGNATURES[tool] = inspect.signature(tool)
+    return signature

@@ -11,7 +11,9 @@ records that as a `GateEvaluated` event.
 
 When several rules match a call, `combine` picks the most severe outcome (then the higher
 risk); hard rules (limits) take precedence over soft ones at the same severity, and are
-evaluated first, so no soft rule or confidence score can lower what a hard rule demands.
+evaluated first, so no soft rule or confidence score can lower what a hard rule demands. At
+the same outcome, a rule that matched the call (`amount<=1000`) names the verdict rather than
+one that merely did not apply (`not-matched`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ __all__ = [
 ]
 
 SEVERITY: dict[GateAction, int] = {"auto": 0, "notify": 1, "approve": 2, "escalate": 3}
+NOT_MATCHED = "not-matched"
+"""The rule of a `When` whose predicate did not hold (its `otherwise` decided)."""
 DEFAULT_DEADLINE_S = 24 * 3600.0
 TOOL_DECISIONS: tuple[DecisionKind, ...] = ("approve", "edit", "reject")
 
@@ -96,8 +100,18 @@ class Gate:
     def severity(self) -> tuple[int, int]:
         return SEVERITY[self.action], risk_rank(self.risk)
 
+    @property
+    def decided(self) -> bool:
+        """Whether a rule of the policy matched the call (not a fall-through to its default)."""
+        return self.rule not in ("", NOT_MATCHED)
+
 
 def check_timeout(on_timeout: TimeoutAction, risk: RiskLevel, where: str) -> None:
+    if on_timeout == "respond":
+        raise ConfigurationError(
+            f"{where}: on_timeout='respond' answers a question with its default; "
+            "a tool's gate has no default to give"
+        )
     if on_timeout == "approve" and risk != "low":
         raise ConfigurationError(
             f"{where}: approving on timeout is allowed only for low risk, not {risk}"
@@ -117,7 +131,7 @@ def combine(gates: Sequence[Gate]) -> Gate:
         raise ValueError("combine needs at least one gate")
     ranked = sorted(
         enumerate(gates),
-        key=lambda item: (*item[1].severity, item[1].hard, -item[0]),
+        key=lambda item: (*item[1].severity, item[1].hard, item[1].decided, -item[0]),
         reverse=True,
     )
     return ranked[0][1]
@@ -210,7 +224,7 @@ class When:
         if not matched:
             gate = self.otherwise.evaluate(proposal)
             if isinstance(self.otherwise, Never):  # this policy decided: say so
-                gate = replace(gate, policy=f"{self.name}@{self.version}", rule="not-matched")
+                gate = replace(gate, policy=f"{self.name}@{self.version}", rule=NOT_MATCHED)
             return gate
         return self._ask("predicate", self.reason, readable_number(proposal.args, self.amount_arg))
 
@@ -256,12 +270,20 @@ class Limit:
     missing: Literal["ask", "allow"] = "ask"
     """A call without `arg` at all: "ask" a person (the default: a tool's default for the
     argument may be anything), or "allow" it, for tools where the argument is truly optional."""
+    convert: Callable[[float, JsonObject], float] | None = None
+    """What `arg`'s number comes to before it is compared, given the whole arguments: e.g. the
+    amount in one currency, `lambda amount, a: amount * RATES[str(a["currency"])]`. A
+    conversion that fails (an unknown currency) asks a person."""
+    unit: str = ""
+    """What `maximum` (and a converted value) is in, for reasons: "EUR"."""
 
     def __post_init__(self) -> None:
         check_timeout(self.on_timeout, self.risk, self.name)
 
     def evaluate(self, proposal: Proposal) -> Gate:
         number = readable_number(proposal.args, self.arg)
+        if number is not None and self.convert is not None:
+            return self._converted(number, proposal.args)
         if number is None:
             if self.arg not in proposal.args and self.missing == "allow":
                 return self._under(f"{self.arg} absent")
@@ -279,6 +301,24 @@ class Limit:
             f"{self.arg} {number:g} is over the limit of {self.maximum:g}",
             number,
         )
+
+    def _converted(self, value: float, args: JsonObject) -> Gate:
+        assert self.convert is not None
+        try:
+            number = readable_number({"value": self.convert(value, args)}, "value")
+        except Exception as exc:  # fail closed: a value the rule cannot work out asks a person
+            number, why = None, _why(exc)
+        else:
+            why = "not a finite number"
+        limit = f"{self.maximum:g}{f' {self.unit}' if self.unit else ''}"
+        if number is None:
+            reason = f"{self.arg} cannot be converted ({why}): the limit of {limit} cannot be "
+            return self._over(f"{self.arg}?", reason + "checked, so a person decides", None)
+        if number <= self.maximum:
+            return self._under(f"{self.arg}<={self.maximum:g}")
+        shown = f"{number:g}{f' {self.unit}' if self.unit else ''}"
+        reason = f"{self.arg} of {shown} is over the limit of {limit}"
+        return self._over(f"{self.arg}>{self.maximum:g}", reason, number)
 
     def _under(self, rule: str) -> Gate:
         return Gate(

@@ -7,15 +7,17 @@ order: the first one closes the interrupt, and the other is refused (a late deci
 simply not produced (an expiry of a decided interrupt is never due).
 
 On expiry the request's `on_timeout` applies: reject (the default); approve, only when the
-request is low risk (anything else is rejected); or escalate: the interrupt expires and an
+request is low risk (anything else is rejected); escalate: the interrupt expires and an
 `InterruptEscalated` hands its call to `escalate_to` for another `timeout_s` (with nobody to
-escalate to, it is rejected).
+escalate to, it is rejected); or respond, for a question whose answer schema has a `default`:
+that default is the answer.
 """
 
 from __future__ import annotations
 
 from engine.core.state import RunState
 from events.approval import ApprovalRequest, TimeoutAction
+from events.json import Json
 from events.run_events import InterruptEscalated, InterruptExpired, InterruptRaised
 
 ExpiryEvent = InterruptExpired | InterruptEscalated
@@ -41,9 +43,22 @@ def timeout_action(request: ApprovalRequest) -> TimeoutAction:
     """What the request's timeout policy comes to, with the safety rules applied."""
     if request.on_timeout == "approve" and request.risk != "low":
         return "reject"
+    if request.on_timeout == "respond" and not has_default_answer(request):
+        return "reject"
     if request.on_timeout == "escalate" and not request.escalate_to:
         return "reject"
     return request.on_timeout
+
+
+def has_default_answer(request: ApprovalRequest) -> bool:
+    """A question whose answer schema names a `default`: the answer when nobody gives one."""
+    schema = request.answer_schema
+    return request.kind == "question" and isinstance(schema, dict) and "default" in schema
+
+
+def default_answer(request: ApprovalRequest) -> Json:
+    schema = request.answer_schema
+    return schema.get("default") if isinstance(schema, dict) else None
 
 
 def expire_due(state: RunState, now_us: int) -> list[ExpiryEvent]:

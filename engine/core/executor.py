@@ -9,7 +9,7 @@ advances again. The clock, ids and randomness are passed in as `Services`.
 
 from __future__ import annotations
 
-import uuid
+import sys
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -27,6 +27,8 @@ from engine.agent.context import (
 )
 from engine.agent.guards import RunSignals, evaluate_call
 from engine.agent.policies import Gate, Proposal
+from engine.core.deadlines import default_answer
+from engine.core.divergence import CallShape, Divergence, caller_site, recorded_shape
 from engine.core.gating import (
     Cleared,
     GateContext,
@@ -41,6 +43,7 @@ from engine.core.gating import (
     signals_before,
 )
 from engine.core.history import CallRecord, HistoryIndex
+from engine.core.ids import idempotency_key_for, interrupt_id_for
 from engine.errors import AgentProtocolError, ConfigurationError, NonDeterminismError
 from events.approval import ApprovalRequest
 from events.json import Json, JsonObject, canonical_json, digest
@@ -63,17 +66,6 @@ from events.run_events import (
 
 INVALID_ARGUMENTS = "InvalidArguments"
 """The error type of a tool call refused because its arguments break the tool's schema."""
-
-_NAMESPACE = uuid.UUID("6f1d2c1e-9c55-4c3e-9f0e-2b1f5d0c7a11")
-
-
-def interrupt_id_for(run_id: str, call: int, purpose: str) -> str:
-    """Deterministic, so replay and any worker derive the same id."""
-    return str(uuid.uuid5(_NAMESPACE, f"{run_id}/{call}/{purpose}"))
-
-
-def idempotency_key_for(run_id: str, call: int) -> str:
-    return f"{run_id}:{call}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +108,7 @@ class Replayer:
         started: RunStarted,
         services: Services,
     ) -> None:
-        self._app = app
+        self._app = app.owner_of(agent.name)  # its tools, guards and ladders, when included
         self._agent = agent
         self._run_id = run_id
         self._started = started
@@ -129,6 +121,9 @@ class Replayer:
         self._coro: Coroutine[Any, Any, Json] | None = None
         self._stop: RunEventPayload | None = None
         self.finished = False
+        self.news = False
+        """Whether events came in since the last `advance` that it did not emit itself (a
+        decision, an expiry, a tool's result): the run resumes with something new."""
         self.context = RunContext(
             self,
             run_id=run_id,
@@ -141,6 +136,8 @@ class Replayer:
 
     def feed(self, events: Iterable[RunEventPayload]) -> None:
         for event in events:
+            if not any(event is own for own in self._emitted):
+                self.news = True
             self._index.add(event)
             if isinstance(event, ToolCallCompleted | ToolCallFailed):
                 self._in_flight.discard(event.call)
@@ -150,6 +147,7 @@ class Replayer:
         if self.finished:
             return Advance([], [], True)
         self._emitted, self._effects = [], []
+        self.news = False
         try:
             if self._coro is None:
                 self._coro = self._agent.fn(self.context, self._started.input)
@@ -163,8 +161,8 @@ class Replayer:
         except StopIteration as stop:
             if self._stop is None:
                 self._complete(stop.value)
-        except NonDeterminismError as exc:
-            self._park(exc.call, exc.expected, exc.actual, "non-determinism")
+        except NonDeterminismError:
+            pass  # `_diverged` set the RunParked to append (agent code cannot swallow it)
         except (AgentProtocolError, ConfigurationError) as exc:
             self._park(self._next, "", str(exc), type(exc).__name__)
         except Exception as exc:  # the agent's own error ends the run; it is recorded, not lost
@@ -209,6 +207,34 @@ class Replayer:
         self._emit(ValueRecorded(call=position, kind=kind, value=value))
         return value
 
+    def patched(self, change_id: str) -> bool:
+        """New code (True, recorded as a patch marker) unless this position of the history
+        holds another call: then the run was recorded before the patch (False, and the
+        position stays the old code's)."""
+        if self._stop is not None:
+            raise _Stopped()
+        rec = self._index.calls.get(self._next)
+        if rec is not None:
+            if _is_patch(rec, change_id):
+                self._next += 1
+                return True
+            return False
+        if self.replaying:  # a position no call recorded (a call made but never awaited)
+            return False
+        position = self.next_position()
+        self._emit(ValueRecorded(call=position, kind="patch", value=change_id))
+        return True
+
+    def deprecate_patch(self, change_id: str) -> None:
+        if self._stop is not None:
+            raise _Stopped()
+        rec = self._index.calls.get(self._next)
+        if rec is not None and _is_patch(rec, change_id):
+            self._next += 1
+
+    def tool_name(self, fn: Callable[..., Any]) -> str | None:
+        return self._app.tool_name(fn)
+
     def resolve(self, call: Call) -> tuple[bool, Any]:
         if self._stop is not None:
             raise _Stopped()
@@ -225,14 +251,14 @@ class Replayer:
         if rec is None:
             self._raise_question(call, 0, None)
             return _PENDING
-        self._expect(rec, call.position, "interrupt", "", digest(call.title))
+        self._expect(rec, call.position, "interrupt", "", digest(call.title), call.title)
         for asked, raised in enumerate(rec.questions):
             outcome = self._index.outcomes.get(raised.interrupt_id)
             if outcome is None:
                 return _PENDING
             escalation = self._escalation_after(outcome, raised)
             if escalation is None:
-                return True, _decision_of(outcome)
+                return True, _decision_of(outcome, raised.request)
             if asked + 1 == len(rec.questions):
                 self._raise_question(call, asked + 1, escalation)
                 return _PENDING
@@ -266,7 +292,7 @@ class Replayer:
             return self._index.escalations.get(raised.interrupt_id)
         return None
 
-    def _resolve_tool(self, call: ToolCall) -> tuple[bool, Any]:
+    def _resolve_tool(self, call: ToolCall[Any]) -> tuple[bool, Any]:
         tool = self._app.get_tool(call.tool)
         if tool is None:
             message = f"agent called tool {call.tool!r}, which the app does not have"
@@ -276,7 +302,7 @@ class Replayer:
             raise ConfigurationError(message)
         rec = self._index.calls.get(call.position)
         if rec is not None:
-            self._expect(rec, call.position, "tool", call.tool, digest(call.args))
+            self._expect(rec, call.position, "tool", call.tool, digest(call.args), call.args)
         refused = self._refused_arguments(call, tool, rec)
         if refused is not None:
             return True, refused
@@ -287,8 +313,8 @@ class Replayer:
         return self._run_phase(call, tool, rec, verdict.args, verdict.decided_by)
 
     def _refused_arguments(
-        self, call: ToolCall, tool: ToolSpec, rec: CallRecord | None
-    ) -> ToolResult | None:
+        self, call: ToolCall[Any], tool: ToolSpec, rec: CallRecord | None
+    ) -> ToolResult[Any] | None:
         """Arguments that break the tool's schema go back to the agent as a failed call
         before any policy looks at them: a rule cannot be judged on what it cannot read,
         and the tool never runs. Recorded calls were checked when they were made."""
@@ -308,7 +334,9 @@ class Replayer:
             status="failed", args=call.args, reason=f"{failed.error_type}: {failed.error}"
         )
 
-    def _first_evaluation(self, call: ToolCall, rec: CallRecord | None) -> GateEvaluated | Cleared:
+    def _first_evaluation(
+        self, call: ToolCall[Any], rec: CallRecord | None
+    ) -> GateEvaluated | Cleared:
         if rec is not None and rec.evaluations:
             return rec.evaluations[0]
         if rec is not None and rec.gates:
@@ -320,7 +348,7 @@ class Replayer:
             return Cleared(call.args, "")
         return self._record_evaluation(call, gate, call.args, 1)
 
-    def _evaluate(self, call: ToolCall, args: JsonObject) -> Gate | None:
+    def _evaluate(self, call: ToolCall[Any], args: JsonObject) -> Gate | None:
         tool = self._app.get_tool(call.tool)
         assert tool is not None
         proposal = Proposal(
@@ -339,7 +367,7 @@ class Replayer:
         )
 
     def _record_evaluation(
-        self, call: ToolCall, gate: Gate, args: JsonObject, round: int
+        self, call: ToolCall[Any], gate: Gate, args: JsonObject, round: int
     ) -> GateEvaluated:
         event = evaluation_event(
             gate,
@@ -354,7 +382,7 @@ class Replayer:
         return event
 
     def _gate_walk(
-        self, call: ToolCall, tool: ToolSpec, rec: CallRecord | None
+        self, call: ToolCall[Any], tool: ToolSpec, rec: CallRecord | None
     ) -> tuple[bool, Any] | Cleared:
         """Follow the call's approval plan through its recorded interrupts and outcomes;
         raise the next interrupt when the plan needs one that is not recorded yet."""
@@ -399,10 +427,11 @@ class Replayer:
                 done = not walk.next_level()
             if done:
                 break
-        return Cleared(walk.args, walk.decided_by)
+        # Nobody had to decide: the policy that let the call run is its decider.
+        return Cleared(walk.args, walk.decided_by or f"policy:{walk.evaluation.policy}")
 
     def _edited(
-        self, call: ToolCall, rec: CallRecord | None, walk: GateWalk, edited: JsonObject
+        self, call: ToolCall[Any], rec: CallRecord | None, walk: GateWalk, edited: JsonObject
     ) -> bool:
         """Re-evaluate the edited call; True when nothing more needs approving."""
         walk.round += 1
@@ -413,6 +442,7 @@ class Replayer:
             gate = self._evaluate(call, edited) or Gate(action="auto", policy="none")
             new = self._record_evaluation(call, gate, edited, walk.round)
         old_args, walk.args = walk.args, edited
+        walk.previous = old_args
         if not needs_decision(new):
             return True
         if needs_reapproval(walk.evaluation, new, old_args, edited):
@@ -423,7 +453,7 @@ class Replayer:
             return False
         return not walk.next_level()
 
-    def _raise_gate(self, call: ToolCall, tool: ToolSpec, walk: GateWalk, asked: int) -> None:
+    def _raise_gate(self, call: ToolCall[Any], tool: ToolSpec, walk: GateWalk, asked: int) -> None:
         interrupt_id = interrupt_id_for(self._run_id, call.position, gate_purpose(asked))
         escalation = walk.escalation
         request = gate_request(
@@ -447,7 +477,7 @@ class Replayer:
 
     def _run_phase(
         self,
-        call: ToolCall,
+        call: ToolCall[Any],
         tool: ToolSpec,
         rec: CallRecord | None,
         run_args: JsonObject,
@@ -491,7 +521,7 @@ class Replayer:
         return self._resolve_in_doubt(call, tool, rec)
 
     def _resolve_in_doubt(
-        self, call: ToolCall, tool: ToolSpec, rec: CallRecord
+        self, call: ToolCall[Any], tool: ToolSpec, rec: CallRecord
     ) -> tuple[bool, Any]:
         """A non-idempotent call was scheduled and never finished: ask, once per attempt."""
         assert rec.scheduled is not None
@@ -552,16 +582,32 @@ class Replayer:
         )
 
     def _expect(
-        self, rec: CallRecord, position: int, kind: str, name: str, call_digest: str
+        self,
+        rec: CallRecord,
+        position: int,
+        kind: str,
+        name: str,
+        call_digest: str,
+        args: Json = None,
     ) -> None:
-        actual = f"{kind} {name} {call_digest[:12]}"
         if not rec.matches(kind, name, call_digest):
-            # Decided here, not by whoever catches the exception: agent code that swallows
-            # it still cannot go on past the divergence.
-            self._stop = RunParked(
-                reason="non-determinism", call=position, expected=rec.signature(), actual=actual
-            )
-            raise NonDeterminismError(position, rec.signature(), actual)
+            actual = f"{kind} {name} {call_digest[:12]}"
+            self._diverged(rec, position, CallShape(kind, name, args), actual)
+
+    def _diverged(self, rec: CallRecord, position: int, new: CallShape, actual: str) -> None:
+        # Decided here, not by whoever catches the exception: agent code that swallows it
+        # still cannot go on past the divergence.
+        site = caller_site(sys._getframe())
+        shown = CallShape(new.kind, new.name, new.args, site=site)
+        divergence = Divergence(position, recorded_shape(rec), shown)
+        self._stop = RunParked(
+            reason="non-determinism",
+            call=position,
+            expected=rec.signature(),
+            actual=actual,
+            detail=divergence.explain(self._run_id),
+        )
+        raise NonDeterminismError(position, rec.signature(), actual)
 
     def _deadline(self, seconds: float | None) -> int | None:
         if seconds is None:
@@ -574,11 +620,16 @@ class Replayer:
 
     def _complete(self, output: Any) -> None:
         if self._index.max_position >= self._next:
+            missing = (
+                self._index.calls.get(self._next) or self._index.calls[self._index.max_position]
+            )
+            divergence = Divergence(self._next, recorded_shape(missing), None)
             self._park(
                 self._next,
                 self._index.calls[self._index.max_position].signature(),
                 "agent returned",
                 "non-determinism",
+                divergence.explain(self._run_id),
             )
             return
         try:
@@ -588,8 +639,10 @@ class Replayer:
             return
         self._finish(RunCompleted(output=output))
 
-    def _park(self, call: int, expected: str, actual: str, reason: str) -> None:
-        self._stop = RunParked(reason=reason, call=call, expected=expected, actual=actual)
+    def _park(self, call: int, expected: str, actual: str, reason: str, detail: str = "") -> None:
+        self._stop = RunParked(
+            reason=reason, call=call, expected=expected, actual=actual, detail=detail
+        )
         self._finish(self._stop)
 
     def _finish(self, event: RunEventPayload) -> None:
@@ -602,12 +655,26 @@ class Replayer:
             self._coro.close()
 
 
+def _is_patch(rec: CallRecord, change_id: str) -> bool:
+    return rec.value is not None and rec.value.kind == "patch" and rec.value.value == change_id
+
+
 class _Stopped(Exception):
     """Raised into agent code after the run was parked, so that it cannot go on."""
 
 
-def _decision_of(outcome: DecisionAccepted | InterruptExpired) -> Decision:
+def _decision_of(
+    outcome: DecisionAccepted | InterruptExpired, request: ApprovalRequest | None = None
+) -> Decision:
     if isinstance(outcome, InterruptExpired):
+        if outcome.action == "respond" and request is not None:
+            return Decision(
+                kind="respond",
+                decided_by="system:timeout",
+                reason="deadline passed: the default answer",
+                response=default_answer(request),
+                expired=True,
+            )
         kind: Any = "approve" if outcome.action == "approve" else "reject"
         return Decision(
             kind=kind, decided_by="system:timeout", reason="deadline passed", expired=True

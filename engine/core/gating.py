@@ -45,6 +45,8 @@ class GateWalk:
         self.excluded: list[str] = []
         self.decided_by = ""
         self.escalation: InterruptEscalated | None = None
+        self.previous: JsonObject | None = None
+        """The arguments before the last edit: the title shows what it changed first."""
 
     def approved(self, approvers: tuple[str, ...], decided_by: str) -> None:
         self.excluded.extend(a for a in approvers if a not in self.excluded)
@@ -225,7 +227,7 @@ def gate_request(
     arguments that will run, and a digest binding tool, arguments, agent version and id."""
     evaluation, escalation = walk.evaluation, walk.escalation
     levels = levels_of(evaluation)
-    title = f"{call.tool}({short_args(walk.args)})"
+    title = f"{call.tool}({short_args(walk.args, first=walk.previous)})"
     if evaluation.action == "escalate" or escalation is not None:
         title = f"Escalated: {title}"
     bound: Json = {
@@ -264,6 +266,18 @@ def gate_request(
     )
 
 
-def short_args(args: JsonObject, limit: int = 60) -> str:
-    text = ", ".join(f"{k}={canonical_json(v)}" for k, v in args.items())
+def short_args(args: JsonObject, limit: int = 60, *, first: JsonObject | None = None) -> str:
+    """`k=v, ...` cut to `limit` characters. With `first` (the arguments before an edit),
+    those the edit changed come first, then the others in their earlier order: a cut title
+    never hides what changed."""
+    keys = list(args)
+    if first is not None:
+        changed = [k for k in keys if k not in first or not _same(first[k], args[k])]
+        kept = [k for k in first if k in args and k not in changed]
+        keys = changed + kept + [k for k in keys if k not in changed and k not in kept]
+    text = ", ".join(f"{k}={canonical_json(args[k])}" for k in keys)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _same(a: Json, b: Json) -> bool:
+    return canonical_json(a) == canonical_json(b)

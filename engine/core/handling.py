@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.agent.app import App
 from engine.agent.argspec import validate
 from engine.agent.authorization import EMPTY_DIRECTORY, Directory, refusal_for_principal
+from engine.core.gating import gate_purpose
+from engine.core.ids import interrupt_id_for
 from engine.core.limits import DEFAULT_LIMITS
 from engine.core.state import EXPIRED, WITHDRAWN, RunState
 from events.approval import DECISION_KINDS, ApprovalRequest
-from events.commands import SubmitDecision
+from events.commands import ResumeRun, SubmitDecision
 from events.limits import MAX_ECHO_CHARS, clip
 from events.run_events import (
     DecisionAccepted,
@@ -125,7 +128,7 @@ def _judge(
     reason = (
         _malformed(command, interrupt.request)
         or _late(interrupt.request, now_us)
-        or _unauthorized(state, command, interrupt.request, directory)
+        or _unauthorized(state, command, interrupt, directory)
         or _invalid_content(command, interrupt.request)
     )
     if reason:
@@ -144,7 +147,8 @@ def _stopped(state: RunState) -> str:
     if state.status == "parked":
         return (
             f"run {state.run_id} is parked: it takes no decision until it is resumed "
-            "or cancelled (countersign runs show)"
+            f"(countersign runs resume-parked {state.run_id}) or cancelled; "
+            f"why it stopped: countersign runs show {state.run_id}"
         )
     return ""
 
@@ -221,14 +225,22 @@ def _late(request: ApprovalRequest, now_us: int | None) -> str:
 
 
 def _unauthorized(
-    state: RunState, command: SubmitDecision, request: ApprovalRequest, directory: Directory
+    state: RunState, command: SubmitDecision, interrupt: InterruptRaised, directory: Directory
 ) -> str:
     """Separation of duties covers every decision that lets a tool run or supplies its result
     (approve, edit, and respond to an in-doubt call); anyone listed may reject or answer a
     question. Listed means: among `approvers` (by name or role), and not `excluded`."""
+    request = interrupt.request
     gives_effect = command.kind in ("approve", "edit") or (
         command.kind == "respond" and request.kind != "question"
     )
+    principal = command.decided_by
+    if (
+        gives_effect
+        and principal in request.excluded
+        and _edited_this_call(state, interrupt, principal)
+    ):
+        return f"{principal} edited this call; an edit is approved by someone else"
     reason = refusal_for_principal(
         command.decided_by,
         approvers=request.approvers,
@@ -246,6 +258,26 @@ def _unauthorized(
             "each approval needs a different person"
         )
     return ""
+
+
+_GATES_LOOKED_AT = 100
+"""How many earlier approval interrupts of one call are looked at to name an editor."""
+
+
+def _edited_this_call(state: RunState, interrupt: InterruptRaised, principal: str) -> bool:
+    """Whether `principal` edited an earlier approval of the same call (their edit is what
+    is being approved now). Interrupt ids are derived from the call, so they can be listed."""
+    edits = {
+        record.interrupt_id
+        for record in state.decisions.values()
+        if record.decided_by == principal and record.kind == "edit"
+    }
+    if not edits:
+        return False
+    return any(
+        interrupt_id_for(state.run_id, interrupt.call, gate_purpose(asked)) in edits
+        for asked in range(_GATES_LOOKED_AT)
+    )
 
 
 def _invalid_content(command: SubmitDecision, request: ApprovalRequest) -> str:
@@ -306,3 +338,23 @@ def _refuse(command: SubmitDecision, reason: str) -> DecisionVerdict:
 def _echo(value: str) -> str:
     """A value from the command quoted in a reason, clipped (docs/schemas.md, limits)."""
     return clip(value, MAX_ECHO_CHARS)
+
+
+def resume_refusal(state: RunState | None, command: ResumeRun, app: App) -> str:
+    """Why a parked run cannot be resumed by `command` here, or "" when it can: it must be
+    parked (not finished, not quarantined), the command must say who asks, and this worker
+    must have the run's agent version (deploy the fixed code, or the old version, first)."""
+    if state is None:
+        return f"run {command.run_id} is not live here: unknown, or finished"
+    if not command.resumed_by:
+        return "a resume must say who asks for it (resumed_by)"
+    if state.quarantined:
+        return f"run {state.run_id} is quarantined: cancel it or accept its chain first"
+    if state.status != "parked":
+        return f"run {state.run_id} is {state.status}, not parked: nothing to resume"
+    if app.find_agent(state.agent, state.agent_version) is None:
+        return (
+            f"this worker has no agent {state.agent!r} version {state.agent_version!r}: "
+            "deploy it (the fixed code, or the old version again), then resume"
+        )
+    return ""

@@ -28,6 +28,7 @@ from events.run_events import (
     RunFailed,
     RunParked,
     RunQuarantined,
+    RunResumed,
     RunStarted,
     VoteRecorded,
 )
@@ -153,6 +154,9 @@ def _changes(state: RunState, event: RunEventPayload) -> Changes:
             _ended(state, "cancelled", changes)
         case RunParked():
             changes["status"] = "parked"
+        case RunResumed():
+            if state.status == "parked":  # back to where it stood: its interrupts stayed open
+                changes["status"] = "waiting" if state.open_interrupts else "running"
         case RunQuarantined():
             changes["quarantined"] = True
         case QuarantineLifted():

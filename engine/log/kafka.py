@@ -653,11 +653,12 @@ def _topic_configs(topics: Topics) -> list[tuple[frozenset[str], dict[str, str]]
     does the run index.
     Checkpoints keep only the newest record per key (partition); short segments let the
     cleaner drop the old ones soon (it never cleans the active segment)."""
-    special = {topics.runs, topics.checkpoints, topics.index}
+    special = {topics.runs, topics.checkpoints, topics.index, topics.agents}
     return [
         (frozenset({topics.runs}), {"retention.ms": "-1"}),
-        # One record per run ever started, never expired (compaction keeps every key).
-        (frozenset({topics.index}), {"cleanup.policy": "compact"}),
+        # One record per run ever started (or agent version served), never expired: compaction
+        # keeps every key's newest record.
+        (frozenset({topics.index, topics.agents}), {"cleanup.policy": "compact"}),
         (
             frozenset({topics.checkpoints}),
             {

@@ -63,8 +63,22 @@ class Topics:
         return f"{self.prefix}.index"
 
     @property
+    def agents(self) -> str:
+        """What each worker serves (compacted; key = `agent@version`): `countersign agents`,
+        and what `countersign start` checks a run against."""
+        return f"{self.prefix}.agents"
+
+    @property
     def all(self) -> tuple[str, ...]:
-        return (self.commands, self.runs, self.approvals, self.dlq, self.checkpoints, self.index)
+        return (
+            self.commands,
+            self.runs,
+            self.approvals,
+            self.dlq,
+            self.checkpoints,
+            self.index,
+            self.agents,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,8 +46,11 @@ class Driver:
         ownership: Ownership,
         commit: Callable[[Step], Awaitable[None]],
         limits: RunLimits = DEFAULT_LIMITS,
+        *,
+        check_determinism: bool = False,
     ) -> None:
         self._limits = limits
+        self._check_determinism = check_determinism
         self._app = app
         self._writer = writer
         self._services = services
@@ -135,6 +138,18 @@ class Driver:
     def _replay(self, run: LiveRun) -> Advance | None:
         if run.state is None or run.state.terminal or run.state.quarantined:
             return None
+        replayer = run.replayer
+        if (
+            self._check_determinism
+            and replayer is not None
+            and replayer.news
+            and not replayer.finished  # a parked run stays stopped until it is resumed
+        ):
+            # Development: rebuild the agent from its history at every resume (a decision,
+            # an expiry, a tool's result came in), as another worker (or this one after a
+            # restart) would, so that a divergence shows now.
+            replayer.close()
+            run.replayer = None
         if run.replayer is None:
             spec = self._app.find_agent(run.state.agent, run.state.agent_version)
             if spec is None:

@@ -23,7 +23,8 @@ def settle_held(
             continue
         for held in held_ready(run.state):
             now = services.clock_us()
-            verdict = judge_held(run.state, held, directory=app.directory, now_us=now)
+            directory = app.directory_for(run.state.agent)
+            verdict = judge_held(run.state, held, directory=directory, now_us=now)
             assert verdict.event is not None
             writer.append(step, run, verdict.event, held.decision_id)
             writer.decided(step, command_of(held, run.run_id), verdict, now)

@@ -15,7 +15,7 @@ import structlog
 
 from engine.agent.app import App
 from engine.core.executor import Services
-from engine.core.handling import DecisionVerdict, judge_decision
+from engine.core.handling import DecisionVerdict, judge_decision, resume_refusal
 from engine.core.limits import DEFAULT_LIMITS, RunLimits, growth_refusal
 from engine.core.live_run import LiveRun
 from engine.errors import NewerRelease, reason_of
@@ -25,13 +25,14 @@ from engine.runtime.step import FORWARDED_FROM, Step, StepWriter
 from engine.runtime.table import RunTable
 from engine.runtime.timers import expire
 from events.codec import Codec
-from events.commands import CancelRun, LiftQuarantine, StartRun, SubmitDecision
+from events.commands import CancelRun, LiftQuarantine, ResumeRun, StartRun, SubmitDecision
 from events.errors import DecodeError, NewerSchema
 from events.run_events import (
     DecisionRejected,
     QuarantineLifted,
     RunCancelled,
     RunFailed,
+    RunResumed,
     RunStarted,
 )
 
@@ -92,6 +93,8 @@ class Intake:
                 self._cancel(step, record, command)
             case LiftQuarantine():
                 self._lift(step, record, command)
+            case ResumeRun():
+                self._resume(step, record, command)
             case _:  # pragma: no cover - the union is closed; mypy checks every arm is here
                 assert_never(command)
 
@@ -148,7 +151,8 @@ class Intake:
         if run is not None:
             expire(self._writer, step, run, now)  # a decision after its deadline loses to it
         state = run.state if run else self._table.state_of(step.partition, command.run_id)
-        verdict = judge_decision(state, command, directory=self._app.directory, now_us=now)
+        directory = self._app.directory_for(state.agent) if state else self._app.directory
+        verdict = judge_decision(state, command, directory=directory, now_us=now)
         if state is None and command.run_id in self._table.index(step.partition):
             reason = f"run {command.run_id} finished long ago; it takes no more decisions"
             verdict = replace(verdict, reason=reason)
@@ -183,6 +187,27 @@ class Intake:
         self._writer.append(step, run, lifted, command.command_id)
         step.touched[run.run_id] = run
         log.warning("quarantine_lifted", run_id=run.run_id, by=command.lifted_by)
+
+    def _resume(self, step: Step, record: Record, command: ResumeRun) -> None:
+        """Someone asks a parked run to go on: it is replayed from its history at once (by
+        the driver), and parked again, with the new divergence, if it still diverges."""
+        run = self._table.get(step.partition, command.run_id)
+        state = run.state if run is not None else None
+        reason = resume_refusal(state, command, self._app)
+        if not reason and run is not None and state is not None:
+            # Each resume of a run that still diverges adds two events: the run's caps bound
+            # how often that can be asked.
+            reason = growth_refusal(state, run.size, 2, 0, self._limits)
+        if reason or run is None:
+            self._writer.dead_letter(step, record, reason or f"unknown run {command.run_id}")
+            return
+        resumed = RunResumed(
+            resumed_by=command.resumed_by, reason=command.reason, command_id=command.command_id
+        )
+        self._writer.append(step, run, resumed, command.command_id)
+        run.replayer = None  # the parked one stopped for good: replay afresh from the history
+        step.touched[run.run_id] = run
+        log.warning("run_resumed", run_id=run.run_id, by=command.resumed_by)
 
     def _within_limits(self, run: LiveRun, verdict: DecisionVerdict) -> DecisionVerdict:
         """A run at its cap takes no more decisions; past `max_refusals` a refusal is told to

@@ -21,7 +21,7 @@ from engine.runtime.table import RunTable
 from events.codec import Codec
 from events.commands import SubmitDecision
 from events.notices import Notice
-from events.run_events import InterruptRaised, RunEventPayload, RunStarted
+from events.run_events import InterruptRaised, RunEventPayload, RunParked, RunStarted
 
 __all__ = ["FORWARDED_FROM", "Step", "StepAbandoned", "StepWriter"]
 
@@ -105,6 +105,14 @@ class StepWriter:
                 run_id=run.run_id,
                 interrupt_id=payload.interrupt_id,
                 title=payload.request.title,
+            )
+        if isinstance(payload, RunParked):  # someone must act: say so, with the why
+            log.warning(
+                "run_parked",
+                run_id=run.run_id,
+                call=payload.call,
+                reason=payload.reason,
+                detail=payload.detail or payload.actual,
             )
         if isinstance(payload, RunStarted):
             self._own.started(step.partition, run.run_id)

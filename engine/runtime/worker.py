@@ -13,6 +13,8 @@ docs/exactly-once.md.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,8 +26,9 @@ from engine.core.crash_guard import DEFAULT_CRASH_LIMIT
 from engine.core.executor import Services
 from engine.core.integrity import quarantine_event
 from engine.core.limits import DEFAULT_LIMITS, RunLimits
-from engine.errors import NewerRelease, RegistryUnavailable, TransientLogError
-from engine.log.port import EventLog, GroupMember, Record, Topics, partition_for
+from engine.core.registration import registrations
+from engine.errors import LogError, NewerRelease, RegistryUnavailable, TransientLogError
+from engine.log.port import EventLog, GroupMember, Outgoing, Record, Topics, partition_for
 from engine.runtime.committing import Committer
 from engine.runtime.driving import Driver
 from engine.runtime.intake import Intake
@@ -58,6 +61,9 @@ class WorkerSettings:
     """Per-run caps (`engine.core.limits`)."""
     crash_limit: int = DEFAULT_CRASH_LIMIT
     """How many times a command may stop a worker before it is dead-lettered unhandled."""
+    check_determinism: bool = False
+    """Development: replay each run from its history at every resume before it goes on, so
+    a non-deterministic agent is parked at its first decision, not after a restart."""
     keep_finished_runs: int = 1_000
     """Finished runs per partition whose states are kept (in memory and across restores)
     to answer repeated commands; older ones are forgotten (docs/exactly-once.md)."""
@@ -76,6 +82,9 @@ class Worker:
         schema_registry: SchemaRegistry | None = None,
     ) -> None:
         self._log = event_log
+        self._app = app
+        self._codec = codec
+        self._registered = False
         self._registry = schema_registry
         self._topics = topics
         self._settings = settings or WorkerSettings()
@@ -97,7 +106,13 @@ class Worker:
         self._committer = Committer(topics, codec, self._own, self._rebalancer)
         limits = self._settings.limits
         self._driver = Driver(
-            app, self._writer, self._services, self._own, self._committer.commit, limits
+            app,
+            self._writer,
+            self._services,
+            self._own,
+            self._committer.commit,
+            limits,
+            check_determinism=self._settings.check_determinism,
         )
         self._partitions = 0
         self.stood_down: NewerRelease | None = None
@@ -111,6 +126,7 @@ class Worker:
         member = self._log.member(self._settings.group, self._topics.commands, self._rebalancer)
         self._committer.bind(member)
         await member.start()
+        await self._register()
         log.info("worker_started", group=self._settings.group, topic=self._topics.commands)
         try:
             while not stop.is_set():
@@ -152,7 +168,29 @@ class Worker:
         """The partition of a run's commands and events: Java's murmur2 of the run id."""
         return partition_for(run_id, self._partitions)
 
+    async def _register(self) -> None:
+        """Tell the deployment what this worker serves (`countersign agents`; `start` checks
+        against it). Retried at every poll until the log takes it."""
+        if self._registered:
+            return
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        records = []
+        for registration in registrations(
+            self._app, worker=worker, at_us=self._services.clock_us()
+        ):
+            value = self._codec.encode(registration)
+            headers = (self._codec.schema_header(value),)
+            records.append(Outgoing(self._topics.agents, registration.key, value, headers=headers))
+        try:
+            await self._log.publish(records)
+        except LogError as exc:
+            log.warning("agents_not_registered_yet", error=str(exc))
+            return
+        self._registered = True
+        log.info("agents_registered", agents=[r.key for r in records])
+
     async def _poll_once(self, member: GroupMember) -> None:
+        await self._register()
         self._stand_down_if_older()
         try:
             await self._rebalancer.retry(member)

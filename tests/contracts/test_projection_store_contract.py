@@ -8,6 +8,7 @@ whole batch, reads filter and order as documented, and positions are bound to on
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,6 +25,8 @@ from events.run_events import (
     InterruptRaised,
     RunCompleted,
     RunEventPayload,
+    RunParked,
+    RunResumed,
     RunStarted,
     ToolCallCompleted,
 )
@@ -102,6 +105,7 @@ class Run:
         self.run_id = run_id
         self.partition = partition
         self.seq = 0
+        self.last_hash = ""  # each event carries the hash of the one before: a chain
 
     def event(
         self, payload: RunEventPayload, offset: int, *, at_us: int | None = None
@@ -116,15 +120,16 @@ class Run:
             agent_version="1",
             causation_id="",
             correlation_id=self.run_id,
-            prev_hash=f"h{self.seq - 1}",
+            prev_hash=self.last_hash,
             payload=payload,
         )
         self.seq += 1
+        self.last_hash = hashlib.sha256(raw).hexdigest()
         return LoggedEvent(
             envelope=envelope,
             partition=self.partition,
             offset=offset,
-            hash=hashlib.sha256(raw).hexdigest(),
+            hash=self.last_hash,
             raw=raw,
         )
 
@@ -168,6 +173,30 @@ async def test_a_new_store_holds_nothing(store: Store) -> None:
     assert await store.fetch_positions("core", TOPIC) == []
     assert await store.fetch_run_ids() == []
     assert (await store.apply("core", TOPIC, [])).events == 0
+
+
+async def test_a_record_that_does_not_chain_is_kept_out_of_the_run(store: Store) -> None:
+    """As the worker's restore does: the first record in log order that chains is the run's
+    history; one appended behind it that does not (forged, or junk that decodes) is an error,
+    across batches too, and the run's own next event still projects."""
+    run = Run("r9", partition=1)
+    first = [run.event(started(), 0), run.event(raised("r9"), 1)]
+    await store.apply("core", TOPIC, first)
+    forged = dataclasses.replace(
+        run.event(approved("r9"), 2),
+        envelope=dataclasses.replace(run.event(approved("r9"), 99).envelope, seq=2, prev_hash="x"),
+    )
+    run.seq, run.last_hash = 2, first[-1].hash  # type: ignore[union-attr]
+    real = run.event(RunCompleted(output=None), 3)
+
+    applied = await store.apply("core", TOPIC, [forged, real])
+
+    assert (applied.events, applied.unusable) == (1, 1)
+    assert [e.seq for e in await store.fetch_events("r9")] == [0, 1, 2]
+    assert (await store.fetch_events("r9"))[-1].type == "RunCompleted"
+    [error] = await store.fetch_errors("core", 10)
+    assert error.offset == 2
+    assert "unchained" in error.reason
 
 
 async def test_a_batch_is_projected_and_moves_the_positions(store: Store) -> None:
@@ -252,6 +281,34 @@ async def test_a_run_goes_on_from_its_stored_state_in_later_batches(store: Store
     assert done.requested_by == "bob"
     ((interrupt),) = await store.fetch_interrupts("r1")
     assert interrupt.status == "approved"
+
+
+async def test_a_resumed_run_opens_again_what_its_parking_withdrew(store: Store) -> None:
+    run = Run("r1")
+    parked = RunParked(reason="non-determinism", call=1, expected="a", actual="b", detail="x")
+    resumed = RunResumed(resumed_by="oscar", reason="fixed", command_id="c-2")
+    await apply(store, [run.event(started(), 0), run.event(raised("r1"), 1)])
+    await apply(store, [run.event(parked, 2)])
+    stopped = await store.fetch_run("r1")
+    assert stopped is not None
+    assert (stopped.status, stopped.open_interrupts) == ("parked", 0)
+    assert [i.status for i in await store.fetch_interrupts("r1")] == ["withdrawn"]
+
+    await apply(store, [run.event(resumed, 3)])  # a later batch: read from the store
+
+    going = await store.fetch_run("r1")
+    assert going is not None
+    assert (going.status, going.open_interrupts) == ("waiting", 1)
+    assert (going.finished_at, going.error) == (None, None)
+    [interrupt] = await store.fetch_interrupts("r1")
+    assert (interrupt.status, interrupt.closed_at) == ("open", None)
+    audit = await store.fetch_audit(
+        run_id="r1", actor="oscar", tool=None, since=None, limit=10, action="run_resumed"
+    )
+    assert [(a.action, a.reason) for a in audit] == [("run_resumed", "fixed")]
+    await apply(store, [run.event(approved("r1"), 4)])
+    [decided] = await store.fetch_interrupts("r1")
+    assert decided.status == "approved"
 
 
 async def test_an_unusable_record_is_kept_as_an_error_and_moves_the_position(store: Store) -> None:

@@ -5,7 +5,7 @@ partitioner: CRC32 of the key, a random partition for a key-less record) between
 operator's ordinary runs: JSON nested thousands of levels, a number that overflows a double,
 an escaped lone surrogate, 600 kB decision kinds and names, an over-long varint, a negative
 time, a value a policy cannot read (a string where the tool takes a number), and a flood of
-refused decisions on a waiting run. Both workers stay up; each hostile command is
+refused decisions on a waiting run's question. Both workers stay up; each hostile command is
 dead-lettered with its reason, or refused with an outcome, or refused as a failed tool call
 the agent sees; the hostile run runs no tool; every ordinary run completes and nothing runs
 twice.
@@ -17,10 +17,13 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
 
+from engine.core.executor import interrupt_id_for
+from engine.core.gating import question_purpose
 from engine.log.kafka import KafkaLog
 from engine.log.port import Topics
 from events.codec import Codec
@@ -29,6 +32,7 @@ from examples.chaos import REQUESTER, app
 from tests.faults.conftest import Broker
 from tests.faults.harness import (
     Chaos,
+    DeadLetter,
     Operator,
     Workers,
     dead_letters,
@@ -65,11 +69,11 @@ def _start(run_id: str, input_json: str) -> bytes:
     return data.replace(zigzag(len(old)) + old, zigzag(len(new)) + new)
 
 
-def _decision(run_id: str, **swaps: str) -> bytes:
+def _decision(run_id: str, interrupt_id: str = "i-hostile", **swaps: str) -> bytes:
     message = SubmitDecision(
         decision_id=str(uuid.uuid4()),
         run_id=run_id,
-        interrupt_id="i-hostile",
+        interrupt_id=interrupt_id,
         kind="kind-placeholder",
         decided_by="who-placeholder",
         issued_at_us=123_456,
@@ -119,12 +123,12 @@ async def test_hostile_commands_from_librdkafka_stop_no_worker(
     workers: Workers,
     client: KafkaLog,
     fresh_prefix: str,
-    effects: object,
-    capsys: pytest.CaptureFixture[str],
+    effects: Path,
+    chaos_report: Callable[[str], None],
 ) -> None:
     chaos = Chaos.from_env("hostile", short_runs=24)
     topics = Topics(fresh_prefix)
-    operator = Operator(client, topics, effects, chaos.rng())  # type: ignore[arg-type]
+    operator = Operator(client, topics, effects, chaos.rng())
     await operator.start()
     began = time.monotonic()
     hostile = Librdkafka(fault_broker.bootstrap, topics.commands)
@@ -138,13 +142,14 @@ async def test_hostile_commands_from_librdkafka_stop_no_worker(
             sent[kind] = run_id
             hostile.send(build(run_id), key=run_id if number % 2 else None)
         flood_target = operator.runs[0]
+        question = interrupt_id_for(flood_target, 3, question_purpose(0))  # the chaos agent's
         for _ in range(50):  # refused: the question takes only "respond"
-            decision = _decision(flood_target, kind="approve", decided_by="mallory")
+            decision = _decision(flood_target, question, kind="approve", decided_by="mallory")
             hostile.send(decision, key=flood_target)
         await operator.start_runs(chaos.runs - chaos.runs // 2, every_s=0.05)
         await operator.until(operator.all_done, 120 + chaos.runs, "every ordinary run finished")
         wanted = sum(1 for _, reason in HOSTILE.values() if reason is not None)
-        letters = await eventually(
+        letters: list[DeadLetter] = await eventually(
             lambda: _letters(client, topics, wanted), timeout=60, message="the dead letters"
         )
     finally:
@@ -160,8 +165,8 @@ async def test_hostile_commands_from_librdkafka_stop_no_worker(
             wrong.append(f"{kind}: {matching}")
     runs = await read_runs(fault_broker.bootstrap, topics)
     unreadable = runs.get(sent["unreadable_amount"], [])
-    ran = [e for e in read_effects(effects) if e["key"].startswith(sent["unreadable_amount"])]  # type: ignore[arg-type]
-    verdict = verify(runs, operator.runs, operator.sent, read_effects(effects), app)  # type: ignore[arg-type]
+    ran = [e for e in read_effects(effects) if e["key"].startswith(sent["unreadable_amount"])]
+    verdict = verify(runs, operator.runs, operator.sent, read_effects(effects), app)
     figures = {
         "hostile_kinds": len(HOSTILE),
         "dead_lettered": len(letters),
@@ -171,8 +176,7 @@ async def test_hostile_commands_from_librdkafka_stop_no_worker(
         "unreadable_run_effects": len(ran),
         **figures_of(operator, workers, verdict, began),
     }
-    with capsys.disabled():
-        report(chaos, figures, print)
+    report(chaos, figures, chaos_report)
     assert not wrong, wrong
     assert len(letters) == wanted
     assert unreadable, "the run with an unreadable value started (and was refused tool by tool)"
@@ -182,7 +186,7 @@ async def test_hostile_commands_from_librdkafka_stop_no_worker(
     verdict.check()
 
 
-async def _letters(client: KafkaLog, topics: Topics, count: int) -> list[object] | None:
+async def _letters(client: KafkaLog, topics: Topics, count: int) -> list[DeadLetter] | None:
     await asyncio.sleep(0)
     found = await dead_letters(client, topics)
     return found if len(found) >= count else None

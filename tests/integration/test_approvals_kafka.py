@@ -131,7 +131,7 @@ async def test_parallel_interrupts_are_answered_out_of_order(harness: Harness) -
     assert [(r["status"], r["by"]) for r in _output(payloads)] == [  # type: ignore[attr-defined]
         ("ok", "bob"),
         ("rejected", "carol"),
-        ("ok", ""),
+        ("ok", "policy:payment-confidence@2"),  # a NOTIFY call: the policy let it run
     ]
     notified = [n for n in await harness.notices(run_id) if isinstance(n, ActionNotified)]
     assert [n.args for n in notified] == [{"payee": "c", "amount": 300}]

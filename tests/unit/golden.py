@@ -26,7 +26,14 @@ from engine.core.executor import Replayer, Services
 from events.approval import ApprovalRequest
 from events.checkpoints import Checkpoint
 from events.codec import Codec, Message
-from events.commands import COMMAND_TYPES, CancelRun, LiftQuarantine, StartRun, SubmitDecision
+from events.commands import (
+    COMMAND_TYPES,
+    CancelRun,
+    LiftQuarantine,
+    ResumeRun,
+    StartRun,
+    SubmitDecision,
+)
 from events.envelope import EventEnvelope
 from events.json import Json, JsonObject
 from events.notices import (
@@ -36,6 +43,7 @@ from events.notices import (
     DecisionOutcome,
     QuarantineNotified,
 )
+from events.registry import AgentRegistered
 from events.run_events import (
     RUN_EVENT_TYPES,
     DecisionAccepted,
@@ -53,6 +61,7 @@ from events.run_events import (
     RunFailed,
     RunParked,
     RunQuarantined,
+    RunResumed,
     RunStarted,
     ToolCallCompleted,
     ToolCallFailed,
@@ -69,7 +78,8 @@ PAYLOADS_ROOT = GOLDEN / "payloads"
 PAYLOADS = PAYLOADS_ROOT / f"release-{RELEASE}"
 
 _TYPES: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (*RUN_EVENT_TYPES, *COMMAND_TYPES, *NOTICE_TYPES, Checkpoint)
+    cls.__name__: cls
+    for cls in (*RUN_EVENT_TYPES, *COMMAND_TYPES, *NOTICE_TYPES, Checkpoint, AgentRegistered)
 }
 
 # -- JSON <-> messages ------------------------------------------------------------------------
@@ -508,6 +518,42 @@ def _more_payload_fixtures() -> dict[str, Message]:
             lifted_by="oscar",
             issued_at_us=CLOCK_US + 10,
             reason="a known replay bug",
+        ),
+        "agent_registered": AgentRegistered(
+            app="refund-example",
+            agent="refund",
+            version="1",
+            description="Refund an order; ask a person above 500.",
+            input_schema={"type": "object", "required": ["order_id", "amount"]},
+            tools=[{"name": "refund", "idempotent": False}],
+            worker="host-1:4242",
+            registered_at_us=CLOCK_US,
+        ),
+        # Release 2: parked runs explain themselves and can be resumed.
+        "run_parked_detail": _envelope(
+            4,
+            RunParked(
+                reason="non-determinism",
+                call=0,
+                expected='tool log_note {"text":"note 17"}',
+                actual='tool log_note {"text":"note 42"}',
+                detail="step 0 (tool log_note) differs from the history\n"
+                "  text: recorded 'note 17', now 'note 42'\n"
+                "likely fix: use ctx.random() instead of the random module",
+            ),
+            "f" * 64,
+        ),
+        "run_resumed": _envelope(
+            5,
+            RunResumed(resumed_by="oscar", reason="fixed the note", command_id="cmd-4"),
+            "0" * 63 + "1",
+        ),
+        "resume_run": ResumeRun(
+            command_id="cmd-golden-4",
+            run_id="run-golden-1",
+            resumed_by="oscar",
+            issued_at_us=CLOCK_US + 11,
+            reason="fixed the note",
         ),
         "checkpoint": Checkpoint(restore_from=1207, consumed=88, attempt_at=88, attempts=2),
         "quarantine_notified": QuarantineNotified(

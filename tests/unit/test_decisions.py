@@ -229,8 +229,9 @@ def test_an_edit_that_raises_the_risk_goes_back_for_approval_at_the_new_level() 
         (2, "big@1"),
     ]
 
-    assert sim.decide(second.interrupt_id, "approve", "bob").reason.startswith(
-        "bob already approved an earlier level"
+    # The refusal names the rule that applies: bob edited the call (not "approved a level").
+    assert sim.decide(second.interrupt_id, "approve", "bob").reason == (
+        "bob edited this call; an edit is approved by someone else"
     )
     sim.decide(second.interrupt_id, "approve", "carol")
     third = sim.only_open()

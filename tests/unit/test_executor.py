@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -451,7 +452,7 @@ def test_amount_at_or_under_the_limit_needs_no_interrupt(amount: Json) -> None:
     [completed] = step.events
     assert isinstance(completed, RunCompleted)
     assert isinstance(completed.output, dict)
-    assert completed.output["approved_by"] == ""
+    assert completed.output["approved_by"] == "policy:refund-limit@1"  # the policy decided
 
 
 def test_amount_just_over_the_limit_needs_an_interrupt() -> None:
@@ -534,9 +535,14 @@ def test_changed_agent_code_parks_the_run_with_both_sides(
 
     step = driver.fresh(_agent(fn)).advance()
 
-    assert step.events == [
-        RunParked(reason="non-determinism", call=call, expected=expected, actual=actual)
-    ]
+    [parked] = step.events
+    assert isinstance(parked, RunParked)
+    assert replace(parked, detail="") == RunParked(
+        reason="non-determinism", call=call, expected=expected, actual=actual
+    )
+    assert parked.detail.startswith(f"step {call} does not replay")
+    assert "likely fix:" in parked.detail
+    assert "countersign runs resume-parked run-1" in parked.detail
     assert step.effects == []
     assert step.finished
 
@@ -1056,14 +1062,27 @@ def test_golden_history_of_an_older_agent_is_detected_as_non_deterministic() -> 
 
     step = rebuild(history, run_id=REFUND_RUN_ID).advance()
 
-    assert step.events == [
-        RunParked(
-            reason="non-determinism",
-            call=0,
-            expected=_sig("tool", "lookup_order", {"order": "A-17"}),
-            actual=_sig("tool", "lookup_order", LOOKUP_ARGS),
-        )
+    [parked] = step.events
+    assert isinstance(parked, RunParked)
+    assert replace(parked, detail="") == RunParked(
+        reason="non-determinism",
+        call=0,
+        expected=_sig("tool", "lookup_order", {"order": "A-17"}),
+        actual=_sig("tool", "lookup_order", LOOKUP_ARGS),
+    )
+    # The message names the step, both calls with the arguments that differ, the source line
+    # of the new call and the likely fix.
+    assert parked.detail.splitlines()[:6] == [
+        "step 0 does not replay: the history has a different call there",
+        '  recorded: tool lookup_order {"order":"A-17"}',
+        '  now:      tool lookup_order {"order_id":"A-17"}',
+        "  arguments that differ:",
+        '    order: recorded "A-17", now (absent)',
+        '    order_id: recorded (absent), now "A-17"',
     ]
+    assert "examples/refund.py:" in parked.detail.split("  made at:  ")[1]
+    assert "in refund_agent" in parked.detail
+    assert "ctx.random()" in parked.detail
     assert step.effects == []
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from projections.inbox import InboxItem, deciders, role_names, sla_state
+from projections.inbox import InboxItem, at_deadline, deciders, role_names, sla_state
 from projections.rows import InterruptRow
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
@@ -82,6 +82,33 @@ def test_who_may_decide_by_name_role_requester_and_exclusion() -> None:
     anyone = request(approvers=())
     assert anyone.may_decide("dave")
     assert not anyone.may_decide("bob")
+
+
+def test_whoever_started_the_run_may_answer_its_questions_as_the_engine_judges() -> None:
+    question = request(kind="question", tool=None, args=None, approvers=())
+
+    assert question.may_decide("bob")  # the requester answers; approving is what is barred
+    assert deciders(question) == ("anyone",)
+    assert not request(approvers=()).may_decide("bob")
+
+
+@pytest.mark.parametrize(
+    ("changes", "default", "words"),
+    [
+        ({}, None, "rejected: the call does not run"),
+        ({"on_timeout": "approve", "risk": "low"}, None, "approved (low risk)"),
+        ({"on_timeout": "approve", "risk": "high"}, None, "rejected: the call does not run"),
+        ({"on_timeout": "escalate"}, None, "escalated to the next level"),
+        ({"kind": "question"}, None, "no answer: the agent is told the question expired"),
+        ({"kind": "question", "on_timeout": "respond"}, "standard", 'default: "standard"'),
+        ({"deadline": None}, None, "nothing: it has no deadline"),
+    ],
+    ids=["reject", "approve-low", "approve-high", "escalate", "question", "default", "none"],
+)
+def test_what_the_deadline_does_is_said_as_the_engine_does_it(
+    changes: dict[str, object], default: str | None, words: str
+) -> None:
+    assert words in at_deadline(request(**changes), default)
 
 
 def test_deciders_say_who_in_words() -> None:

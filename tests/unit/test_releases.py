@@ -44,15 +44,20 @@ def r2(tmp_path_factory: pytest.TempPathFactory) -> Codec:
 def test_today_is_release_2_and_every_schema_is_released() -> None:
     assert CATALOG.release == 2
     assert {v.name for v in CATALOG.versions} == set(MESSAGE_TYPES)
+    changed_in_2 = {"countersign.events.RunParked"}
     for name in MESSAGE_TYPES:
-        assert CATALOG.version_of(name).version == 1
+        assert CATALOG.version_of(name).version == (2 if name in changed_in_2 else 1)
     new_in_2 = {v.name for v in CATALOG.versions if v.release == 2}
     assert new_in_2 == {
         "countersign.events.RunQuarantined",
         "countersign.events.QuarantineLifted",
         "countersign.commands.LiftQuarantine",
         "countersign.approvals.QuarantineNotified",
+        "countersign.events.RunResumed",
+        "countersign.commands.ResumeRun",
         "countersign.internal.Checkpoint",
+        "countersign.internal.AgentRegistered",
+        *changed_in_2,
     }
 
 
@@ -138,11 +143,11 @@ def test_the_check_refuses_a_field_added_without_a_default(tmp_path: Path) -> No
 
 def test_the_check_refuses_a_changed_type(tmp_path: Path) -> None:
     root = _copy(tmp_path)
-    path = root / "countersign.events.RunParked.avsc"
-    _edit(path, lambda raw: raw["fields"][-1].update(type="long"))  # actual: string -> long
-    (root / "history/countersign.events.RunParked/2.avsc").write_text(path.read_text())
+    path = root / "countersign.events.RunFailed.avsc"
+    _edit(path, lambda raw: raw["fields"][-1].update(type="long"))  # error: string -> long
+    (root / "history/countersign.events.RunFailed/2.avsc").write_text(path.read_text())
     releases = json.loads((root / "releases.json").read_text())
-    releases[NEXT] = {**releases[CURRENT], "countersign.events.RunParked": 2}
+    releases[NEXT] = {**releases[CURRENT], "countersign.events.RunFailed": 2}
     (root / "releases.json").write_text(json.dumps(releases))
 
     problems = evolution_problems(Catalog(root))

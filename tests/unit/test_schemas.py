@@ -21,6 +21,7 @@ from events.envelope import EventEnvelope
 from events.fields import is_json_field
 from events.json import canonical_json
 from events.notices import NOTICE_TYPES
+from events.registry import AgentRegistered
 from events.run_events import RUN_EVENT_TYPES
 
 APPROVAL_REQUEST = "countersign.events.ApprovalRequest"
@@ -30,6 +31,7 @@ NAMESPACES: dict[type[Any], str] = {
     **{cls: "countersign.approvals" for cls in NOTICE_TYPES},
     ApprovalRequest: "countersign.events",
     Checkpoint: "countersign.internal",
+    AgentRegistered: "countersign.internal",
 }
 FILES = load_schema_files()
 
