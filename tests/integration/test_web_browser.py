@@ -170,9 +170,7 @@ async def test_without_the_role_the_card_is_read_only_and_a_forged_post_is_refus
     await context.close()
 
 
-async def test_two_tabs_decide_once_and_the_second_is_told(
-    browser: Browser, stack: Stack
-) -> None:
+async def test_two_tabs_decide_once_and_the_second_is_told(browser: Browser, stack: Stack) -> None:
     """The second tab hears nothing live (its event stream cut, as on a bad network), so it
     still shows the request open when its person clicks: the server tells them."""
     run_id = await stack.start("refund", {"order_id": "T-1", "amount": 650})

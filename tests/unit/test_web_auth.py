@@ -25,8 +25,13 @@ from countersign.web.users import (
 )
 
 ISSUER = "https://login.example"
-SETTINGS = OidcSettings(issuer=ISSUER, audience="countersign", roles_claim="groups",
-                        principal_claim="preferred_username", jwks_uri="https://login.example/k")  # fmt: skip
+SETTINGS = OidcSettings(
+    issuer=ISSUER,
+    audience="countersign",
+    roles_claim="groups",
+    principal_claim="preferred_username",
+    jwks_uri="https://login.example/k",
+)
 
 
 class Issuer:
@@ -51,8 +56,8 @@ class Issuer:
 
     def token(self, kid: str, **claims: object) -> str:
         now = int(time.time())
-        body = {"iss": ISSUER, "aud": "countersign", "iat": now, "exp": now + 300,
-                "sub": "u-1", "preferred_username": "Alice", "groups": ["support-lead"]}  # fmt: skip
+        body = {"iss": ISSUER, "aud": "countersign", "iat": now, "exp": now + 300, "sub": "u-1",
+                "preferred_username": "Alice", "groups": ["support-lead"]}  # fmt: skip
         return jwt.encode({**body, **claims}, self.keys[kid], "RS256", headers={"kid": kid})
 
 
