@@ -178,8 +178,8 @@ class _Pages:
             card=card, **card_context(card, caller), **self._base(caller), **extra,
         )  # fmt: skip
 
-    async def preview(self, request: Request) -> Response:
-        """An edit checked and compared, nothing sent: errors, or the diff and a send button."""
+    async def _posted(self, request: Request) -> tuple[Caller, dict[str, str], Card] | Response:
+        """A card's form: the caller, its fields (CSRF checked) and the card; or the refusal."""
         caller = await self.web.page_caller(request)
         form = await form_of(request)
         try:
@@ -191,6 +191,14 @@ class _Pages:
             return HTMLResponse(str(exc), status_code=403)
         except NotFound as exc:
             return HTMLResponse(str(exc), status_code=404)
+        return caller, form, card
+
+    async def preview(self, request: Request) -> Response:
+        """An edit checked and compared, nothing sent: errors, or the diff and a send button."""
+        posted = await self._posted(request)
+        if isinstance(posted, Response):
+            return posted
+        caller, form, card = posted
         args, errors = read_fields(card.request.args_schema, form, prefix="arg.")
         errors = errors or edit_errors(args, card.request)
         changes = edit_changes(card.request, args) if not errors and isinstance(args, dict) else {}
@@ -201,16 +209,11 @@ class _Pages:
         )  # fmt: skip
 
     async def decide(self, request: Request) -> Response:
-        caller = await self.web.page_caller(request)
-        form = await form_of(request)
+        posted = await self._posted(request)
+        if isinstance(posted, Response):
+            return posted
+        caller, form, card = posted
         try:
-            self.web.auth.check_form(request, caller, form.get("csrf"))
-        except Forbidden as exc:
-            return HTMLResponse(str(exc), status_code=403)
-        try:
-            card = await self.web.service.card(
-                request.path_params["run_id"], request.path_params["interrupt_id"]
-            )
             body = decision_body(form, card)
             sent = await self.web.service.decide(
                 principal=caller.principal, roles=caller.roles,
