@@ -130,6 +130,16 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _free(host: str, port: int) -> bool:
+    from countersign.web.app import listen
+
+    try:
+        listen(host, port).close()
+    except OSError:
+        return False
+    return True
+
+
 @contextlib.asynccontextmanager
 async def dev_web(
     settings: Settings, args: argparse.Namespace, runtime: bootstrap.Runtime, app: Any
@@ -141,6 +151,8 @@ async def dev_web(
     from countersign.web.signing import development_signer
 
     found = web_settings(settings, argparse.Namespace(host=None, port=args.web_port))
+    if args.web_port is None and not _free(found.host, found.port):
+        found = replace(found, port=0)  # the usual port is taken (another dev?): any free one
     directory = {name: tuple(roles) for name, roles in app.directory.items()}
     for line in dev_users(found.users_file, directory):
         print(line, flush=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import socket
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -187,10 +188,11 @@ async def serve(
         timeout_graceful_shutdown=5,
     )  # fmt: skip
     server = uvicorn.Server(config)
+    listening = listen(web_settings.host, web_settings.port)  # here: OSError, not SystemExit
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as group:
         group.create_task(live.run(stop))
-        serving = group.create_task(server.serve())
+        serving = group.create_task(server.serve(sockets=[listening]))
         try:
             await _started(server, serving)
             await live.ready.wait()
@@ -209,6 +211,21 @@ async def _started(server: uvicorn.Server, task: asyncio.Task[Any]) -> None:
             task.result()  # the bind failed: raise why
             raise OSError("the web server stopped before it started")
         await asyncio.sleep(0.02)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (0: a free port). Bound here, so a port in use is an
+    `OSError` the caller can handle (uvicorn would exit the process)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"the web inbox cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock
 
 
 def _url(web_settings: WebSettings, server: uvicorn.Server) -> str:
