@@ -37,6 +37,8 @@ log = structlog.get_logger(__name__)
 MAX_RECENT = 10_000
 MAX_PENDING = 5_000
 QUEUE_SIZE = 200
+RUNS_PER_CHECK = 50
+"""How many runs one look at the projections covers (two queries each)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +190,8 @@ class LiveFeed:
         now = time.monotonic()
         by_run: dict[str, list[tuple[tuple[str, str], _Pending]]] = {}
         for key, pending in list(self._pending.items()):
+            if len(by_run) >= RUNS_PER_CHECK and pending.change.run_id not in by_run:
+                continue  # a burst: the rest wait for the next look (oldest first)
             by_run.setdefault(pending.change.run_id, []).append((key, pending))
         for run_id, entries in by_run.items():
             rows = {r.interrupt_id: r for r in await self.queries.interrupts(run_id)}

@@ -278,3 +278,15 @@ async def test_the_openapi_document_and_the_routes_agree(stack: Stack) -> None:
         document = (await alice.get("/api/openapi.json")).json()
     assert set(document["paths"]) == served
     assert document["openapi"].startswith("3.")
+
+
+async def test_stats_and_recommendations_come_from_the_projections(stack: Stack) -> None:
+    async with stack.client("alice") as alice:
+        await stack.open_request(await stack.start("refund", {"order_id": "S-1", "amount": 801}))
+        by_tool = await alice.get("/api/stats", params={"by": "tool"})
+        assert by_tool.status_code == 200
+        assert "refund" in {row["key"] for row in by_tool.json()}
+        assert (await alice.get("/api/stats", params={"by": "color"})).status_code == 400
+        advice = await alice.get("/api/recommendations")
+        assert advice.status_code == 200
+        assert isinstance(advice.json(), list)
