@@ -3,9 +3,9 @@
 The server decides on behalf of the person it authenticated: it writes that principal into
 the command (`decided_by`) itself, never a value from the request, and signs the command with
 its own key, so a browser holds no key and cannot claim to be anyone else. The proof format
-is the trust work's (docs/signing.md: a compact JWS in the `countersign-proof` header, over
-the command's exact bytes, `sub` the principal, `jti` the decision id, with the roles the
-login proved under `roles` — they count if the trust file gives this server's issuer a
+is the trust work's (issue 11: a compact JWS in the `countersign-proof` header, over the
+command's exact bytes, `sub` the principal, `jti` the decision id, with the roles the login
+proved under `roles` — they count if the trust file gives this server's issuer a
 `roles_claim`).
 
 `ServerSigner.headers` is all the rest of the server calls. Without a signing module in this
