@@ -20,6 +20,7 @@ from countersign import (
     cli_processes,
     cli_projections,
     cli_queries,
+    cli_replay,
     cli_review,
     cli_runs,
     cli_serve,
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_demo.register(commands)
     cli_projections.register(commands)
     cli_review.register(commands)  # extends `inbox` and `runs`: after them
+    cli_replay.register(commands)
     cli_serve.register(commands)
     cli_notify.register(commands)
     return parser

@@ -19,7 +19,7 @@ Every failure is a `DecodeError`. Encoding refuses what decoding would refuse.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from events import avro
@@ -76,6 +76,12 @@ class Codec:
 
     def fingerprint_of(self, cls: type[Any]) -> bytes:
         return self._by_class[cls].version.fingerprint
+
+    def writer_schema(self, fingerprint: bytes) -> Mapping[str, Any] | None:
+        """The released schema (self-contained) that `fingerprint` names, if this release
+        reads it: what a file of exported events embeds (`events.history_file`)."""
+        writer = self._by_fingerprint.get(bytes(fingerprint))
+        return None if writer is None else writer.schema.raw
 
     # -- encoding -----------------------------------------------------------------------------
 
@@ -138,6 +144,27 @@ class Codec:
         end = walk(writer.walk, data, start)
         if end != len(data):
             raise DecodeError(f"{len(data) - end} trailing bytes after a {writer.name} record")
+        return self._message(writer, data, start)
+
+    def decode_event_body(
+        self, fingerprint: bytes, data: bytes, start: int
+    ) -> tuple[EventEnvelope, int]:
+        """A run event whose Avro body, written with `fingerprint`'s schema, starts at `start`
+        in `data` (one of many records, as in a history file): the event, checked as `decode`
+        checks it, and where its body ends. `UnknownSchema` for a fingerprint this release
+        does not read."""
+        writer = self._by_fingerprint.get(bytes(fingerprint))
+        if writer is None:
+            raise UnknownSchema(f"no schema with fingerprint {bytes(fingerprint).hex()}")
+        end = walk(writer.walk, data, start)
+        if HEADER_LEN + end - start > self.max_message_bytes:
+            raise MessageTooLarge(f"a record of {end - start} bytes is over the record limit")
+        message = self._message(writer, data, start)
+        if not isinstance(message, EventEnvelope):
+            raise DecodeError(f"expected a run event, got {writer.name}")
+        return message, end
+
+    def _message(self, writer: Writer, data: bytes, start: int) -> Message:
         record = self._read(writer, data, start)
         target = writer.target
         try:

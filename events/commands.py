@@ -69,13 +69,34 @@ class ResumeRun:
     reason: str = ""
 
 
-Command: TypeAlias = StartRun | SubmitDecision | CancelRun | LiftQuarantine | ResumeRun
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ForkRun:
+    """Start `run_id` from another run's history, up to one of its interrupts, to try
+    another decision there (`countersign fork`). `prefix` is the origin's events, seq 0 up
+    to that interrupt, exactly as its log holds them: the worker checks they chain, and,
+    unless the fork is a dry run, that they are the origin's as it holds them itself."""
+
+    command_id: str
+    run_id: str
+    origin_run_id: str
+    at_interrupt: str
+    requested_by: str
+    issued_at_us: int
+    prefix: tuple[bytes, ...] = ()
+    tool_mode: str = "dry-run"
+    """dry-run (no tool runs), idempotent (only idempotent tools run) or live."""
+    recorded_results: Json = json_field(default=None)
+    """The origin's tool results after the fork point, for a dry run to return."""
+
+
+Command: TypeAlias = StartRun | SubmitDecision | CancelRun | LiftQuarantine | ResumeRun | ForkRun
 COMMAND_TYPES: tuple[type[Command], ...] = (
     StartRun,
     SubmitDecision,
     CancelRun,
     LiftQuarantine,
     ResumeRun,
+    ForkRun,
 )
 
 

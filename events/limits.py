@@ -60,6 +60,9 @@ COMMAND_STRING_CAPS: Mapping[str, int] = {
     "kind": MAX_KIND_CHARS,
     "digest": MAX_DIGEST_CHARS,
     "reason": MAX_REASON_CHARS,
+    "origin_run_id": MAX_ID_CHARS,
+    "at_interrupt": MAX_ID_CHARS,
+    "tool_mode": MAX_KIND_CHARS,
 }
 """Every string field of every command, by name (a test checks none is missing)."""
 

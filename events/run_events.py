@@ -14,12 +14,30 @@ from events.approval import ApprovalRequest, DecisionKind, GateAction, RiskLevel
 from events.fields import json_field
 from events.json import Json, JsonObject
 
+ToolMode: TypeAlias = Literal["live", "dry-run", "idempotent"]
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RunStarted:
+    """A run began. A fork (`countersign fork`) names the run it was forked from and the
+    origin's seq its history copies up to, and how its tools run."""
+
     input: JsonObject = json_field()
     requested_by: str
     command_id: str
+    forked_from: str = ""
+    forked_at: int = -1
+    forked_by: str = ""
+    """Who forked it. A fork keeps its origin's `requested_by`: it replays their request, and
+    the same people may (and may not) decide on it."""
+    origin_hash: str = ""
+    """sha256 of the origin's event at `forked_at`, as its log holds it: where the fork
+    leaves the origin's chain (empty when the worker could not check the prefix)."""
+    tool_mode: ToolMode = "live"
+    """live: tools run; dry-run: none runs (`ctx.dry_run`; the origin's recorded result, a
+    tool's own dry run, or a stand-in); idempotent: only idempotent tools run."""
+    recorded_results: Json = json_field(default=None)
+    """dry-run: the origin's tool results after the fork point, [{tool, args_digest, result}]."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

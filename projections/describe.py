@@ -74,6 +74,11 @@ def summarize(payload: RunEventPayload) -> str:
     """A one-line description of an event for a run's timeline."""
     match payload:
         case RunStarted():
+            if payload.forked_from:  # the origin first: a clipped line still shows it
+                return (
+                    f"{payload.tool_mode} fork of {payload.forked_from}@{payload.forked_at} by "
+                    f"{payload.forked_by}, for {payload.requested_by} with {short(payload.input)}"
+                )
             return f"started by {payload.requested_by} with {short(payload.input)}"
         case ModelCalled():
             return f"call {payload.call}: model answered {short(payload.response, 60)}"

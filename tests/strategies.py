@@ -41,6 +41,8 @@ def _strategy_for_hint(hint: Any) -> st.SearchStrategy[Any]:
         return st.text(max_size=30)
     if hint is bool:
         return st.booleans()
+    if hint is bytes:
+        return st.binary(max_size=40)
     if hint is int:
         return LONGS
     if hint is float:

@@ -59,11 +59,19 @@ class ToolSpec:
     description: str = ""
     wants_idempotency_key: bool = False
     args_schema: JsonObject = field(default_factory=dict)
+    wants_dry_run: bool = False
+    """It takes `dry_run`: in a dry-run fork it is called with dry_run=True (and must not
+    act) instead of being replaced by a stand-in result."""
 
-    async def invoke(self, args: JsonObject, idempotency_key: str) -> Json:
+    async def invoke(
+        self, args: JsonObject, idempotency_key: str, *, dry_run: bool = False
+    ) -> Json:
+        extra: dict[str, object] = {}
         if self.wants_idempotency_key:
-            return await self.fn(**args, idempotency_key=idempotency_key)
-        return await self.fn(**args)
+            extra["idempotency_key"] = idempotency_key
+        if self.wants_dry_run:
+            extra["dry_run"] = dry_run
+        return await self.fn(**args, **extra)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,6 +184,7 @@ class App:
                 idempotent=idempotent,
                 description=description or (fn.__doc__ or "").strip(),
                 wants_idempotency_key="idempotency_key" in params,
+                wants_dry_run="dry_run" in params,
                 args_schema=args_schema if args_schema is not None else schema_of_function(fn),
             )
             self._tool_names.setdefault(fn, tool_name)

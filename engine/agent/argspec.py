@@ -20,6 +20,8 @@ from typing import Any
 from events.json import Json, JsonObject
 
 IDEMPOTENCY_KEY_PARAM = "idempotency_key"
+DRY_RUN_PARAM = "dry_run"
+"""A tool taking this is called with dry_run=True in a dry-run fork (engine.core.forking)."""
 
 _SIMPLE: dict[Any, str] = {
     str: "string",
@@ -35,7 +37,8 @@ _SIMPLE: dict[Any, str] = {
 
 def schema_of_function(fn: Callable[..., Any]) -> JsonObject:
     """An object schema for `fn`'s keyword arguments: every parameter, the ones without a
-    default required, typed where the annotation is simple. `idempotency_key` is the engine's."""
+    default required, typed where the annotation is simple. `idempotency_key` and `dry_run`
+    are the engine's."""
     try:
         hints = typing.get_type_hints(fn)
     except Exception:  # an annotation that cannot be resolved only loses its type
@@ -44,7 +47,7 @@ def schema_of_function(fn: Callable[..., Any]) -> JsonObject:
     required: list[Json] = []
     open_ended = False
     for name, param in inspect.signature(fn).parameters.items():
-        if name == IDEMPOTENCY_KEY_PARAM:
+        if name in (IDEMPOTENCY_KEY_PARAM, DRY_RUN_PARAM):
             continue
         if param.kind is inspect.Parameter.VAR_KEYWORD:
             open_ended = True

@@ -250,12 +250,15 @@ class RunContext:
         agent: str,
         agent_version: str,
         requested_by: str,
+        dry_run: bool = False,
     ) -> None:
         self._resolver = resolver
         self.run_id = run_id
         self.agent = agent
         self.agent_version = agent_version
         self.requested_by = requested_by
+        self.dry_run = dry_run
+        """True in a dry-run fork (`countersign fork`): no tool runs for real."""
         self.log = _ReplayAwareLogger(
             resolver, structlog.get_logger("countersign.agent").bind(run_id=run_id, agent=agent)
         )

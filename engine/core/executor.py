@@ -130,6 +130,7 @@ class Replayer:
             agent=agent.name,
             agent_version=agent.version,
             requested_by=started.requested_by,
+            dry_run=started.tool_mode == "dry-run",
         )
 
     # -- the worker's side --------------------------------------------------------------------

@@ -15,6 +15,7 @@ import structlog
 
 from engine.agent.app import App
 from engine.core.executor import Advance, ExecuteTool, Replayer, Services
+from engine.core.forking import tool_plan
 from engine.core.limits import DEFAULT_LIMITS, LIMIT_EXCEEDED, RunLimits, growth_refusal
 from engine.core.live_run import LiveRun
 from engine.errors import reason_of
@@ -173,8 +174,11 @@ class Driver:
         tool = self._app.get_tool(effect.tool)
         assert tool is not None
         bound = log.bind(run_id=run.run_id, tool=effect.tool, call=effect.call)
+        plan = tool_plan(run.started, tool, effect)  # a fork's tools may not run for real
+        if not isinstance(plan, str):
+            return plan
         try:
-            result = await tool.invoke(effect.args, effect.idempotency_key)
+            result = await tool.invoke(effect.args, effect.idempotency_key, dry_run=plan != "run")
             canonical_json(result)
         except Exception as exc:  # recorded as ToolCallFailed: the agent sees it, nothing is lost
             bound.warning("tool_failed", error_type=type(exc).__name__, error=str(exc))

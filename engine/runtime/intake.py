@@ -20,12 +20,20 @@ from engine.core.limits import DEFAULT_LIMITS, RunLimits, growth_refusal
 from engine.core.live_run import LiveRun
 from engine.errors import NewerRelease, reason_of
 from engine.log.port import Record
+from engine.runtime.forking import Forks, start_fork
 from engine.runtime.held import settle_held
 from engine.runtime.step import FORWARDED_FROM, Step, StepWriter
 from engine.runtime.table import RunTable
 from engine.runtime.timers import expire
 from events.codec import Codec
-from events.commands import CancelRun, LiftQuarantine, ResumeRun, StartRun, SubmitDecision
+from events.commands import (
+    CancelRun,
+    ForkRun,
+    LiftQuarantine,
+    ResumeRun,
+    StartRun,
+    SubmitDecision,
+)
 from events.errors import DecodeError, NewerSchema
 from events.run_events import (
     DecisionRejected,
@@ -59,6 +67,7 @@ class Intake:
         self._writer = writer
         self._table = table
         self._services = services
+        self._forks = Forks(app, codec, writer, table, services)
 
     def handle(self, step: Step, record: Record) -> None:
         """Handle one command. Whatever it causes that cannot be carried out ends here, as a
@@ -95,6 +104,9 @@ class Intake:
                 self._lift(step, record, command)
             case ResumeRun():
                 self._resume(step, record, command)
+            case ForkRun():
+                if not self._clash(step, record, command.run_id, command.command_id):
+                    start_fork(self._forks, step, record, command)
             case _:  # pragma: no cover - the union is closed; mypy checks every arm is here
                 assert_never(command)
 
@@ -110,19 +122,26 @@ class Intake:
             return
         self._writer.forward(step, record, home)
 
+    def _clash(self, step: Step, record: Record, run_id: str, command_id: str) -> bool:
+        """Whether `run_id` exists already: this command's repeat (nothing to do) or
+        another's (dead-lettered). A run id starts once, ever."""
+        existing = self._table.state_of(step.partition, run_id)
+        if existing is not None:
+            if existing.start_command_id != command_id:
+                self._writer.dead_letter(step, record, f"run {run_id} already exists")
+            return True
+        index = self._table.index(step.partition)
+        if run_id in index:  # finished long ago
+            if index.started_by(run_id, command_id):
+                log.info("start_repeated", run_id=run_id)
+            else:
+                self._writer.dead_letter(step, record, f"run {run_id} already exists")
+            return True
+        return False
+
     def _start(self, step: Step, record: Record, command: StartRun) -> None:
         bound = log.bind(run_id=command.run_id, agent=command.agent)
-        existing = self._table.state_of(step.partition, command.run_id)
-        if existing is not None:
-            if existing.start_command_id != command.command_id:
-                self._writer.dead_letter(step, record, f"run {command.run_id} already exists")
-            return
-        index = self._table.index(step.partition)
-        if command.run_id in index:  # finished long ago: a run id starts once, ever
-            if index.started_by(command.run_id, command.command_id):
-                bound.info("start_repeated")
-            else:
-                self._writer.dead_letter(step, record, f"run {command.run_id} already exists")
+        if self._clash(step, record, command.run_id, command.command_id):
             return
         spec = self._app.find_agent(command.agent, command.agent_version)
         version = spec.version if spec else command.agent_version

@@ -74,7 +74,10 @@ class StepWriter:
         *,
         agent: str | None = None,
         version: str | None = None,
+        notices: bool = True,
     ) -> None:
+        """Append `payload` to `run` in this step; `notices=False` keeps it off the approvals
+        topic (a fork's copies of events that people heard of in the origin already)."""
         state = run.state
         envelope = run.envelope(
             payload,
@@ -97,7 +100,7 @@ class StepWriter:
         )
         step.changed[run.run_id] = run
         assert run.state is not None
-        for notice in outbox.event_notices(run.state, run.history, envelope):
+        for notice in outbox.event_notices(run.state, run.history, envelope) if notices else ():
             self._publish(step, run.run_id, notice)
         if isinstance(payload, InterruptRaised):
             log.info(

@@ -13,6 +13,7 @@ in its envelope is `{"type": "EventEnvelope", <envelope fields>..., "payload": {
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import itertools
 import json
@@ -29,6 +30,7 @@ from events.codec import Codec, Message
 from events.commands import (
     COMMAND_TYPES,
     CancelRun,
+    ForkRun,
     LiftQuarantine,
     ResumeRun,
     StartRun,
@@ -89,7 +91,9 @@ def _field_to_json(value: Any) -> Any:
     if isinstance(value, ApprovalRequest):
         return {f.name: _field_to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple):
-        return list(value)
+        return [_field_to_json(item) for item in value]
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
     return value
 
 
@@ -114,6 +118,8 @@ def _build(cls: type[Any], data: dict[str, Any]) -> Any:
         annotation = str(field.type)
         if annotation == "ApprovalRequest":
             value = _build(ApprovalRequest, value)
+        elif annotation == "tuple[bytes, ...]":
+            value = tuple(base64.b64decode(item) for item in value)
         elif annotation.startswith("tuple[") and value is not None:
             value = tuple(value)
         kwargs[field.name] = value
@@ -556,6 +562,33 @@ def _more_payload_fixtures() -> dict[str, Message]:
             reason="fixed the note",
         ),
         "checkpoint": Checkpoint(restore_from=1207, consumed=88, attempt_at=88, attempts=2),
+        # Release 2: forks (countersign fork) and the forked run's start.
+        "fork_run": ForkRun(
+            command_id="cmd-golden-4",
+            run_id="fork-golden-1",
+            origin_run_id="run-golden-1",
+            at_interrupt="int-1",
+            requested_by="dana",
+            issued_at_us=CLOCK_US + 11,
+            prefix=(b"\xc3\x01 the origin's events, as logged", b"\x00\xff"),
+            tool_mode="dry-run",
+            recorded_results=[{"tool": "refund", "args_digest": "c" * 64, "result": {"ok": True}}],
+        ),
+        "run_started_forked": _envelope(
+            0,
+            RunStarted(
+                input={"order_id": "A-17", "amount": 2400},
+                requested_by="alice",
+                command_id="cmd-golden-4",
+                forked_from="run-golden-1",
+                forked_at=3,
+                forked_by="dana",
+                origin_hash="f" * 64,
+                tool_mode="dry-run",
+                recorded_results=[{"tool": "refund", "args_digest": "c" * 64, "result": None}],
+            ),
+            "",
+        ),
         "quarantine_notified": QuarantineNotified(
             run_id="run-golden-1",
             agent="refund",

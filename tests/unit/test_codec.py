@@ -230,7 +230,7 @@ def _plain(hint: Any) -> Any:
         return _plain(typing.get_args(hint)[0])
     if origin is tuple:
         return (_plain(typing.get_args(hint)[0]),)
-    return {str: "s", int: 7, float: 2.5, bool: True}[hint]
+    return {str: "s", int: 7, float: 2.5, bool: True, bytes: b"\x00"}[hint]
 
 
 # -- refusals -----------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def r2(tmp_path_factory: pytest.TempPathFactory) -> Codec:
 def test_today_is_release_2_and_every_schema_is_released() -> None:
     assert CATALOG.release == 2
     assert {v.name for v in CATALOG.versions} == set(MESSAGE_TYPES)
-    changed_in_2 = {"countersign.events.RunParked"}
+    changed_in_2 = {"countersign.events.RunParked", "countersign.events.RunStarted"}  # fork fields
     for name in MESSAGE_TYPES:
         assert CATALOG.version_of(name).version == (2 if name in changed_in_2 else 1)
     new_in_2 = {v.name for v in CATALOG.versions if v.release == 2}
@@ -57,6 +57,7 @@ def test_today_is_release_2_and_every_schema_is_released() -> None:
         "countersign.commands.ResumeRun",
         "countersign.internal.Checkpoint",
         "countersign.internal.AgentRegistered",
+        "countersign.commands.ForkRun",
         *changed_in_2,
     }
 

@@ -88,7 +88,7 @@ def _avro_type_for_hint(hint: Any) -> Any:
         return sorted(_avro_type_for_hint(arg) for arg in args)
     if origin is tuple:
         return {"type": "array", "items": _avro_type_for_hint(args[0])}
-    return {int: "long", float: "double", bool: "boolean", type(None): "null"}[hint]
+    return {int: "long", float: "double", bool: "boolean", bytes: "bytes", type(None): "null"}[hint]
 
 
 def _default_of(field: dataclasses.Field[Any]) -> Any:
