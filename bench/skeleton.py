@@ -1,8 +1,10 @@
 """The walking skeleton on a real local broker: latency, throughput and log size.
 
-    .venv/bin/python bench/skeleton.py [--runs 200] [--load 2000]
+    .venv/bin/python bench/skeleton.py [--runs 200] [--load 2000] [--brokers 3]
 
-Starts a broker of its own in a temporary directory (or uses COUNTERSIGN_KAFKA_BOOTSTRAP),
+Starts a broker of its own in a temporary directory (or uses COUNTERSIGN_KAFKA_BOOTSTRAP);
+with `--brokers 3` a three-node cluster, where topics get replication factor 3 and
+min.insync.replicas 2 (every commit waits for two copies),
 one worker OS process (`countersign worker --app examples.refund:app`), and from this
 process publishes commands and follows the runs topic. Prints:
 - decision → run completed: p50 / p99 over `--runs` runs decided one at a time;
@@ -98,6 +100,11 @@ async def bench(bootstrap: str, runs: int, load: int, state_dir: Path | None) ->
     event_log = KafkaLog(bootstrap, client_id="bench")
     await event_log.start()
     await event_log.ensure_topics(topics, 4)
+    replication = await event_log.replication()
+    print(
+        f"{len(bootstrap.split(','))} broker(s), replication factor {replication.factor}, "
+        f"min.insync.replicas {replication.min_insync}"
+    )
     env = {
         **os.environ,
         "COUNTERSIGN_LOG": "kafka",
@@ -169,7 +176,8 @@ async def bench(bootstrap: str, runs: int, load: int, state_dir: Path | None) ->
             f"({per_run / 9:.0f} B per event, 9 events)"
         )
         if state_dir is not None:
-            data = state_dir / "data"
+            node = local_kafka.node(state_dir, 1)  # one replica's copy
+            data = node.data_dir
             disk = sum(
                 f.stat().st_size for d in data.glob(f"{prefix}.runs-*") for f in d.glob("*.log")
             )
@@ -188,12 +196,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--load", type=int, default=2000)
+    parser.add_argument("--brokers", type=int, default=1, choices=(1, 3))
     args = parser.parse_args()
     bootstrap = os.environ.get("COUNTERSIGN_KAFKA_BOOTSTRAP")
     state_dir = None
     if not bootstrap:
         state_dir = Path(tempfile.mkdtemp(prefix="cs-bench-kafka-"))
-        bootstrap = local_kafka.start(state_dir).bootstrap
+        bootstrap = local_kafka.start(state_dir, brokers=args.brokers).bootstrap
     try:
         asyncio.run(bench(bootstrap, args.runs, args.load, state_dir))
     finally:

@@ -174,9 +174,9 @@ async def open_log(
             raise ConfigurationError(
                 "no Kafka broker: run `countersign kafka up` or set COUNTERSIGN_KAFKA_BOOTSTRAP"
             )
-        from engine.log.kafka import KafkaLog
+        from countersign.kafka_topics import kafka_log  # security and replication settings
 
-        event_log = KafkaLog(address, client_id=client_id)
+        event_log = kafka_log(settings, address, client_id=client_id)
     elif chosen == "memory":
         from engine.log.memory import MemoryLog
 
@@ -224,7 +224,9 @@ class Runtime:
         from engine.runtime.worker import Worker, WorkerSettings
 
         settings = WorkerSettings(
-            group=group or self.settings.worker_group, check_determinism=check_determinism
+            group=group or self.settings.worker_group,
+            check_determinism=check_determinism,
+            route_key=self.settings.kafka.route_key,
         )
         return Worker(
             app,

@@ -25,6 +25,7 @@ from countersign import (
     cli_runs,
     cli_serve,
     cli_servers,
+    cli_topics,
 )
 from countersign.logging import configure_logging
 from countersign.settings import Settings
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     cli_servers.register(commands)
+    cli_topics.register(commands)
     cli_processes.register(commands)
     cli_runs.register(commands)
     cli_queries.register(commands)

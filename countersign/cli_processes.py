@@ -18,6 +18,7 @@ from countersign import bootstrap
 from countersign.cli_options import json_logs
 from countersign.logging import configure_logging
 from countersign.settings import Settings
+from engine.log.port import EventLog
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +73,7 @@ async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     async with bootstrap.connected(
         settings, client_id="countersign-worker", keep_database=True
     ) as runtime:
+        await _check_topics(settings, runtime.log)
         worker = runtime.worker(app, group=args.group, check_determinism=args.check_determinism)
         await worker.run(stop)
     return 0
@@ -89,5 +91,13 @@ async def run_projector(settings: Settings, args: argparse.Namespace) -> int:
         bootstrap.database(settings, keep_running=True) as url,
         bootstrap.projection_writer(settings, url) as store,  # follows `projections rebuild`
     ):
+        await _check_topics(settings, runtime.log)
         await runtime.projector(store, group=args.group).run(stop)
     return 0
+
+
+async def _check_topics(settings: Settings, event_log: EventLog) -> None:
+    """Refuse to start on Kafka topics that cannot keep the engine's promises."""
+    from countersign.kafka_topics import check_topics
+
+    await check_topics(settings, event_log)

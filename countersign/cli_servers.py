@@ -16,6 +16,8 @@ def register(commands: Any) -> None:
     kafka_actions = kafka.add_subparsers(dest="action", metavar="ACTION", required=True)
     up = kafka_actions.add_parser("up", help="fetch (once), format and start the broker")
     up.add_argument("--partitions", type=int, default=None, help="default partitions per topic")
+    up.add_argument("--brokers", type=int, default=1, choices=(1, 3), help="1 node, or a cluster")
+    up.add_argument("--secure", action="store_true", help="SASL_SSL, TLS and ACLs per role")
     _json(up).set_defaults(handler=kafka_up)
     down = kafka_actions.add_parser("down", help="stop the broker")
     _json(down).set_defaults(handler=kafka_down)
@@ -45,7 +47,13 @@ async def kafka_up(settings: Settings, args: argparse.Namespace) -> int:
     from countersign import local_kafka
 
     partitions = args.partitions or settings.partitions
-    broker = await asyncio.to_thread(local_kafka.start, settings.kafka_dir, partitions=partitions)
+    broker = await asyncio.to_thread(
+        local_kafka.start,
+        settings.kafka_dir,
+        partitions=partitions,
+        brokers=args.brokers,
+        secure=args.secure,
+    )
     # No `export` needed: commands with the same COUNTERSIGN_HOME find the broker there.
     text = (
         f"kafka running at {broker.bootstrap} (pid {broker.pid}, state in {broker.state_dir})\n"
@@ -54,6 +62,10 @@ async def kafka_up(settings: Settings, args: argparse.Namespace) -> int:
     )
     data = {"bootstrap": broker.bootstrap, "pid": broker.pid, "state_dir": str(broker.state_dir)}
     _say(args, text, data)
+    if broker.secure:
+        from countersign.cli_secure import grant_roles
+
+        await grant_roles(settings, broker, say=not args.json)
     return 0
 
 

@@ -1,41 +1,27 @@
-"""A real single-node Apache Kafka broker for tests and local use.
+"""Real Apache Kafka on 127.0.0.1 for tests and local use: one node, or a cluster (I/O).
 
-The broker runs in KRaft combined mode (one JVM is both broker and controller) and is
-fetched from Maven Central with ``mvn``: ``org.apache.kafka:kafka_2.13`` plus a reload4j
-logging backend. The jars are cached under ``$COUNTERSIGN_CACHE_DIR`` (default
-``~/.cache/countersign``) in ``kafka-<version>/libs``; a marker file is written only after a
-complete download, so an interrupted one is retried.
-
-Everything a broker owns lives in its *state dir*: ``server.properties``,
-``log4j.properties``, ``server.log`` (log4j), ``kafka.out`` (the JVM's stdout/stderr),
-``data/`` (the log dirs), ``ports.json`` (the broker and controller ports, reused on
-restart so clients keep their bootstrap address), ``kafka.pid`` and ``bootstrap``.
-
-The broker is a detached process (its own session): it outlives the Python process that
-started it until :func:`stop` is called. Everything binds to 127.0.0.1 only.
-
-Errors (all :class:`LocalKafkaError`; each message says what to do):
-- :class:`ToolMissingError` — ``java`` or ``mvn`` is not installed;
-- :class:`JarFetchError` — ``mvn`` could not fetch the jars;
-- :class:`BrokerStartError` — the broker exited or was not ready in time.
+Each node is a KRaft JVM that is both broker and controller (`countersign.local_kafka_node`),
+run from jars fetched once from Maven Central (`countersign.local_kafka_jars`). A state dir
+holds one deployment:
+- one node (the default): the node's files are the state dir itself; topics need one replica
+  and the broker says it is a development broker (`broker.rack`), so `topics check` allows it;
+- `brokers=3`: three combined nodes in `node-1/`..`node-3/`, one controller quorum of three,
+  Kafka's own topics at RF 3 / min ISR 2; failure detection tuned for tests (a broker is
+  fenced after 6 s without heartbeat, a silent follower leaves the ISR after 10 s);
+- `secure=True`: SASL_SSL (SCRAM-SHA-512), mutual TLS and the StandardAuthorizer
+  (`countersign.local_kafka_secure`); `grant` gives each role its ACLs.
+`cluster.json` records the shape, so a restart brings back the same cluster on the same
+ports. Every process is detached and stopped by its pid (`stop`), never by name.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
-import fcntl
 import json
-import os
-import re
 import shutil
 import signal
-import socket
-import subprocess
 import time
-import uuid
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +29,23 @@ from typing import Any, TypeVar
 
 import structlog
 
-from engine.log import kafka_admin
+from countersign.local_kafka_jars import (
+    KAFKA_VERSION,
+    BrokerStartError,
+    JarFetchError,
+    LocalKafkaError,
+    ToolMissingError,
+    cache_dir,
+    ensure_jars,
+    file_lock,
+)
+from countersign.local_kafka_node import Node, cluster_id
+from countersign.local_kafka_secure import ADMIN, SecureMaterial
+from engine.log.kafka import admin as kafka_admin
+from engine.log.kafka.acls import role_acls
+from engine.log.kafka.connection import Connection
+from engine.log.kafka.plan import DEVELOPMENT_RACK, Replication, broker_settings
+from engine.log.port import Topics
 
 __all__ = [
     "KAFKA_VERSION",
@@ -54,452 +56,330 @@ __all__ = [
     "ToolMissingError",
     "cache_dir",
     "ensure_jars",
+    "grant",
+    "node",
+    "pause_node",
+    "restart_node",
+    "resume_node",
     "start",
     "status",
     "stop",
     "wait_until_ready",
 ]
 
-KAFKA_VERSION = "3.9.1"
-SCALA_VERSION = "2.13"
-_ARTIFACTS = (
-    ("org.apache.kafka", f"kafka_{SCALA_VERSION}", KAFKA_VERSION),
-    ("org.slf4j", "slf4j-reload4j", "1.7.36"),
-    ("ch.qos.reload4j", "reload4j", "1.2.25"),
-)
-_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
-_MARKER = ".complete"
-_HEAP = "-Xmx512m"
-_LOG_FILES = ("kafka.out", "server.log")
-_LOG_TAIL_LINES = 20
-_LOG_ERROR_LINES = 12
-_ERROR_LINE = re.compile(r"^\[[^]]+\] (ERROR|FATAL) |^Caused by: |^Exception in thread ")
-
 log = structlog.get_logger(__name__)
 _T = TypeVar("_T")
-
-
-class LocalKafkaError(Exception):
-    """The local broker could not be provided; the message says what to do."""
-
-
-class ToolMissingError(LocalKafkaError):
-    """A required program (java, mvn) is not on PATH."""
-
-
-class JarFetchError(LocalKafkaError):
-    """Maven could not fetch the Kafka jars."""
-
-
-class BrokerStartError(LocalKafkaError):
-    """The broker process exited during startup or was not ready in time."""
+_FAST_FAILOVER = {
+    "broker.session.timeout.ms": "6000",
+    "broker.heartbeat.interval.ms": "1000",
+    "replica.lag.time.max.ms": "10000",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
 class LocalKafka:
-    """A running local broker."""
+    """A running local broker or cluster."""
 
     bootstrap: str
     pid: int
     state_dir: Path
     log_path: Path
+    pids: tuple[int, ...] = ()
+    secure: bool = False
+
+    @property
+    def material(self) -> SecureMaterial | None:
+        return SecureMaterial(self.state_dir / "secure") if self.secure else None
+
+    def connection(self, user: str = ADMIN, *, mtls: bool = False) -> Connection:
+        """How `user` (a role, or the admin) reaches this cluster."""
+        material = self.material
+        if material is None:
+            return Connection(self.bootstrap)
+        bootstrap = self.mtls_bootstrap if mtls else self.bootstrap
+        return Connection(bootstrap, material.security(user, mtls=mtls))
+
+    @property
+    def mtls_bootstrap(self) -> str:
+        return ",".join(f"127.0.0.1:{n.internal_port}" for n in _nodes(self.state_dir))
 
 
-# ---------------------------------------------------------------------------------------
-# jars
+@dataclass(frozen=True)
+class _Shape:
+    brokers: int = 1
+    secure: bool = False
+    cluster_id: str | None = None
+
+    @classmethod
+    def load(cls, state_dir: Path) -> _Shape | None:
+        path = state_dir / "cluster.json"
+        if not path.exists():
+            return None
+        stored = json.loads(path.read_text())
+        return cls(int(stored["brokers"]), bool(stored["secure"]), str(stored["cluster_id"]))
+
+    def store(self, state_dir: Path) -> None:
+        shape = {"brokers": self.brokers, "secure": self.secure, "cluster_id": self.cluster_id}
+        (state_dir / "cluster.json").write_text(json.dumps(shape))
 
 
-def cache_dir() -> Path:
-    """``$COUNTERSIGN_CACHE_DIR`` or ``~/.cache/countersign``."""
-    configured = os.environ.get("COUNTERSIGN_CACHE_DIR")
-    return Path(configured) if configured else Path.home() / ".cache" / "countersign"
-
-
-def ensure_jars() -> Path:
-    """Return the directory holding the broker's jars, fetching them with Maven if needed."""
-    root = cache_dir() / f"kafka-{KAFKA_VERSION}"
-    libs = root / "libs"
-    if (root / _MARKER).exists():
-        return libs
-    root.mkdir(parents=True, exist_ok=True)
-    with _file_lock(root / ".lock"):
-        if (root / _MARKER).exists():  # another process fetched them while we waited
-            return libs
-        _fetch_jars(root, libs)
-    return libs
-
-
-def _fetch_jars(root: Path, libs: Path) -> None:
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise ToolMissingError("mvn not found: install Maven 3.8+ (it fetches the Kafka jars)")
-    pom = root / "pom.xml"
-    pom.write_text(_pom_xml())
-    staging = root / "libs.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(libs, ignore_errors=True)
-    log.info("kafka_jars_fetching", version=KAFKA_VERSION, into=str(libs))
-    began = time.monotonic()
-    command = [
-        mvn, "-q", "-B", "-f", str(pom),
-        f"{_DEPENDENCY_PLUGIN}:copy-dependencies",
-        "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    jars = sorted(staging.glob("*.jar")) if staging.is_dir() else []
-    if result.returncode != 0 or not jars:
-        output = _tail((result.stdout + result.stderr).splitlines())
-        raise JarFetchError(
-            f"mvn failed (exit {result.returncode}) fetching Kafka {KAFKA_VERSION}; check network "
-            f"access to Maven Central and ~/.m2/settings.xml, then retry:\n{output}"
-        )
-    staging.rename(libs)
-    (root / _MARKER).write_text(f"{len(jars)} jars\n")
-    log.info("kafka_jars_fetched", jars=len(jars), seconds=round(time.monotonic() - began, 1))
-
-
-def _pom_xml() -> str:
-    dependencies = "\n".join(
-        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
-        f"<version>{v}</version></dependency>"
-        for g, a, v in _ARTIFACTS
-    )
-    return f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>countersign</groupId>
-  <artifactId>local-kafka</artifactId>
-  <version>{KAFKA_VERSION}</version>
-  <packaging>pom</packaging>
-  <dependencies>
-{dependencies}
-  </dependencies>
-</project>
-"""
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-# ---------------------------------------------------------------------------------------
-# broker lifecycle
-
-
-async def wait_until_ready(bootstrap: str, timeout_s: float) -> None:
-    """Wait until the broker answers a metadata request; ``TimeoutError`` otherwise."""
-    await kafka_admin.wait_until_ready(bootstrap, timeout_s)
+async def wait_until_ready(target: str | Connection, timeout_s: float, *, brokers: int = 1) -> None:
+    """Wait until `brokers` brokers answer a metadata request; ``TimeoutError`` otherwise."""
+    await kafka_admin.wait_until_ready(target, timeout_s, brokers=brokers)
 
 
 def status(state_dir: Path) -> LocalKafka | None:
-    """The broker of ``state_dir`` if its process is running (ready or not), else ``None``."""
+    """The cluster of ``state_dir`` if any of its nodes runs (ready or not), else ``None``."""
     state_dir = state_dir.resolve()
-    pid = _read_pid(state_dir)
-    if pid is None or not _is_our_broker(pid, state_dir):
+    shape = _Shape.load(state_dir) or _Shape()
+    nodes = _nodes(state_dir, shape)
+    pids = tuple(pid for pid in (n.running_pid() for n in nodes) if pid is not None)
+    if not pids:
         return None
-    return _describe(state_dir, pid)
+    return _describe(state_dir, shape, nodes, pids)
 
 
-def start(state_dir: Path, *, partitions: int = 4, timeout_s: float = 90.0) -> LocalKafka:
-    """Start (or return the already running) broker of ``state_dir`` and wait until ready.
+def start(
+    state_dir: Path,
+    *,
+    partitions: int = 4,
+    brokers: int = 1,
+    secure: bool = False,
+    timeout_s: float = 90.0,
+) -> LocalKafka:
+    """Start (or return the already running) cluster of ``state_dir``; wait until ready.
 
-    A restarted broker keeps its data and its ports; ``partitions`` (the default for new
+    A restarted cluster keeps its data and its ports; ``partitions`` (the default for new
     topics) applies from the next start. Concurrent callers are serialised by a lock file
     in ``state_dir``. This function blocks; from async code call it through
     ``asyncio.to_thread``.
     """
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
-    with _file_lock(state_dir / ".lock"):
-        return _start_locked(state_dir, partitions=partitions, timeout_s=timeout_s)
+    with file_lock(state_dir / ".lock"):
+        shape = _shape_for(state_dir, brokers, secure)
+        return _start_locked(state_dir, shape, partitions, timeout_s)
 
 
-def _start_locked(state_dir: Path, *, partitions: int, timeout_s: float) -> LocalKafka:
-    running = status(state_dir)
-    if running is not None:
-        _run_blocking(wait_until_ready(running.bootstrap, timeout_s))
-        return running
+def _shape_for(state_dir: Path, brokers: int, secure: bool) -> _Shape:
+    stored = _Shape.load(state_dir)
+    if stored is None:
+        legacy = (state_dir / "data" / "meta.properties").exists()
+        if legacy and (brokers, secure) != (1, False):
+            raise LocalKafkaError(
+                f"{state_dir} holds a single plain broker: use another state dir (or "
+                "`kafka down` and delete it) for a cluster or a secure broker"
+            )
+        shape = _Shape(brokers, secure, cluster_id())
+        shape.store(state_dir)
+        return shape
+    if (stored.brokers, stored.secure) != (brokers, secure):
+        raise LocalKafkaError(
+            f"{state_dir} holds a {stored.brokers}-broker {'secure ' if stored.secure else ''}"
+            f"cluster: start it the same way, or `kafka down` and delete {state_dir}"
+        )
+    return stored
+
+
+def _start_locked(state_dir: Path, shape: _Shape, partitions: int, timeout_s: float) -> LocalKafka:
     java = shutil.which("java")
     if java is None:
         raise ToolMissingError("java not found: install Java 17 (the Kafka broker runs on it)")
-    libs = ensure_jars()
-    port, controller_port = _ports(state_dir)
-    _write_config(state_dir, port=port, controller_port=controller_port, partitions=partitions)
-    classpath = f"{libs}/*"
-    _format_storage(java, classpath, state_dir)
+    classpath = f"{ensure_jars()}/*"
+    material = SecureMaterial.create_once(state_dir / "secure") if shape.secure else None
+    nodes = _nodes(state_dir, shape)
+    voters = ",".join(n.voter for n in nodes)
     began = time.monotonic()
-    log_sizes = _log_sizes(state_dir)
-    process = _launch(java, classpath, state_dir)
-    broker = _describe(state_dir, process.pid)
-    log.info(
-        "kafka_starting", bootstrap=broker.bootstrap, pid=process.pid, state_dir=str(state_dir)
-    )
+    launched = []
+    for each in nodes:
+        if each.running_pid() is not None:
+            continue
+        each.write_config(_properties(each, voters, partitions, shape, material))
+        assert shape.cluster_id is not None
+        extra = material.scram_arguments() if material else ()
+        each.format_storage(java, classpath, shape.cluster_id, extra)
+        launched.append((each, each.log_sizes(), each.launch(java, classpath)))
+    # A process just launched may not show its java command line yet: take its pid as given.
+    started = {each.node_id: process.pid for each, _, process in launched}
+    pids = tuple(started.get(n.node_id) or n.running_pid() or 0 for n in nodes)
+    broker = _describe(state_dir, shape, nodes, pids)
+    log.info("kafka_starting", bootstrap=broker.bootstrap, brokers=shape.brokers, pids=broker.pids)
     try:
-        _run_blocking(_await_startup(process, broker, timeout_s, log_sizes))
+        _run_blocking(_await_startup(broker, shape.brokers, launched, timeout_s))
     except BaseException:
-        _terminate(process.pid, timeout_s=5.0)
-        _pid_path(state_dir).unlink(missing_ok=True)
+        for each, _, _ in launched:
+            each.stop(timeout_s=5.0)
         raise
+    if material is not None:
+        material.write_env_files(broker.bootstrap, broker.mtls_bootstrap)
     log.info("kafka_ready", bootstrap=broker.bootstrap, seconds=round(time.monotonic() - began, 1))
     return broker
 
 
 def stop(state_dir: Path, *, timeout_s: float = 20.0) -> bool:
-    """Stop the broker of ``state_dir`` (SIGTERM, then SIGKILL); ``True`` if one was running."""
+    """Stop every node of ``state_dir`` (SIGTERM, then SIGKILL); ``True`` if one was running."""
     state_dir = state_dir.resolve()
-    if _read_pid(state_dir) is None:
+    if not state_dir.exists():
         return False
-    with _file_lock(state_dir / ".lock"):
-        pid = _read_pid(state_dir)
-        running = pid is not None and _is_our_broker(pid, state_dir)
-        if running and pid is not None:
-            _terminate(pid, timeout_s=timeout_s)
-            log.info("kafka_stopped", pid=pid, state_dir=str(state_dir))
-        _pid_path(state_dir).unlink(missing_ok=True)  # gone, or a stale file
-    return running
+    with file_lock(state_dir / ".lock"):
+        shape = _Shape.load(state_dir) or _Shape()
+        nodes = _nodes(state_dir, shape)
+        running = [each.running_pid() is not None for each in nodes]
+        for each in nodes:  # all at once: a cluster's last node must not wait for a quorum
+            each.signal(signal.SIGCONT)
+            each.signal(signal.SIGTERM)
+        for each in nodes:
+            each.stop(timeout_s=timeout_s)
+    return any(running)
 
 
-def _describe(state_dir: Path, pid: int) -> LocalKafka:
-    port, _ = _ports(state_dir)
+def grant(broker: LocalKafka, topics: Topics, *, worker_group: str, projector_group: str) -> int:
+    """Give each role (worker, projector, publisher, reader) its ACLs on `topics`."""
+    acls = role_acls(topics, worker_group=worker_group, projector_group=projector_group)
+    every = [acl for role in acls.values() for acl in role]
+    return _run_blocking(kafka_admin.create_acls(broker.connection(ADMIN), every))
+
+
+# -- single nodes, for failover tests -----------------------------------------------------------
+
+
+def node(state_dir: Path, node_id: int) -> Node:
+    """One node of the cluster (signal it, stop it, wipe its data; see `restart_node`)."""
+    state_dir = state_dir.resolve()
+    shape = _Shape.load(state_dir) or _Shape()
+    return _nodes(state_dir, shape)[node_id - 1]
+
+
+def restart_node(state_dir: Path, node_id: int, *, timeout_s: float = 90.0) -> int:
+    """Start a stopped node again (same ports, same identity) and wait until every broker
+    of the cluster is registered again; its new pid."""
+    state_dir = state_dir.resolve()
+    with file_lock(state_dir / ".lock"):
+        shape = _Shape.load(state_dir) or _Shape()
+        _start_locked(state_dir, shape, _partitions(state_dir), timeout_s)
+    pid = node(state_dir, node_id).running_pid()
+    if pid is None:
+        raise BrokerStartError(f"node {node_id} of {state_dir} did not stay up")
+    return pid
+
+
+def pause_node(state_dir: Path, node_id: int) -> int | None:
+    """SIGSTOP one node (a stalled JVM: it neither answers nor heartbeats)."""
+    return node(state_dir, node_id).signal(signal.SIGSTOP)
+
+
+def resume_node(state_dir: Path, node_id: int) -> int | None:
+    return node(state_dir, node_id).signal(signal.SIGCONT)
+
+
+def _partitions(state_dir: Path) -> int:
+    properties = (node(state_dir, 1).dir / "server.properties").read_text().splitlines()
+    found = [line.split("=", 1)[1] for line in properties if line.startswith("num.partitions=")]
+    return int(found[0]) if found else 4
+
+
+# -- internals ------------------------------------------------------------------------------------
+
+
+def _nodes(state_dir: Path, shape: _Shape | None = None) -> list[Node]:
+    shape = shape or _Shape.load(state_dir) or _Shape()
+    if shape.brokers == 1:
+        return [Node.load_or_create(1, state_dir, internal=shape.secure)]
+    return [
+        Node.load_or_create(i, state_dir / f"node-{i}", internal=shape.secure)
+        for i in range(1, shape.brokers + 1)
+    ]
+
+
+def _describe(
+    state_dir: Path, shape: _Shape, nodes: Sequence[Node], pids: tuple[int, ...]
+) -> LocalKafka:
     return LocalKafka(
-        bootstrap=f"127.0.0.1:{port}",
-        pid=pid,
+        bootstrap=",".join(n.bootstrap for n in nodes),
+        pid=pids[0] if pids else 0,
         state_dir=state_dir,
-        log_path=state_dir / "server.log",
+        log_path=nodes[0].dir / "server.log",
+        pids=pids,
+        secure=shape.secure,
     )
 
 
-def _ports(state_dir: Path) -> tuple[int, int]:
-    """The stored (broker, controller) ports, or two fresh ones, stored for restarts."""
-    path = state_dir / "ports.json"
-    if path.exists():
-        stored = json.loads(path.read_text())
-        return int(stored["broker"]), int(stored["controller"])
-    with socket.socket() as first, socket.socket() as second:
-        first.bind(("127.0.0.1", 0))
-        second.bind(("127.0.0.1", 0))
-        ports = (first.getsockname()[1], second.getsockname()[1])
-    path.write_text(json.dumps({"broker": ports[0], "controller": ports[1]}))
-    return ports
-
-
-def _write_config(state_dir: Path, *, port: int, controller_port: int, partitions: int) -> None:
+def _properties(
+    each: Node, voters: str, partitions: int, shape: _Shape, material: SecureMaterial | None
+) -> dict[str, str]:
+    replication = Replication.for_cluster(shape.brokers)
     properties = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "node.id": str(each.node_id),
+        "controller.quorum.voters": voters,
+        "listeners": f"PLAINTEXT://{each.bootstrap},CONTROLLER://127.0.0.1:{each.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{each.bootstrap}",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "inter.broker.listener.name": "PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
-        "log.dirs": str(state_dir / "data"),
+        "log.dirs": str(each.data_dir),
         "num.partitions": str(partitions),
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
+        **broker_settings(replication),
         "offsets.topic.num.partitions": "4",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
         "transaction.state.log.num.partitions": "4",
         "group.initial.rebalance.delay.ms": "0",
         # Lets tests notice a killed worker within seconds (the broker's default floor is 6s).
         "group.min.session.timeout.ms": "1000",
-        "auto.create.topics.enable": "false",
     }
-    (state_dir / "server.properties").write_text(
-        "".join(f"{key}={value}\n" for key, value in properties.items())
-    )
-    log4j = {
-        "log4j.rootLogger": "INFO, file",
-        "log4j.appender.file": "org.apache.log4j.RollingFileAppender",
-        "log4j.appender.file.File": str(state_dir / "server.log"),
-        "log4j.appender.file.MaxFileSize": "10MB",
-        "log4j.appender.file.MaxBackupIndex": "2",
-        "log4j.appender.file.layout": "org.apache.log4j.PatternLayout",
-        "log4j.appender.file.layout.ConversionPattern": "[%d] %p %m (%c)%n",
-        "log4j.logger.kafka.request.logger": "WARN",
-        "log4j.logger.state.change.logger": "WARN",
-        "log4j.logger.org.apache.kafka.clients": "WARN",
-    }
-    (state_dir / "log4j.properties").write_text(
-        "".join(f"{key}={value}\n" for key, value in log4j.items())
-    )
-
-
-def _format_storage(java: str, classpath: str, state_dir: Path) -> None:
-    if (state_dir / "data" / "meta.properties").exists():
-        return
-    cluster_id = _cluster_id()
-    command = [
-        java, "-cp", classpath, f"-Dlog4j.configuration=file:{state_dir / 'log4j.properties'}",
-        "kafka.tools.StorageTool", "format",
-        "-t", cluster_id, "-c", str(state_dir / "server.properties"),
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        output = _tail((result.stdout + result.stderr).splitlines())
-        raise BrokerStartError(
-            f"formatting Kafka storage in {state_dir / 'data'} failed (exit {result.returncode}); "
-            f"delete that directory to start afresh:\n{output}"
+    if shape.brokers == 1:
+        # Says "development broker" to `topics check`: one replica is allowed here (logged).
+        properties["broker.rack"] = DEVELOPMENT_RACK
+    else:
+        properties |= _FAST_FAILOVER
+    if material is not None:
+        assert each.internal_port is not None
+        properties |= material.broker_properties(
+            each.client_port, each.internal_port, each.controller_port
         )
-    log.info("kafka_storage_formatted", cluster_id=cluster_id, state_dir=str(state_dir))
-
-
-def _cluster_id() -> str:
-    """A random cluster id as Kafka makes them: 16 bytes, URL-safe base64, no padding.
-
-    Like Kafka's ``Uuid.randomUuid`` it never starts with "-", which the command line
-    would read as an option.
-    """
-    while True:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not cluster_id.startswith("-"):
-            return cluster_id
-
-
-def _launch(java: str, classpath: str, state_dir: Path) -> subprocess.Popen[bytes]:
-    command = [
-        java, _HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true",
-        f"-Dlog4j.configuration=file:{state_dir / 'log4j.properties'}",
-        f"-Dkafka.logs.dir={state_dir}",
-        "-cp", classpath, "kafka.Kafka", str(state_dir / "server.properties"),
-    ]  # fmt: skip
-    with (state_dir / "kafka.out").open("ab") as out:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=state_dir,
-            start_new_session=True,
-        )
-    _pid_path(state_dir).write_text(f"{process.pid}\n")
-    port, _ = _ports(state_dir)
-    (state_dir / "bootstrap").write_text(f"127.0.0.1:{port}\n")
-    return process
+    return properties
 
 
 async def _await_startup(
-    process: subprocess.Popen[bytes],
     broker: LocalKafka,
+    brokers: int,
+    launched: Sequence[tuple[Node, Mapping[str, int], Any]],
     timeout_s: float,
-    log_sizes: Mapping[str, int],
 ) -> None:
     deadline = time.monotonic() + timeout_s
+    # Asked through the nodes just launched: they must answer, not only the old ones.
+    admin = broker.connection(ADMIN)
+    addresses = ",".join(each.bootstrap for each, _, _ in launched) or admin.bootstrap
+    target = Connection(addresses, admin.security)
     while True:
-        code = process.poll()
-        if code is not None:
-            logs = _logs_tail(broker.state_dir, log_sizes)
-            hint = (
-                f"; a stored port is taken: stop what listens on it or delete "
-                f"{broker.state_dir / 'ports.json'} to pick new ports"
-                if "Address already in use" in logs
-                else ""
-            )
-            raise BrokerStartError(
-                f"the Kafka broker exited with code {code} during startup{hint}; "
-                f"see {broker.state_dir}:\n{logs}"
-            )
+        for each, sizes, process in launched:
+            code = process.poll()
+            if code is not None:
+                logs = each.logs_tail(sizes)
+                hint = (
+                    f"; a stored port is taken: stop what listens on it or delete "
+                    f"{each.dir / 'ports.json'} to pick new ports"
+                    if "Address already in use" in logs
+                    else ""
+                )
+                raise BrokerStartError(
+                    f"Kafka node {each.node_id} exited with code {code} during startup{hint}; "
+                    f"see {each.dir}:\n{logs}"
+                )
         remaining = deadline - time.monotonic()
         if remaining <= 0:
+            logs = "\n".join(each.logs_tail(sizes) for each, sizes, _ in launched)
             raise BrokerStartError(
-                f"the Kafka broker at {broker.bootstrap} was not ready after {timeout_s:.0f}s; "
-                f"see {broker.state_dir}:\n{_logs_tail(broker.state_dir, log_sizes)}"
+                f"Kafka at {broker.bootstrap} was not ready after {timeout_s:.0f}s; "
+                f"see {broker.state_dir}:\n{logs}"
             )
         try:
-            await wait_until_ready(broker.bootstrap, min(2.0, remaining))
+            await wait_until_ready(target, min(2.0, remaining), brokers=brokers)
+            for each in _nodes(broker.state_dir):  # each node's metadata lists every broker
+                node_target = Connection(each.bootstrap, admin.security)
+                await wait_until_ready(node_target, min(2.0, remaining), brokers=brokers)
         except TimeoutError:
             continue
         return
-
-
-def _terminate(pid: int, *, timeout_s: float) -> None:
-    """SIGTERM, wait up to ``timeout_s``, then SIGKILL; returns once the process is gone."""
-    for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if not _is_alive(pid):
-                return
-            time.sleep(0.1)
-        if sig == signal.SIGTERM:
-            log.warning(
-                "kafka_kill", pid=pid, reason=f"still running {timeout_s:.0f}s after SIGTERM"
-            )
-    raise LocalKafkaError(f"Kafka broker pid {pid} survived SIGKILL; stop it by hand")
-
-
-def _is_alive(pid: int) -> bool:
-    """Whether ``pid`` runs; reaps it if it is our exited child, treats zombies as gone."""
-    with contextlib.suppress(ChildProcessError):
-        reaped, _ = os.waitpid(pid, os.WNOHANG)
-        if reaped == pid:
-            return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    # The state field follows the parenthesised command name, which may contain spaces.
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def _is_our_broker(pid: int, state_dir: Path) -> bool:
-    if not _is_alive(pid):
-        return False
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return False
-    config = str(state_dir / "server.properties").encode()
-    return b"kafka.Kafka" in argv and config in argv
-
-
-def _pid_path(state_dir: Path) -> Path:
-    return state_dir / "kafka.pid"
-
-
-def _read_pid(state_dir: Path) -> int | None:
-    try:
-        return int(_pid_path(state_dir).read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
-def _log_sizes(state_dir: Path) -> dict[str, int]:
-    """Where each log file ends now, so a report shows only what a new process wrote."""
-    return {
-        name: (state_dir / name).stat().st_size if (state_dir / name).exists() else 0
-        for name in _LOG_FILES
-    }
-
-
-def _logs_tail(state_dir: Path, since: Mapping[str, int]) -> str:
-    """The errors (with their causes) and the last lines each log file got after ``since``."""
-    parts = []
-    for name in _LOG_FILES:
-        path = state_dir / name
-        if not path.exists():
-            continue
-        with path.open("rb") as handle:
-            handle.seek(since.get(name, 0))
-            lines = handle.read().decode(errors="replace").splitlines()
-        errors = [line for line in lines if _ERROR_LINE.search(line)]
-        if errors:
-            parts.append(f"--- {name}: errors ---\n" + "\n".join(errors[:_LOG_ERROR_LINES]))
-        if lines:
-            parts.append(f"--- {name}: last lines ---\n{_tail(lines)}")
-    return "\n".join(parts) or "(nothing logged)"
-
-
-def _tail(lines: list[str]) -> str:
-    return "\n".join(lines[-_LOG_TAIL_LINES:])
 
 
 def _run_blocking(coroutine: Coroutine[Any, Any, _T]) -> _T:

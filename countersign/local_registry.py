@@ -20,7 +20,7 @@ from pathlib import Path
 
 import structlog
 
-from countersign.local_kafka import _file_lock, cache_dir
+from countersign.local_kafka_jars import cache_dir, file_lock
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +45,7 @@ def ensure_registry() -> Path:
     if (root / _MARKER).exists():
         return _runner_dir(root)
     root.mkdir(parents=True, exist_ok=True)
-    with _file_lock(root / ".lock"):
+    with file_lock(root / ".lock"):
         if not (root / _MARKER).exists():
             _fetch(root)
     return _runner_dir(root)

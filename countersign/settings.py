@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeAlias
+
+from countersign.kafka_settings import KafkaSettings
 
 LogBackend: TypeAlias = Literal["kafka", "postgres", "memory"]
 
@@ -31,6 +33,8 @@ class Settings:
     """A Confluent-compatible schema registry: commands in its wire format are accepted."""
     projection_schema: str = "public"
     """The PostgreSQL schema holding the projections' pointer and stable `cs_v_*` views."""
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    """Replication, TLS and SASL (`countersign.kafka_settings`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +61,7 @@ class Settings:
             max_message_bytes=int(env.get("COUNTERSIGN_MAX_MESSAGE_BYTES", base.max_message_bytes)),
             schema_registry_url=env.get("COUNTERSIGN_SCHEMA_REGISTRY_URL") or None,
             projection_schema=env.get("COUNTERSIGN_PROJECTION_SCHEMA", base.projection_schema),
+            kafka=KafkaSettings.from_env(env),
         )
 
     @property

@@ -4,6 +4,9 @@
   (``countersign.local_kafka``) in a temporary state dir, stopped at the end of the session.
 - ``pg_url``: ``$COUNTERSIGN_TEST_DATABASE_URL`` if set, else an embedded PostgreSQL
   (``countersign.local_pg``) in a temporary dir, stopped at the end of the session.
+- ``kafka_cluster``: a three-node local Kafka cluster (``countersign.local_kafka``,
+  ``brokers=3``) for the failover tests, started only by the tests that ask for it and
+  stopped at the end of the session.
 - ``registry_url``: a local Apicurio Registry (``countersign.local_registry``), its
   Confluent-compatible API, stopped at the end of the session.
 
@@ -20,9 +23,12 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.cluster import Cluster
 
 KAFKA_ENV = "COUNTERSIGN_TEST_KAFKA_BOOTSTRAP"
 DATABASE_ENV = "COUNTERSIGN_TEST_DATABASE_URL"
@@ -45,6 +51,21 @@ async def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
     broker = await _or_fail("could not start the local Kafka broker", started)
     try:
         yield broker.bootstrap
+    finally:
+        await asyncio.to_thread(local_kafka.stop, state_dir)
+
+
+@pytest.fixture(scope="session")
+async def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
+    """A three-node cluster (combined KRaft nodes) for the whole session."""
+    from countersign import local_kafka
+    from tests.cluster import Cluster
+
+    state_dir = tmp_path_factory.mktemp("kafka-cluster")
+    started = asyncio.to_thread(local_kafka.start, state_dir, brokers=3, partitions=6)
+    cluster = await _or_fail("could not start the local three-node Kafka cluster", started)
+    try:
+        yield Cluster(cluster.bootstrap, state_dir)
     finally:
         await asyncio.to_thread(local_kafka.stop, state_dir)
 

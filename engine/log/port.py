@@ -1,7 +1,7 @@
 """The event-log port: a partitioned, ordered, durable log with consumer groups and atomic writes.
 
 Three adapters implement it and pass one contract suite (`tests/contracts/`): the in-memory
-twin (`memory.py`), Kafka (`kafka.py`) and PostgreSQL (`postgres.py`). Everything above this
+twin (`memory.py`), Kafka (`kafka/`) and PostgreSQL (`postgres.py`). Everything above this
 port speaks bytes and positions; the codec is not the log's business.
 
 Semantics every adapter keeps:
@@ -67,6 +67,12 @@ class Topics:
         """What each worker serves (compacted; key = `agent@version`): `countersign agents`,
         and what `countersign start` checks a run against."""
         return f"{self.prefix}.agents"
+
+    @property
+    def routing(self) -> str:
+        """The partition map (`engine.log.routing`): one partition, written only when
+        partitions are added; not among `all`, which are co-partitioned."""
+        return f"{self.prefix}.routing"
 
     @property
     def all(self) -> tuple[str, ...]:

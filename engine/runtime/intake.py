@@ -7,7 +7,6 @@ run's state and its sender always learns the verdict.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import assert_never
 
@@ -20,9 +19,11 @@ from engine.core.limits import DEFAULT_LIMITS, RunLimits, growth_refusal
 from engine.core.live_run import LiveRun
 from engine.errors import NewerRelease, reason_of
 from engine.log.port import Record
+from engine.log.routing import ROUTE_HEADER, Forward, Handle, Refuse, route
 from engine.runtime.forking import Forks, start_fork
 from engine.runtime.held import settle_held
-from engine.runtime.step import FORWARDED_FROM, Step, StepWriter
+from engine.runtime.routing import Routing
+from engine.runtime.step import Step, StepWriter
 from engine.runtime.table import RunTable
 from engine.runtime.timers import expire
 from events.codec import Codec
@@ -57,10 +58,10 @@ class Intake:
         writer: StepWriter,
         table: RunTable,
         services: Services,
-        home: Callable[[str], int],
+        routing: Routing,
         limits: RunLimits = DEFAULT_LIMITS,
     ) -> None:
-        self._home = home
+        self._routing = routing
         self._limits = limits
         self._app = app
         self._codec = codec
@@ -89,9 +90,7 @@ class Intake:
         except DecodeError as exc:
             self._writer.dead_letter(step, record, str(exc))
             return
-        home = self._home(command.run_id)
-        if home != record.partition:
-            self._forward(step, record, home)
+        if not self._routed_here(step, record, command.run_id):
             return
         match command:
             case StartRun():
@@ -110,17 +109,28 @@ class Intake:
             case _:  # pragma: no cover - the union is closed; mypy checks every arm is here
                 assert_never(command)
 
-    def _forward(self, step: Step, record: Record, home: int) -> None:
-        """A command on another partition than its run's (a client that hashes keys its own
-        way, a key-less record) goes to the run's partition, in the same commit as its
-        offset here: it is handled there exactly once, by the run's owner."""
-        if record.header(FORWARDED_FROM) is not None:
-            # Forwarded once already: the workers disagree on the partitions (a change of
-            # the partition count mid-way); forwarding again could go round for ever.
-            reason = f"forwarded to partition {record.partition}, whose runs it is not for"
-            self._writer.dead_letter(step, record, reason)
-            return
-        self._writer.forward(step, record, home)
+    def _routed_here(self, step: Step, record: Record, run_id: str) -> bool:
+        """Whether this partition handles the command. A command that lands where its run
+        is not (a client that hashes keys its own way, a key-less record, a run started
+        under an older partition count) is forwarded, exact bytes and a route header, in the
+        same commit as its offset here, along the run's candidate partitions
+        (`engine.log.routing`); it is handled once, where the run lives."""
+        known_here = self._table.state_of(
+            step.partition, run_id
+        ) is not None or run_id in self._table.index(step.partition)
+        header = record.header(ROUTE_HEADER)
+        decision = route(
+            run_id, step.partition, header, self._routing.map, known_here=known_here,
+            key=self._routing.key,
+        )  # fmt: skip
+        match decision:
+            case Handle():
+                return True
+            case Forward(partition=partition, header=next_header):
+                self._writer.forward(step, record, partition, next_header)
+            case Refuse(reason=reason):
+                self._writer.dead_letter(step, record, reason)
+        return False
 
     def _clash(self, step: Step, record: Record, run_id: str, command_id: str) -> bool:
         """Whether `run_id` exists already: this command's repeat (nothing to do) or

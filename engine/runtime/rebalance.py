@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 import structlog
 
@@ -43,7 +43,9 @@ class Rebalancer:
         *,
         keep_finished: int,
         revoke_grace_s: float,
+        on_assigned: Callable[[], None] | None = None,
     ) -> None:
+        self._on_assigned = on_assigned
         self._log = event_log
         self._topics = topics
         self._codec = codec
@@ -62,6 +64,8 @@ class Rebalancer:
     # -- AssignmentListener -------------------------------------------------------------------
 
     async def on_assigned(self, partitions: frozenset[int]) -> Mapping[int, int]:
+        if self._on_assigned is not None:
+            self._on_assigned()
         for partition in sorted(partitions):
             await self.restore_or_defer(partition)
         return {}

@@ -16,6 +16,7 @@ from engine.core.executor import Services
 from engine.core.handling import DecisionVerdict
 from engine.core.live_run import LiveRun
 from engine.log.port import Outgoing, Record, Topics
+from engine.log.routing import ROUTE_HEADER
 from engine.runtime.ownership import Ownership
 from engine.runtime.table import RunTable
 from events.codec import Codec
@@ -143,10 +144,12 @@ class StepWriter:
         )
         step.records.append(outbox.dead_letter(record, reason, self._topics.dlq))
 
-    def forward(self, step: Step, record: Record, partition: int) -> None:
-        """The command's exact bytes to the commands partition of its run."""
+    def forward(self, step: Step, record: Record, partition: int, route: bytes) -> None:
+        """The command's exact bytes on to `partition` of the commands topic, with where it
+        came from and its route (`engine.log.routing`), replacing those it had."""
         here = f"{record.topic}/{record.partition}/{record.offset}".encode()
-        headers = (*record.headers, (FORWARDED_FROM, here))
+        kept = tuple((k, v) for k, v in record.headers if k not in (FORWARDED_FROM, ROUTE_HEADER))
+        headers = (*kept, (FORWARDED_FROM, here), (ROUTE_HEADER, route))
         key = record.key or ""
         step.records.append(Outgoing(record.topic, key, record.value, partition, headers))
         log.info(

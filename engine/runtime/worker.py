@@ -16,7 +16,7 @@ import asyncio
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import structlog
@@ -28,12 +28,13 @@ from engine.core.integrity import quarantine_event
 from engine.core.limits import DEFAULT_LIMITS, RunLimits
 from engine.core.registration import registrations
 from engine.errors import LogError, NewerRelease, RegistryUnavailable, TransientLogError
-from engine.log.port import EventLog, GroupMember, Outgoing, Record, Topics, partition_for
+from engine.log.port import EventLog, GroupMember, Outgoing, Record, Topics
 from engine.runtime.committing import Committer
 from engine.runtime.driving import Driver
 from engine.runtime.intake import Intake
 from engine.runtime.ownership import Ownership
 from engine.runtime.rebalance import Rebalancer
+from engine.runtime.routing import Routing
 from engine.runtime.services import live_services
 from engine.runtime.step import Step, StepAbandoned, StepWriter
 from engine.runtime.table import RunTable
@@ -59,6 +60,8 @@ class WorkerSettings:
     """The pause before polling again when the log is unreachable."""
     limits: RunLimits = DEFAULT_LIMITS
     """Per-run caps (`engine.core.limits`)."""
+    route_key: bytes | None = field(default=None, repr=False)
+    """The workers' shared key that authenticates route headers (`engine.log.routing`)."""
     crash_limit: int = DEFAULT_CRASH_LIMIT
     """How many times a command may stop a worker before it is dead-lettered unhandled."""
     check_determinism: bool = False
@@ -92,6 +95,7 @@ class Worker:
         self._table = RunTable()
         self._own = Ownership()
         self._timer = DeadlineTimer()
+        self._routing = Routing(event_log, topics, self._settings.route_key)
         self._writer = StepWriter(codec, topics, self._services, self._table, self._own)
         self._rebalancer = Rebalancer(
             event_log,
@@ -102,6 +106,7 @@ class Worker:
             self._timer,
             keep_finished=self._settings.keep_finished_runs,
             revoke_grace_s=self._settings.revoke_grace_s,
+            on_assigned=self._routing.stale,
         )
         self._committer = Committer(topics, codec, self._own, self._rebalancer)
         limits = self._settings.limits
@@ -114,15 +119,14 @@ class Worker:
             limits,
             check_determinism=self._settings.check_determinism,
         )
-        self._partitions = 0
         self.stood_down: NewerRelease | None = None
         """Set when the worker met records of a newer release and left its group."""
         self._intake = Intake(
-            app, codec, self._writer, self._table, self._services, self._home, limits
+            app, codec, self._writer, self._table, self._services, self._routing, limits
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        self._partitions = await self._log.partition_count(self._topics.commands)
+        await self._routing.current()
         member = self._log.member(self._settings.group, self._topics.commands, self._rebalancer)
         self._committer.bind(member)
         await member.start()
@@ -164,10 +168,6 @@ class Worker:
     async def on_revoked(self, partitions: frozenset[int]) -> None:
         await self._rebalancer.on_revoked(partitions)
 
-    def _home(self, run_id: str) -> int:
-        """The partition of a run's commands and events: Java's murmur2 of the run id."""
-        return partition_for(run_id, self._partitions)
-
     async def _register(self) -> None:
         """Tell the deployment what this worker serves (`countersign agents`; `start` checks
         against it). Retried at every poll until the log takes it."""
@@ -198,6 +198,7 @@ class Worker:
                 await self._resume_restored()
                 await self._fire_deadlines()
             records = await member.poll(self._settings.poll_timeout_s, self._settings.max_batch)
+            await self._routing.current(records)  # moved partitions, or a newer map
             by_partition: dict[int, list[Record]] = {}
             for record in records:
                 by_partition.setdefault(record.partition, []).append(record)

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 import pytest
 
 from engine.errors import ConfigurationError, Fenced
-from engine.log import kafka_admin
 from engine.log.kafka import KafkaLog
+from engine.log.kafka import admin as kafka_admin
 from engine.log.memory import MemoryLog
 from engine.log.port import EventLog, GroupMember, Outgoing, Position, Record, Topics, partition_for
 from engine.log.postgres import PostgresLog

@@ -40,7 +40,7 @@ from engine.agent.app import App
 from engine.errors import LogError
 from engine.log.kafka import KafkaLog
 from engine.log.port import Outgoing, Position, Topics, partition_for
-from engine.runtime.step import FORWARDED_FROM
+from engine.log.routing import ROUTE_HEADER
 from events.codec import Codec
 from events.commands import Command, StartRun, SubmitDecision
 from events.envelope import GENESIS_HASH, EventEnvelope, hash_encoded
@@ -312,10 +312,13 @@ class Operator:
         self.changed = asyncio.Event()
         self.plan: DecisionPlan = Operator.decide_once
         self._tasks: list[asyncio.Task[None]] = []
+        self.following = 0
 
-    async def start(self) -> None:
-        for partition in range(PARTITIONS):
+    async def start(self, partitions: int = PARTITIONS) -> None:
+        """Follow the runs topic's first `partitions` (call again after adding some)."""
+        for partition in range(self.following, partitions):
             self._tasks.append(asyncio.create_task(self._follow(partition)))
+        self.following = max(self.following, partitions)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -337,12 +340,17 @@ class Operator:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
 
-    async def start_runs(self, count: int, *, every_s: float = 0.0) -> None:
+    async def start_runs(
+        self, count: int, *, every_s: float = 0.0, partition: int | None = None
+    ) -> list[str]:
+        """Start `count` runs (whose home is `partition`, if given); their ids."""
         self.expected += count
+        started = []
         for _ in range(count):
             number = len(self.runs)
-            run_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+            run_id = self._new_run_id(partition)
             self.runs.append(run_id)
+            started.append(run_id)
             await self.publish(
                 StartRun(
                     command_id=str(uuid.uuid5(_NS, f"start/{run_id}")),
@@ -355,6 +363,13 @@ class Operator:
             )
             if every_s:
                 await asyncio.sleep(every_s)
+        return started
+
+    def _new_run_id(self, partition: int | None) -> str:
+        while True:
+            run_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+            if partition is None or partition_for(run_id, PARTITIONS) == partition:
+                return run_id
 
     async def decide(
         self,
@@ -442,7 +457,8 @@ class Operator:
 
     def all_done(self) -> bool:
         """Every run this operator was asked to start has started and ended."""
-        return len(self.runs) == self.expected and len(self.done) >= self.expected
+        # Only this operator's runs count: another client's run (a hostile one) may end too.
+        return len(self.runs) == self.expected and self.done.issuperset(self.runs)
 
 
 # -- checks ---------------------------------------------------------------------------------
@@ -468,7 +484,7 @@ class Verdict:
 
 
 async def read_runs(
-    bootstrap: str, topics: Topics
+    bootstrap: str, topics: Topics, *, partitions: int = PARTITIONS
 ) -> dict[str, list[tuple[int, int, EventEnvelope, bytes]]]:
     """Every run's events as a read_committed reader sees them: (partition, offset, event,
     bytes), in log order."""
@@ -477,7 +493,7 @@ async def read_runs(
     await event_log.start()
     runs: dict[str, list[tuple[int, int, EventEnvelope, bytes]]] = defaultdict(list)
     try:
-        for partition in range(PARTITIONS):
+        for partition in range(partitions):
             async for record in event_log.read(topics.runs, partition, 0):
                 envelope = codec.decode_event(record.value)
                 runs[envelope.run_id].append((partition, record.offset, envelope, record.value))
@@ -497,9 +513,7 @@ def verify(
     figures: dict[str, Any] = {"events": sum(len(events) for events in runs.values())}
     for run_id in expected:
         violations += _check_history(run_id, runs.get(run_id, []))
-    figures["runs_completed"] = sum(
-        1 for r in expected if runs.get(r) and isinstance(runs[r][-1][2].payload, RunCompleted)
-    )
+    figures["runs_completed"] = sum(1 for r in expected if _completed(runs.get(r)))
     violations += [f"run {r} did not complete" for r in expected if not _completed(runs.get(r))]
     decided, found = _check_decisions(runs, sent, violations)
     figures |= decided
@@ -509,7 +523,10 @@ def verify(
 
 
 def _completed(events: list[tuple[int, int, EventEnvelope, bytes]] | None) -> bool:
-    return bool(events) and isinstance(events[-1][2].payload, RunCompleted)  # type: ignore[index]
+    """The run's last event is RunCompleted, but for refusals after it: decisions held for an
+    interrupt never raised are refused (DecisionRejected) when the run ends."""
+    last = [e.payload for _, _, e, _ in events or () if not isinstance(e.payload, DecisionRejected)]
+    return bool(last) and isinstance(last[-1], RunCompleted)
 
 
 def _check_history(run_id: str, events: list[tuple[int, int, EventEnvelope, bytes]]) -> list[str]:
@@ -665,7 +682,7 @@ POISON_REASONS = {
     "not_avro": "not an Avro single-object message",
     "truncated": "",
     "run_event_as_command": "expected a command",
-    "forwarded_again": "whose runs it is not for",
+    "forged_route": "routed under partition map era",
 }
 """Each kind of bad input, and what the dead-letter reason says about it."""
 
@@ -709,8 +726,8 @@ def _crafted_block_count(codec: Codec) -> bytes:
 
 def poison(kind: str, codec: Codec, run_id: str, topic: str) -> Outgoing:
     """A bad command of `kind` for `topic` (see POISON_REASONS). A command keyed by another
-    run id is not bad (it is forwarded to its run's partition); one forwarded already that
-    lands on a partition not its run's is: forwarding again could go round for ever."""
+    run id is not bad (it is forwarded to its run's partition); one whose route header claims
+    a partition map newer than any the deployment has had is (a forgery, or a bug)."""
     good = codec.encode(
         StartRun(
             command_id=str(uuid.uuid4()),
@@ -729,11 +746,11 @@ def poison(kind: str, codec: Codec, run_id: str, topic: str) -> Outgoing:
         "not_avro": b'{"command": "StartRun", "run_id": "%s"}' % run_id.encode(),
         "truncated": good[: len(good) // 2],
         "run_event_as_command": _run_event(codec, run_id),
-        "forwarded_again": good,
+        "forged_route": good,
     }
-    if kind == "forwarded_again":
+    if kind == "forged_route":
         elsewhere = (partition_for(run_id, PARTITIONS) + 1) % PARTITIONS
-        headers = ((FORWARDED_FROM, f"{topic}/0/0".encode()),)
+        headers = ((ROUTE_HEADER, b"visit:7:0"),)  # era 7: no such map was ever recorded
         return Outgoing(topic, run_id, good, elsewhere, headers)
     return Outgoing(topic, run_id, values[kind])
 

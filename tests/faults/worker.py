@@ -29,6 +29,7 @@ from countersign.logging import configure_logging
 from countersign.settings import Settings
 from engine.core.executor import Services
 from engine.log.kafka import KafkaLog
+from engine.log.kafka.connection import Connection
 from engine.runtime.worker import Worker, WorkerSettings
 
 
@@ -45,7 +46,7 @@ async def run(settings: Settings) -> None:
     env = os.environ
     assert settings.kafka_bootstrap, "COUNTERSIGN_KAFKA_BOOTSTRAP is required"
     event_log = KafkaLog(
-        settings.kafka_bootstrap,
+        Connection(settings.kafka_bootstrap, settings.kafka.security),
         client_id=f"fault-worker-{os.getpid()}",
         session_timeout_ms=int(env.get("COUNTERSIGN_FAULT_SESSION_MS", "3000")),
         heartbeat_interval_ms=int(env.get("COUNTERSIGN_FAULT_HEARTBEAT_MS", "500")),

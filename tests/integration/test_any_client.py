@@ -19,6 +19,8 @@ from confluent_kafka import Producer
 
 from consumers.publisher import CommandPublisher
 from engine.log.kafka import KafkaLog
+from engine.log.kafka.connection import KafkaSecurity
+from engine.log.kafka.security import librdkafka_config
 from engine.log.port import Topics, partition_for
 from engine.runtime.step import FORWARDED_FROM
 from events.codec import Codec
@@ -64,7 +66,9 @@ class Librdkafka:
     """Publishes commands the way a non-Java system would: confluent-kafka, default settings."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self._producer = Producer({"bootstrap.servers": bootstrap})
+        # Default settings but the connection's: TLS/SASL from COUNTERSIGN_KAFKA_* if any.
+        security = librdkafka_config(KafkaSecurity.from_env(os.environ))
+        self._producer = Producer({"bootstrap.servers": bootstrap, **security})
         self._topic = topic
         self._codec = Codec()
 

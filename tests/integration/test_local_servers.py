@@ -9,7 +9,7 @@ import asyncpg  # noqa: TID251  (the test talks to the server directly, no adapt
 import pytest
 
 from countersign import local_kafka
-from engine.log import kafka_admin
+from engine.log.kafka import admin as kafka_admin
 from tests.helpers import eventually
 
 

@@ -12,7 +12,6 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg  # noqa: TID251  (tables are compared row by row, as stored)
 import pytest
 from structlog.testing import capture_logs
 
@@ -21,19 +20,11 @@ from engine.log.memory import MemoryLog
 from projections import Backoff, ProjectionStore, Projector
 from tests.helpers import eventually
 from tests.integration.projections_history import CODEC, Call, publish
+from tests.projection_tables import TABLES, table_rows
 
 pytestmark = pytest.mark.postgres
 
 TOPIC = "o.runs"
-TABLES = {
-    "cs_events": "run_id, seq",
-    "cs_runs": "run_id",
-    "cs_interrupts": "interrupt_id",
-    "cs_audit": "run_id, seq, action",
-    "cs_projection_positions": '"partition"',
-    "cs_projection_errors": '"partition", "offset"',
-}
-IGNORED = {"id", "updated_at", "recorded_at"}  # serial ids and wall-clock times
 
 
 @pytest.fixture
@@ -46,18 +37,6 @@ async def own_server() -> AsyncIterator[tuple[str, Path]]:
     finally:
         await asyncio.to_thread(local_pg.stop_embedded, data)
         shutil.rmtree(root, ignore_errors=True)
-
-
-async def table_rows(url: str, schema: str) -> dict[str, list[dict[str, object]]]:
-    conn = await asyncpg.connect(url, server_settings={"search_path": schema})
-    try:
-        out = {}
-        for table, order in TABLES.items():
-            rows = await conn.fetch(f"SELECT * FROM {table} ORDER BY {order}")
-            out[table] = [{k: v for k, v in r.items() if k not in IGNORED} for r in rows]
-        return out
-    finally:
-        await conn.close()
 
 
 async def caught_up(log: MemoryLog, store: ProjectionStore) -> bool:

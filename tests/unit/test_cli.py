@@ -147,8 +147,10 @@ def test_kafka_up_prints_no_export_line(
 ) -> None:
     from countersign import local_kafka
 
-    broker = SimpleNamespace(bootstrap="127.0.0.1:39092", pid=42, state_dir=tmp_path / "kafka")
-    monkeypatch.setattr(local_kafka, "start", lambda state_dir, partitions: broker)
+    broker = SimpleNamespace(
+        bootstrap="127.0.0.1:39092", pid=42, state_dir=tmp_path / "kafka", secure=False
+    )
+    monkeypatch.setattr(local_kafka, "start", lambda state_dir, **options: broker)
     monkeypatch.setenv("COUNTERSIGN_HOME", str(tmp_path))
 
     assert main(["kafka", "up"]) == 0

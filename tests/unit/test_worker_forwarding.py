@@ -11,6 +11,7 @@ import pytest
 
 from engine.log.memory import MemoryLog
 from engine.log.port import Outgoing, Topics, partition_for
+from engine.log.routing import ROUTE_HEADER
 from engine.runtime.step import FORWARDED_FROM
 from events.codec import Codec
 from events.commands import StartRun, SubmitDecision
@@ -94,14 +95,23 @@ async def test_the_forwarded_copy_carries_where_it_came_from(h: Harness) -> None
     assert copy.header(FORWARDED_FROM) == f"{h.topics.commands}/{source}/0".encode()
 
 
-async def test_a_command_forwarded_once_is_not_forwarded_again(h: Harness) -> None:
+async def test_a_route_header_can_only_restart_the_walk_never_skip_it(h: Harness) -> None:
+    """A forged or stale route header on a command that lands where its run is not: the walk
+    restarts and the command is handled once, where the run lives; one claiming a partition
+    map newer than any recorded is refused."""
     await h.start_worker(app, Clock())
-    run_id = "run-loop"
+    run_id = "run-forged-route"
     value = Codec().encode(_start(run_id, "echo", text="hi"))
-    headers = ((FORWARDED_FROM, b"elsewhere/9/9"),)
-    await h.log.publish([Outgoing(h.topics.commands, run_id, value, _elsewhere(run_id), headers)])
+    settled = ((ROUTE_HEADER, b"settled:0:0"),)  # "handle it here": not where the run is
+    await h.log.publish([Outgoing(h.topics.commands, run_id, value, _elsewhere(run_id), settled)])
+    await h.wait_for(run_id, lambda p: bool(p) and isinstance(p[-1], RunCompleted), "completes")
+    assert sum(isinstance(p, RunStarted) for p in await h.payloads(run_id)) == 1
 
-    [letter] = await eventually(h.dead_letters, message="the looping command is dead-lettered")
+    other = "run-newer-era"
+    newer = ((ROUTE_HEADER, b"visit:7:0"),)
+    value = Codec().encode(_start(other, "echo", text="hi"))
+    await h.log.publish([Outgoing(h.topics.commands, other, value, _elsewhere(other), newer)])
+    [letter] = await eventually(h.dead_letters, message="the forged era is dead-lettered")
     reason = letter.header("countersign.reason") or b""
-    assert b"whose runs it is not for" in reason
-    assert await h.payloads(run_id) == []
+    assert b"routed under partition map era 7" in reason
+    assert await h.payloads(other) == []

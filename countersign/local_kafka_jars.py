@@ -1,0 +1,151 @@
+"""The Kafka broker's jars, fetched once from Maven Central and cached (I/O).
+
+``org.apache.kafka:kafka_2.13`` plus a reload4j logging backend, copied by ``mvn`` into
+``$COUNTERSIGN_CACHE_DIR`` (default ``~/.cache/countersign``) ``/kafka-<version>/libs``; a
+marker file is written only after a complete download, so an interrupted one is retried.
+
+Errors (all :class:`LocalKafkaError`; each message says what to do):
+- :class:`ToolMissingError` — ``java`` or ``mvn`` is not installed;
+- :class:`JarFetchError` — ``mvn`` could not fetch the jars;
+- :class:`BrokerStartError` — a broker exited or was not ready in time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import structlog
+
+__all__ = [
+    "KAFKA_VERSION",
+    "BrokerStartError",
+    "JarFetchError",
+    "LocalKafkaError",
+    "ToolMissingError",
+    "cache_dir",
+    "ensure_jars",
+    "file_lock",
+    "tail",
+]
+
+KAFKA_VERSION = "3.9.1"
+SCALA_VERSION = "2.13"
+_ARTIFACTS = (
+    ("org.apache.kafka", f"kafka_{SCALA_VERSION}", KAFKA_VERSION),
+    ("org.slf4j", "slf4j-reload4j", "1.7.36"),
+    ("ch.qos.reload4j", "reload4j", "1.2.25"),
+)
+_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
+_MARKER = ".complete"
+_TAIL_LINES = 20
+
+log = structlog.get_logger("countersign.local_kafka")
+
+
+class LocalKafkaError(Exception):
+    """The local broker could not be provided; the message says what to do."""
+
+
+class ToolMissingError(LocalKafkaError):
+    """A required program (java, mvn) is not on PATH."""
+
+
+class JarFetchError(LocalKafkaError):
+    """Maven could not fetch the Kafka jars."""
+
+
+class BrokerStartError(LocalKafkaError):
+    """The broker process exited during startup or was not ready in time."""
+
+
+def cache_dir() -> Path:
+    """``$COUNTERSIGN_CACHE_DIR`` or ``~/.cache/countersign``."""
+    configured = os.environ.get("COUNTERSIGN_CACHE_DIR")
+    return Path(configured) if configured else Path.home() / ".cache" / "countersign"
+
+
+def ensure_jars() -> Path:
+    """Return the directory holding the broker's jars, fetching them with Maven if needed."""
+    root = cache_dir() / f"kafka-{KAFKA_VERSION}"
+    libs = root / "libs"
+    if (root / _MARKER).exists():
+        return libs
+    root.mkdir(parents=True, exist_ok=True)
+    with file_lock(root / ".lock"):
+        if (root / _MARKER).exists():  # another process fetched them while we waited
+            return libs
+        _fetch_jars(root, libs)
+    return libs
+
+
+def _fetch_jars(root: Path, libs: Path) -> None:
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise ToolMissingError("mvn not found: install Maven 3.8+ (it fetches the Kafka jars)")
+    pom = root / "pom.xml"
+    pom.write_text(_pom_xml())
+    staging = root / "libs.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(libs, ignore_errors=True)
+    log.info("kafka_jars_fetching", version=KAFKA_VERSION, into=str(libs))
+    began = time.monotonic()
+    command = [
+        mvn, "-q", "-B", "-f", str(pom),
+        f"{_DEPENDENCY_PLUGIN}:copy-dependencies",
+        "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    jars = sorted(staging.glob("*.jar")) if staging.is_dir() else []
+    if result.returncode != 0 or not jars:
+        output = tail((result.stdout + result.stderr).splitlines())
+        raise JarFetchError(
+            f"mvn failed (exit {result.returncode}) fetching Kafka {KAFKA_VERSION}; check network "
+            f"access to Maven Central and ~/.m2/settings.xml, then retry:\n{output}"
+        )
+    staging.rename(libs)
+    (root / _MARKER).write_text(f"{len(jars)} jars\n")
+    log.info("kafka_jars_fetched", jars=len(jars), seconds=round(time.monotonic() - began, 1))
+
+
+def _pom_xml() -> str:
+    dependencies = "\n".join(
+        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
+        f"<version>{v}</version></dependency>"
+        for g, a, v in _ARTIFACTS
+    )
+    return f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>countersign</groupId>
+  <artifactId>local-kafka</artifactId>
+  <version>{KAFKA_VERSION}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+{dependencies}
+  </dependencies>
+</project>
+"""
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# ---------------------------------------------------------------------------------------
+# broker lifecycle
+
+
+def tail(lines: list[str]) -> str:
+    return "\n".join(lines[-_TAIL_LINES:])

@@ -1,0 +1,343 @@
+"""A consumer-group member with one transactional producer per assigned partition (I/O).
+
+aiokafka has no KIP-447, so the transactional id is per partition ("<group>.<topic>.<n>"):
+the new owner's InitProducerId fences a zombie. Producers are created eagerly on assignment,
+before the group position is read, and never re-created outside one (a zombie doing so would
+fence the rightful owner): a broken producer is dropped and the member rejoins. Rebalances
+are eager; the listener hears `on_assigned` from `poll`, not from aiokafka's callback, so a
+long restore does not stop heartbeats. docs/kafka-internals.md has the whole argument and
+the aiokafka reports (#1098, #1004, #1017) this is shaped around.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+
+from engine.errors import ConfigurationError, Fenced, LogError, TransientLogError
+from engine.log.kafka.clients import (
+    CLOSE_TIMEOUT_S,
+    FENCING_ERRORS,
+    REFUSED_ERRORS,
+    TERMINAL_ERRORS,
+    check_partition,
+    close_quietly,
+    refused,
+    send,
+    start_or_close,
+    to_record,
+)
+from engine.log.port import AssignmentListener, Outgoing, Position, Record
+
+if TYPE_CHECKING:
+    from engine.log.kafka.log import KafkaLog
+
+__all__ = ["KafkaMember"]
+
+log = structlog.get_logger("engine.log.kafka")
+
+_POLL_GRACE_S = 0.5
+
+
+class KafkaMember:
+    """One member of a consumer group over one topic, with a transactional producer per
+    assigned partition (created eagerly on assignment; see the module docstring)."""
+
+    def __init__(
+        self, kafka: KafkaLog, group: str, topic: str, listener: AssignmentListener
+    ) -> None:
+        self._kafka = kafka
+        self._group = group
+        self._topic = topic
+        self._listener = listener
+        self._consumer: Any = None
+        self._bridge = _RebalanceBridge(self)
+        self._assigned: frozenset[int] = frozenset()
+        self._pending: frozenset[int] = frozenset()  # assigned, listener not told yet
+        self._producers: dict[int, Any] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._fenced: set[int] = set()
+        self._failure: BaseException | None = None
+        self._rebalancing = asyncio.Lock()
+        self._rejoining = False
+        self._log = log.bind(group=group, topic=topic)
+
+    @property
+    def assigned(self) -> frozenset[int]:
+        return self._assigned
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(**self._kafka._config("group_consumer"), group_id=self._group)
+        await start_or_close(consumer, self._kafka._timeouts[1])
+        consumer.subscribe([self._topic], listener=self._bridge)
+        self._consumer = consumer
+
+    async def stop(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is None:
+            return
+        await self._revoke()  # aiokafka does not call the listener on stop
+        await close_quietly(consumer, "group_consumer")
+        self._kafka._forget(self)
+
+    async def poll(self, timeout_s: float, max_records: int = 500) -> list[Record]:
+        self._raise_failure()
+        if self._consumer is None:
+            raise LogError("poll on a member that is not started")
+        await self._deliver_assignment()
+        # getmany may wait past its timeout for a rebalance to finish: bound it, in a task of
+        # its own so that a batch drained just as the bound expires is returned, not lost.
+        fetch = asyncio.create_task(
+            self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        )
+        try:
+            done, _ = await asyncio.wait({fetch}, timeout=timeout_s + _POLL_GRACE_S)
+        finally:
+            if not fetch.done():
+                fetch.cancel()
+        if fetch not in done:  # still waiting for an assignment
+            await asyncio.wait({fetch})
+            self._raise_failure()
+            return []
+        try:
+            batches = fetch.result()
+        except KafkaError as error:
+            raise TransientLogError(f"poll failed: {error!r}") from error
+        self._raise_failure()
+        return [
+            to_record(message)
+            for tp in sorted(batches, key=lambda tp: tp.partition)
+            for message in batches[tp]
+        ]
+
+    def _raise_failure(self) -> None:
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+
+    async def seek(self, partition: int, offset: int) -> None:
+        if self._consumer is None or partition not in self._assigned:
+            self._log.debug("seek_ignored_not_assigned", partition=partition)
+            return
+        self._consumer.seek(TopicPartition(self._topic, partition), offset)
+
+    async def commit(
+        self, partition: int, records: Sequence[Outgoing], consumed: int | None
+    ) -> list[Position]:
+        async with self._lock(partition):
+            producer = self._producer_for(partition)
+            if not records and consumed is None:
+                return []
+            where = f"{self._topic}[{partition}]"
+            phase = _Phase()
+            try:
+                async with asyncio.timeout(self._kafka._timeouts[0]):
+                    positions = await self._transaction(
+                        producer, partition, records, consumed, phase
+                    )
+            except FENCING_ERRORS as error:
+                self._fence(partition, producer)
+                raise Fenced(f"{where} is owned by another member") from error
+            except (ConfigurationError, *TERMINAL_ERRORS, *REFUSED_ERRORS) as error:
+                await self._abort_or_drop(partition, producer, phase)
+                if isinstance(error, ConfigurationError):
+                    raise
+                if isinstance(error, REFUSED_ERRORS):
+                    raise refused(error) from error
+                raise ConfigurationError(f"Kafka refused a record: {error!r}") from error
+            except TimeoutError as error:
+                self._drop(partition, producer, "commit_timed_out")
+                raise TransientLogError(f"commit on {where} timed out") from error
+            except (KafkaError, OSError) as error:
+                await self._abort_or_drop(partition, producer, phase)
+                raise TransientLogError(f"commit on {where} failed: {error!r}") from error
+            except BaseException:  # cancelled, or a bug in the client: its state is unknown
+                self._drop(partition, producer, "commit_interrupted")
+                raise
+        self._kafka._committed(positions)
+        return positions
+
+    async def _transaction(
+        self,
+        producer: Any,
+        partition: int,
+        records: Sequence[Outgoing],
+        consumed: int | None,
+        phase: _Phase,
+    ) -> list[Position]:
+        await producer.begin_transaction()
+        if consumed is not None:  # first, and awaited: see #1098 / #1004 above
+            tp = TopicPartition(self._topic, partition)
+            await producer.send_offsets_to_transaction({tp: consumed}, self._group)
+        futures: list[Any] = []
+        known: dict[str, Any] = {}
+        for out in records:  # a bad record aborts the ones sent before it
+            await check_partition(producer, out, known)
+            futures.append(await send(producer, out))
+        phase.committing = True
+        await producer.commit_transaction()
+        metadata = await asyncio.gather(*futures)
+        return [Position(meta.topic, meta.partition, meta.offset) for meta in metadata]
+
+    def _lock(self, partition: int) -> asyncio.Lock:
+        return self._locks.setdefault(partition, asyncio.Lock())
+
+    def _producer_for(self, partition: int) -> Any:
+        if partition in self._fenced or partition not in self._assigned:
+            raise Fenced(f"{self._topic}[{partition}] is not assigned to this member")
+        producer = self._producers.get(partition)
+        if producer is None:
+            self._rejoin()
+            raise TransientLogError(
+                f"no producer for {self._topic}[{partition}]; rejoining the group for a new one"
+            )
+        return producer
+
+    def _fence(self, partition: int, producer: Any) -> None:
+        self._log.warning("producer_fenced", partition=partition)
+        self._fenced.add(partition)
+        if self._producers.get(partition) is producer:
+            del self._producers[partition]
+        self._kafka._close_in_background(producer, "transactional_producer")
+
+    async def _abort_or_drop(self, partition: int, producer: Any, phase: _Phase) -> None:
+        if not phase.committing:
+            try:
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                    await producer.abort_transaction()
+                return
+            except Exception as error:  # the producer is broken; replaced below
+                self._log.warning("abort_failed", partition=partition, error=repr(error))
+        self._drop(partition, producer, "transaction_state_unknown")
+
+    def _drop(self, partition: int, producer: Any, reason: str) -> None:
+        """Forget a producer in an unknown state and rejoin to get a new one (never re-create
+        it here: if this member were a zombie, that would fence the rightful owner)."""
+        self._log.warning("producer_dropped", partition=partition, reason=reason)
+        if self._producers.get(partition) is producer:
+            del self._producers[partition]
+        self._kafka._close_in_background(producer, "transactional_producer")
+        self._rejoin()
+
+    def _rejoin(self) -> None:
+        """Rejoin the group: revocation, then a new assignment with fresh producers.
+
+        Through the coordinator, not by subscribing again: a new subscription swapped in
+        while aiokafka's coordination routine awaits the coordinator (a broker restart)
+        kills that routine with an AssertionError, and the consumer with it.
+        """
+        if self._consumer is not None and not self._rejoining:
+            self._rejoining = True
+            self._log.info("group_rejoin_requested")
+            self._consumer._coordinator.request_rejoin()
+
+    # Rebalance callbacks (through _RebalanceBridge) and their delivery to the listener.
+    async def _revoke(self) -> None:
+        async with self._rebalancing:
+            lost, undelivered = self._assigned, self._pending
+            self._pending = frozenset()
+            if lost:
+                self._log.info("partitions_revoked", partitions=sorted(lost))
+                try:
+                    await self._listener.on_revoked(lost)
+                except Exception as error:  # aiokafka would only log it: re-raised by poll
+                    self._failure = error
+            self._assigned = frozenset()
+            for partition in lost | undelivered:
+                async with self._lock(partition):  # let a commit in flight finish
+                    producer = self._producers.pop(partition, None)
+                if producer is not None:
+                    await close_quietly(producer, "transactional_producer")
+
+    async def _assign(self, partitions: frozenset[int]) -> None:
+        """The part of an assignment that cannot wait: fence, then position. The partitions
+        stay paused until `poll` has told the listener."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        async with self._rebalancing:
+            self._log.info("partitions_assigned", partitions=sorted(partitions))
+            consumer.pause(*self._tps(partitions))
+            try:
+                await asyncio.gather(*(self._start_producer(p) for p in partitions))
+                await self._seek_committed(consumer, partitions)
+            except Exception as error:  # a bug: re-raised by poll; commits will rejoin
+                self._failure = error
+            self._fenced -= partitions
+            self._rejoining = False
+            self._pending = partitions
+
+    async def _deliver_assignment(self) -> None:
+        """Tell the listener of its new partitions, from `poll`: aiokafka runs its assignment
+        callback before it resumes heartbeats, so a long `on_assigned` there (a replay)
+        would get the member evicted from the group."""
+        async with self._rebalancing:
+            gained, self._pending = self._pending, frozenset()
+            consumer = self._consumer
+            if not gained or consumer is None:
+                return
+            self._assigned = gained
+            try:
+                starts = await self._listener.on_assigned(gained)
+                for partition in gained & starts.keys():
+                    consumer.seek(TopicPartition(self._topic, partition), starts[partition])
+            finally:
+                consumer.resume(*self._tps(gained))
+
+    def _tps(self, partitions: Iterable[int]) -> list[Any]:
+        return [TopicPartition(self._topic, partition) for partition in sorted(partitions)]
+
+    async def _start_producer(self, partition: int) -> None:
+        stale = self._producers.pop(partition, None)
+        if stale is not None:
+            await close_quietly(stale, "transactional_producer")
+        config = self._kafka._config("transactional_producer")
+        config["client_id"] = f"{config['client_id']}-{partition}"
+        producer = AIOKafkaProducer(
+            **config, transactional_id=f"{self._group}.{self._topic}.{partition}"
+        )
+        try:
+            await start_or_close(producer, self._kafka._timeouts[1])
+        except LogError as error:  # commit on this partition will rejoin for another try
+            self._log.warning("producer_start_failed", partition=partition, error=str(error))
+            return
+        self._producers[partition] = producer
+
+    async def _seek_committed(self, consumer: Any, partitions: frozenset[int]) -> None:
+        """Seek to the group position as read now, after our producers fenced any zombie:
+        no late commit of one can slip past the position we start from (aiokafka fetched
+        its own copy before)."""
+        ordered = sorted(partitions)
+        committed = await asyncio.gather(
+            *(consumer.committed(TopicPartition(self._topic, p)) for p in ordered)
+        )
+        for partition, offset in zip(ordered, committed, strict=True):
+            if offset is not None:  # else auto_offset_reset: the earliest record
+                consumer.seek(TopicPartition(self._topic, partition), offset)
+
+
+@dataclass(slots=True)
+class _Phase:
+    """How far a transaction got: abort is safe only before its commit was requested."""
+
+    committing: bool = False
+
+
+class _RebalanceBridge(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
+    """aiokafka's listener interface, forwarded to the member (aiokafka awaits coroutines)."""
+
+    def __init__(self, member: KafkaMember) -> None:
+        self._member = member
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._member._revoke()
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        topic = self._member._topic
+        await self._member._assign(frozenset(tp.partition for tp in assigned if tp.topic == topic))
