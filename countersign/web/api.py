@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from countersign.web.auth import Forbidden
+from countersign.web.auth import Forbidden, NotJson
 from countersign.web.context import Web, json_body
 from countersign.web.decisions import DecisionInvalid, check_idempotency_key
 from countersign.web.live import Change, outcome_json
@@ -100,7 +100,7 @@ class _Api:
         try:
             self.web.auth.check_api(request, caller)
         except Forbidden as exc:
-            return error(403, str(exc))
+            return error(415 if isinstance(exc, NotJson) else 403, str(exc))
         try:
             key = check_idempotency_key(request.headers.get("idempotency-key"))
             wait_s = wait_param(request, self.web.settings.max_wait_s, default=0.0)

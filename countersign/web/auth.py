@@ -44,6 +44,10 @@ class Forbidden(Exception):
     """Authenticated, but this request may not do this (the message says why)."""
 
 
+class NotJson(Forbidden):
+    """An API change sent as anything but application/json (a 415: send JSON)."""
+
+
 class Authenticator:
     def __init__(
         self,
@@ -104,7 +108,7 @@ class Authenticator:
         self.check_origin(request)
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/json":
-            raise Forbidden("send the body as application/json")
+            raise NotJson("send the body as application/json")
         if caller.via == "session" and not self.sessions.csrf_ok(
             caller.binding, request.headers.get("x-csrf-token")
         ):

@@ -3,7 +3,6 @@ each route makes first (who is calling, may it change anything). (I/O: reads req
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -13,6 +12,7 @@ from starlette.templating import Jinja2Templates
 
 from countersign.web.auth import Authenticator, Caller
 from countersign.web.config import WebSettings
+from countersign.web.json_input import parse_json
 from countersign.web.oidc import AuthError
 from countersign.web.service import InboxService
 from events.json import Json
@@ -57,10 +57,9 @@ def _unauthorized(message: str) -> NoReturn:
 async def json_body(request: Request) -> Json:
     body = await bounded_body(request)
     try:
-        value: Json = json.loads(body)
+        return parse_json(body)
     except ValueError as exc:
-        raise HTTPException(400, f"the body is not JSON: {exc}") from exc
-    return value
+        raise HTTPException(400, f"the body is refused: {exc}") from exc
 
 
 async def bounded_body(request: Request) -> bytes:

@@ -13,10 +13,12 @@ checked by `argspec.validate` as the worker will check it.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal, TypeAlias
 
+from countersign.web.json_input import parse_json
 from events.json import Json, JsonObject
 
 InputKind: TypeAlias = Literal[
@@ -126,11 +128,12 @@ def _parse(raw: str | None, schema: Json, name: str, errors: list[str]) -> Json:
             return int(text.strip())
         if kinds and set(kinds) <= {"number", "integer"}:
             number = float(text.strip())
+            if not math.isfinite(number):
+                raise ValueError("not a finite number")
             return int(number) if number.is_integer() and "." not in text else number
         if kinds == ("string",):
             return text
-        parsed: Json = json.loads(text)
-        return parsed
+        return parse_json(text)
     except ValueError:
         errors.append(f"{name}: {text[:40]!r} is not {' or '.join(kinds) or 'JSON'}")
         return None

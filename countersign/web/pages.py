@@ -26,6 +26,7 @@ from countersign.web.cards import Card
 from countersign.web.context import Web, bounded_body
 from countersign.web.decisions import DecisionInvalid, edit_changes, edit_errors
 from countersign.web.forms import fields_for, read_fields
+from countersign.web.json_input import parse_json
 from countersign.web.service import KeyReused, NotAllowed, NotFound, RequestClosed
 from events.json import Json, JsonObject
 
@@ -85,7 +86,7 @@ class _Pages:
             enabled=self.web.auth.login_enabled, me=None,
         )  # fmt: skip
         response.set_cookie(LOGIN_COOKIE, nonce, max_age=900, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")  # fmt: skip
+                            secure=self._secure(request))  # fmt: skip
         return response
 
     async def login(self, request: Request) -> Response:
@@ -110,7 +111,7 @@ class _Pages:
         response = RedirectResponse(_local(form.get("next", "/")), status_code=303)
         response.set_cookie(
             SESSION_COOKIE, session.id, max_age=int(self.web.auth.sessions.ttl_s),
-            httponly=True, samesite="strict", secure=request.url.scheme == "https",
+            httponly=True, samesite="strict", secure=self._secure(request),
         )  # fmt: skip
         response.delete_cookie(LOGIN_COOKIE)
         return response
@@ -122,6 +123,11 @@ class _Pages:
         if not recent:
             self._failures.pop(name, None)
         return len(recent) >= MAX_LOGIN_FAILURES
+
+    def _secure(self, request: Request) -> bool:
+        """Cookies are Secure when served over https, or behind a TLS proxy whose public
+        address (COUNTERSIGN_WEB_URL) is https even if it talks plain HTTP to us."""
+        return request.url.scheme == "https" or self.web.settings.base_url.startswith("https:")
 
     async def logout(self, request: Request) -> Response:
         caller = await self.web.page_caller(request)
@@ -283,9 +289,9 @@ def decision_body(form: Mapping[str, str], card: Card) -> JsonObject:
     if kind == "edit":
         if "args_json" in form:
             try:
-                parsed: Json = json.loads(form["args_json"])
+                parsed = parse_json(form["args_json"])
             except ValueError as exc:
-                raise DecisionInvalid(["the edited arguments are not JSON"]) from exc
+                raise DecisionInvalid([f"the edited arguments are refused: {exc}"]) from exc
             body["args"] = parsed
         else:
             args, errors = read_fields(card.request.args_schema, form, prefix="arg.")
