@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -19,6 +21,8 @@ from countersign.web.config import WebSettings
 from countersign.web.signing import ServerSigner
 from countersign.web.users import Users, with_user, write_users
 from engine.agent.app import App
+from engine.log.port import Record
+from tests import web_agents
 from tests.helpers import eventually
 
 PASSWORD = "correct horse battery"
@@ -47,6 +51,7 @@ class Stack:
     settings: Settings
     served: Serving
     publisher: CommandPublisher
+    runtime: bootstrap.Runtime
 
     @property
     def url(self) -> str:
@@ -65,6 +70,16 @@ class Stack:
 
             found: dict[str, object] = await eventually(listed, timeout=within_s, interval=0.2)
             return found
+
+    async def commands(self, run_id: str) -> list[Record]:
+        """The commands of `run_id` on the commands topic, as published."""
+        log, topic = self.runtime.log, self.runtime.topics.commands
+        found = []
+        for partition in range(await log.partition_count(topic)):
+            async for record in log.read(topic, partition, 0):
+                if record.key == run_id:
+                    found.append(record)
+        return found
 
     @contextlib.asynccontextmanager
     async def client(self, user: str) -> AsyncIterator[httpx.AsyncClient]:
@@ -112,7 +127,20 @@ async def web_stack(
                 bootstrap.read_side(settings) as store,
                 serve(web, runtime, store, signer=ServerSigner(None)) as served,
             ):
-                yield Stack(settings, served, runtime.publisher())
+                yield Stack(settings, served, runtime.publisher(), runtime)
         finally:
             stop.set()
             await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+
+
+@contextlib.asynccontextmanager
+async def fresh_stack(
+    pg_url: str, homes: Any, name: str, kafka_bootstrap: str | None = None
+) -> AsyncIterator[Stack]:
+    """A stack of its own (topics, projections, home) for a test module: `homes` is pytest's
+    `tmp_path_factory`."""
+    prefix = f"{name[:1]}{uuid.uuid4().hex[:8]}"
+    home = Path(homes.mktemp(f"{name}-home"))
+    settings = settings_for(home, prefix, pg_url, kafka_bootstrap)
+    async with web_stack(settings, web_agents.app) as running:
+        yield running

@@ -81,6 +81,8 @@ class InboxService:
         self.live = live
         self._clock = clock or (lambda: datetime.now(UTC))
         self._keys: OrderedDict[str, str] = OrderedDict()
+        """decision id → its body's fingerprint, and whether this server has published it."""
+        self._published: set[str] = set()
 
     async def page(self, query: InboxQuery) -> InboxPage:
         return await self.insights.inbox_page(query)
@@ -120,7 +122,7 @@ class InboxService:
         future = self.live.expect(decision_id)
         try:
             if not future.done():
-                await self.publisher.publish(
+                await self._send_once(
                     _command(draft, decision_id, principal, run_id, interrupt_id), roles
                 )
             outcome = await _within(future, wait_s)
@@ -153,14 +155,28 @@ class InboxService:
                                 [run_id])  # fmt: skip
         return verdicts[0]
 
+    async def _send_once(self, command: SubmitDecision, roles: tuple[str, ...]) -> None:
+        """Publish, unless this server published this decision already: a retry with the
+        same key, even a concurrent one, waits for the first one's outcome."""
+        if command.decision_id in self._published:
+            return
+        self._published.add(command.decision_id)
+        try:
+            await self.publisher.publish(command, roles)
+        except BaseException:
+            self._published.discard(command.decision_id)  # not sent: a retry sends it
+            raise
+
     def _remember(self, decision_id: str, draft: DecisionDraft) -> None:
         fingerprint = draft.fingerprint()
         known = self._keys.get(decision_id)
         if known is not None and known != fingerprint:
             raise KeyReused("this Idempotency-Key was used for another decision: use a new key")
         self._keys[decision_id] = fingerprint
+        self._keys.move_to_end(decision_id)
         while len(self._keys) > MAX_KEYS:
-            self._keys.popitem(last=False)
+            forgotten, _ = self._keys.popitem(last=False)
+            self._published.discard(forgotten)
 
     async def _audited(self, run_id: str, decision_id: str) -> DecisionOutcome | None:
         """A decision's outcome as the audit recorded it (for one asked about later)."""

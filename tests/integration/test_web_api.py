@@ -12,25 +12,21 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import httpx
 import pytest
 from starlette.routing import Mount, Route
 
 from countersign.web.app import application
-from tests import web_agents
 from tests.helpers import eventually
-from tests.web_stack import Stack, settings_for, web_stack
+from tests.web_stack import Stack, fresh_stack
 
 pytestmark = [pytest.mark.postgres]
 
 
 @pytest.fixture(scope="module")
 async def stack(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    prefix = f"w{uuid.uuid4().hex[:8]}"
-    home = Path(tmp_path_factory.mktemp("web-home"))
-    async with web_stack(settings_for(home, prefix, pg_url), web_agents.app) as running:
+    async with fresh_stack(pg_url, tmp_path_factory, "web") as running:
         yield running
 
 
@@ -142,7 +138,7 @@ async def test_refusals_before_anything_is_sent(stack: Stack) -> None:
         assert no_key.status_code == 422
         assert "Idempotency-Key" in no_key.text
         as_form = await alice.post(url, data={"kind": "approve"}, headers=key)
-        assert as_form.status_code == 403
+        assert as_form.status_code == 415
         cross = await alice.post(url, json={"kind": "approve"},
                                  headers={**key, "Origin": "https://evil.example"})  # fmt: skip
         assert cross.status_code == 403
@@ -266,6 +262,25 @@ async def test_inbox_filters_and_bounds(stack: Stack) -> None:
         assert deadlines == sorted(deadlines)
         on_time = (await alice.get("/api/inbox", params={"sla": "on_time"})).json()
         assert on_time["total"] == on_time["counts"]["on_time"]
+        by_agent = (await alice.get("/api/inbox", params={"agent": "refund"})).json()
+        assert by_agent["items"]
+        assert {i["agent"] for i in by_agent["items"]} == {"refund"}
+        assert (await alice.get("/api/inbox", params={"agent": "nobody"})).json()["items"] == []
+        decided = await stack.open_request(
+            await stack.start("refund", {"order_id": "F-2", "amount": 600})
+        )
+        sent = await alice.post(decision_url(decided), json={"kind": "approve"},
+                                headers={"Idempotency-Key": "f2"}, params={"wait": 30})  # fmt: skip
+        assert sent.json()["status"] == "accepted"
+
+        async def closed() -> list[dict[str, object]]:
+            page = await alice.get("/api/inbox", params={"status": "closed", "limit": 1000})
+            return [i for i in page.json()["items"] if i["run_id"] == decided["run_id"]]
+
+        [shown] = await eventually(closed, timeout=60, interval=0.2)
+        assert shown["status"] == "approved"
+        still_open = (await alice.get("/api/inbox", params={"limit": 1000})).json()["items"]
+        assert decided["run_id"] not in {i["run_id"] for i in still_open}
         for bad in ({"limit": "0"}, {"limit": "x"}, {"sla": "soon"}, {"status": "maybe"},
                     {"tool": "t" * 500}, {"status": "closed", "sla": "overdue"}):  # fmt: skip
             assert (await alice.get("/api/inbox", params=bad)).status_code == 400, bad

@@ -13,16 +13,13 @@ Screenshots of the inbox and a card (desktop and phone width) go to the artifact
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests import web_agents
 from tests.browser import artifact, chromium
-from tests.web_stack import PASSWORD, Stack, settings_for, web_stack
+from tests.web_stack import PASSWORD, Stack, fresh_stack
 
 pytestmark = [pytest.mark.postgres]
 TIMEOUT_MS = 60_000
@@ -39,10 +36,7 @@ def log_address() -> str | None:
 async def stack(
     log_address: str | None, pg_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
-    kafka = log_address
-    prefix = f"b{uuid.uuid4().hex[:8]}"
-    home = Path(tmp_path_factory.mktemp("browser-home"))
-    async with web_stack(settings_for(home, prefix, pg_url, kafka), web_agents.app) as running:
+    async with fresh_stack(pg_url, tmp_path_factory, "browser", log_address) as running:
         yield running
 
 
@@ -53,20 +47,27 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 OPEN: list[BrowserContext] = []
+REQUESTED: list[str] = []
 
 
 @pytest.fixture(autouse=True)
-async def _close_contexts() -> AsyncIterator[None]:
-    """A failed test leaves no page open (its event stream would hold the server)."""
+async def _close_contexts(stack: Stack) -> AsyncIterator[None]:
+    """A failed test leaves no page open (its event stream would hold the server); every
+    request the pages made went to the server itself (no CDN, no font, no beacon)."""
+    REQUESTED.clear()
     yield
     while OPEN:
         await OPEN.pop().close()
+    assert REQUESTED
+    outside = [url for url in REQUESTED if not url.startswith(f"{stack.url}/")]
+    assert outside == [], f"the pages asked another site: {outside[:5]}"
 
 
 async def logged_in(browser: Browser, stack: Stack, user: str) -> tuple[BrowserContext, Page]:
     context = await browser.new_context(viewport={"width": 1000, "height": 900})
     OPEN.append(context)
     context.set_default_timeout(TIMEOUT_MS)
+    context.on("request", lambda request: REQUESTED.append(request.url))
     page = await context.new_page()
     await page.goto(f"{stack.url}/")
     await page.fill("#username", user)
