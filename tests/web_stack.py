@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -18,7 +19,7 @@ from countersign import bootstrap
 from countersign.settings import Settings
 from countersign.web.app import Serving, serve
 from countersign.web.config import WebSettings
-from countersign.web.signing import ServerSigner
+from countersign.web.signing import ServerSigner, development_signer
 from countersign.web.users import Users, with_user, write_users
 from engine.agent.app import App
 from engine.log.port import Record
@@ -106,10 +107,34 @@ def write_test_users(path: Path) -> None:
     write_users(path, users)
 
 
+TRUST = importlib.util.find_spec("engine.trust") is not None
+"""Whether this build has the trust work (signed commands, issue 11)."""
+
+
+async def worker_options(settings: Settings, signed: bool) -> dict[str, Any]:
+    """`signed`: the worker refuses unsigned commands and trusts the home's development
+    issuer (what `countersign dev` does), when this build has the trust work."""
+    if not (signed and TRUST):
+        return {}
+    from countersign.trusting import worker_trust
+
+    backend = "kafka" if settings.kafka_bootstrap else "postgres"
+    trust = await worker_trust(settings, backend, development=True,
+                               env={"COUNTERSIGN_UNSIGNED": "refuse"})  # fmt: skip
+    return {"trust": trust}
+
+
 @contextlib.asynccontextmanager
 async def web_stack(
-    settings: Settings, app: App, *, web: WebSettings | None = None, worker: bool = True
+    settings: Settings,
+    app: App,
+    *,
+    web: WebSettings | None = None,
+    worker: bool = True,
+    signed: bool = False,
 ) -> AsyncIterator[Stack]:
+    """`signed`: the server signs with the home's development issuer and the worker requires
+    proofs (with the trust work in this build; without it, both as unsigned)."""
     users_file = settings.home / "web-users.json"
     if not users_file.exists():
         write_test_users(users_file)
@@ -121,11 +146,13 @@ async def web_stack(
     ):
         tasks = [asyncio.create_task(runtime.projector(writer).run(stop))]
         if worker:
-            tasks.append(asyncio.create_task(runtime.worker(app).run(stop)))
+            options = await worker_options(settings, signed)
+            tasks.append(asyncio.create_task(runtime.worker(app, **options).run(stop)))
+        signer = development_signer(settings) if signed else ServerSigner(None)
         try:
             async with (
                 bootstrap.read_side(settings) as store,
-                serve(web, runtime, store, signer=ServerSigner(None)) as served,
+                serve(web, runtime, store, signer=signer) as served,
             ):
                 yield Stack(settings, served, runtime.publisher(), runtime)
         finally:
@@ -135,12 +162,12 @@ async def web_stack(
 
 @contextlib.asynccontextmanager
 async def fresh_stack(
-    pg_url: str, homes: Any, name: str, kafka_bootstrap: str | None = None
+    pg_url: str, homes: Any, name: str, kafka_bootstrap: str | None = None, *, signed: bool = False
 ) -> AsyncIterator[Stack]:
     """A stack of its own (topics, projections, home) for a test module: `homes` is pytest's
     `tmp_path_factory`."""
     prefix = f"{name[:1]}{uuid.uuid4().hex[:8]}"
     home = Path(homes.mktemp(f"{name}-home"))
     settings = settings_for(home, prefix, pg_url, kafka_bootstrap)
-    async with web_stack(settings, web_agents.app) as running:
+    async with web_stack(settings, web_agents.app, signed=signed) as running:
         yield running
