@@ -86,7 +86,7 @@ async def refused_and_nothing_changes(
         )  # fmt: skip
         value = codec.encode(forged)
         headers = (codec.schema_header(value), *carried)
-        await log.publish([Outgoing(stack.runtime.topics.commands, run_id, value, headers)])
+        await log.publish([Outgoing(stack.runtime.topics.commands, run_id, value, headers=headers)])
         outcome = await client.get(f"/api/runs/{run_id}/decisions/{forged.decision_id}",
                                    params={"wait": 30})  # fmt: skip
         assert outcome.json()["status"] == "refused", outcome.text
