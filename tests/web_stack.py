@@ -112,15 +112,17 @@ TRUST = importlib.util.find_spec("engine.trust") is not None
 
 
 async def worker_options(settings: Settings, signed: bool) -> dict[str, Any]:
-    """`signed`: the worker refuses unsigned commands and trusts the home's development
-    issuer (what `countersign dev` does), when this build has the trust work."""
-    if not (signed and TRUST):
+    """With the trust work in this build, the worker trusts the home's development issuer
+    (the runtime's publisher signs with it, as under `countersign dev`) and, when `signed`,
+    refuses unsigned commands; without it, the worker takes commands as they come."""
+    if not TRUST:
         return {}
     from countersign.trusting import worker_trust
 
     backend = "kafka" if settings.kafka_bootstrap else "postgres"
+    unsigned = "refuse" if signed else "allow"
     trust = await worker_trust(settings, backend, development=True,
-                               env={"COUNTERSIGN_UNSIGNED": "refuse"})  # fmt: skip
+                               env={"COUNTERSIGN_UNSIGNED": unsigned})  # fmt: skip
     return {"trust": trust}
 
 

@@ -4,6 +4,7 @@ the local Kafka broker: a worker, a projector and the web server run in this pro
 - log in, see a new request appear without reloading, approve it, watch the run complete;
 - an invalid edit shows the error and sends nothing; a valid one shows the diff, and the run
   uses the new arguments;
+- a question is answered with the form made from its answer schema;
 - a user without the role sees the card read-only, and the server refuses a forged POST;
 - the same request decided in two tabs: one decision is accepted, the other tab is told;
 - an expired request cannot be decided.
@@ -143,6 +144,26 @@ async def test_an_invalid_edit_sends_nothing_and_a_valid_one_shows_the_diff(
     await expect(page.get_by_test_id("run-status")).to_have_text("completed")
     output = (await run_of(stack, run_id))["output"]
     assert output["args"] == {"order_id": "E-1", "amount": 2500}  # type: ignore[index]
+    await context.close()
+
+
+async def test_a_question_is_answered_with_the_form_made_from_its_answer_schema(
+    browser: Browser, stack: Stack
+) -> None:
+    run_id = await stack.start("question", {"order_id": "Q-1"})
+    item = await stack.open_request(run_id)
+    context, page = await logged_in(browser, stack, "alice")
+    await page.goto(card_url(stack, item))
+    await expect(page.get_by_test_id("card")).to_contain_text("Which carrier should ship")
+    carrier = page.locator('select[name="answer.carrier"]')
+    assert await carrier.locator("option").all_inner_texts() == ["dhl", "ups"]  # the enum
+    await carrier.select_option("ups")
+    await page.locator('input[type=checkbox][name="answer.express"]').check()
+    await page.get_by_test_id("respond").click()
+    await expect(page.get_by_test_id("notice")).to_contain_text("Answered")
+    await expect(page.get_by_test_id("run-status")).to_have_text("completed")
+    output = (await run_of(stack, run_id))["output"]
+    assert output == {"answer": {"carrier": "ups", "express": True}}
     await context.close()
 
 
