@@ -51,7 +51,7 @@ from countersign.logging import configure_logging  # noqa: E402
 from countersign.settings import Settings  # noqa: E402
 from countersign.web.app import serve  # noqa: E402
 from countersign.web.config import WebSettings  # noqa: E402
-from countersign.web.signing import ServerSigner  # noqa: E402
+from countersign.web.signing import development_signer  # noqa: E402
 from countersign.web.users import Users, with_user, write_users  # noqa: E402
 from engine.log.port import Outgoing  # noqa: E402
 from events.approval import ApprovalRequest  # noqa: E402
@@ -94,17 +94,27 @@ async def web(cfg: Settings, *, worker: bool) -> AsyncIterator[str]:
     ):
         tasks = []
         if worker:
+            serving = runtime.worker(refund_app, **await worker_trust(cfg))
             tasks = [asyncio.create_task(runtime.projector(writer).run(stop)),
-                     asyncio.create_task(runtime.worker(refund_app).run(stop))]  # fmt: skip
+                     asyncio.create_task(serving.run(stop))]  # fmt: skip
         async with (
             bootstrap.read_side(cfg) as store,
             serve(
-                WebSettings(port=0, users_file=users), runtime, store, signer=ServerSigner(None)
-            ) as served,  # fmt: skip
-        ):
+                WebSettings(port=0, users_file=users), runtime, store,
+                signer=development_signer(cfg),
+            ) as served,
+        ):  # fmt: skip
             yield served.url
         stop.set()
         await asyncio.gather(*tasks)
+
+
+async def worker_trust(cfg: Settings) -> dict[str, object]:
+    """As `countersign dev` runs it: the worker trusts the development issuer the server and
+    the publisher sign with (when this build has signed commands; else nothing to trust)."""
+    if not hasattr(bootstrap, "trust"):
+        return {}
+    return {"trust": await bootstrap.trust(cfg, development=True)}
 
 
 async def round_trips(cfg: Settings, count: int) -> None:
