@@ -33,7 +33,7 @@ from countersign import bootstrap
 from countersign.bootstrap import Runtime
 from tests import web_agents
 from tests.helpers import eventually
-from tests.web_stack import settings_for
+from tests.web_stack import settings_for, worker_options
 
 pytestmark = [pytest.mark.postgres]
 
@@ -134,7 +134,8 @@ async def rig(pg_url: str, home: Path, remind_before_s: list[float]) -> AsyncIte
     stop = asyncio.Event()
     try:
         async with bootstrap.connected(settings, client_id="notify-test") as runtime:
-            worker = asyncio.create_task(runtime.worker(web_agents.app).run(stop))
+            options = await worker_options(settings, signed=False)
+            worker = asyncio.create_task(runtime.worker(web_agents.app, **options).run(stop))
             ledger = await PostgresLedger.connect(pg_url, schema=prefix)
             try:
                 yield Rig(runtime, ledger, receiver, mailbox,
