@@ -98,6 +98,11 @@ async def test_a_new_request_appears_live_and_an_approval_completes_the_run(
     await expect(item).to_be_visible()
     assert await page.evaluate("window.__sameDocument") is True  # no reload happened
     await page.screenshot(path=artifact("inbox.png"), full_page=True)
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await page.screenshot(path=artifact("inbox-phone.png"), full_page=True)
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the inbox is {width}px wide on a 390px phone"
+    await page.set_viewport_size({"width": 1000, "height": 900})
     await item.click()
     card = page.get_by_test_id("card")
     await expect(card).to_contain_text("the customer asked for 1200")
