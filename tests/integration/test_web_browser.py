@@ -103,7 +103,13 @@ async def test_a_new_request_appears_live_and_an_approval_completes_the_run(
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, f"the inbox is {width}px wide on a 390px phone"
     await page.set_viewport_size({"width": 1000, "height": 900})
-    await item.click()
+    focused = page.locator("#inbox-list a.item-link:focus")
+    for _ in range(await page.locator("#inbox-list a.item-link").count()):
+        await page.keyboard.press("j")  # keyboard: j/k move through the inbox, Enter opens
+        if "L-1" in await focused.inner_text():
+            break
+    await expect(focused).to_contain_text("L-1")
+    await page.keyboard.press("Enter")
     card = page.get_by_test_id("card")
     await expect(card).to_contain_text("the customer asked for 1200")
     await expect(page.get_by_test_id("deciders")).to_contain_text("role:support-lead")
