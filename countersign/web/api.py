@@ -165,6 +165,10 @@ class _Api:
 
     async def events(self, request: Request) -> Response:
         await self.web.api_caller(request)
+        if not self.web.service.live.has_room():  # the page falls back to its countdowns
+            response = error(503, "too many open event streams: try again later")
+            response.headers["Retry-After"] = "30"
+            return response
         return StreamingResponse(
             changes(self.web, request),
             media_type="text/event-stream",

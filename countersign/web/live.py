@@ -37,6 +37,8 @@ log = structlog.get_logger(__name__)
 MAX_RECENT = 10_000
 MAX_PENDING = 5_000
 QUEUE_SIZE = 200
+MAX_STREAMS = 1_000
+"""Open event streams one server keeps (each holds a connection and a queue)."""
 RUNS_PER_CHECK = 50
 """How many runs one look at the projections covers (two queries each)."""
 
@@ -72,6 +74,7 @@ class LiveFeed:
     topic: str
     queries: Queries
     settle_s: float = 15.0
+    max_streams: int = MAX_STREAMS
     run_watch_s: float = 120.0
     poll_s: float = 0.2
     _waiting: dict[str, list[asyncio.Future[DecisionOutcome]]] = field(default_factory=dict)
@@ -118,6 +121,10 @@ class LiveFeed:
         return self._recent.get(decision_id)
 
     # -- pages -----------------------------------------------------------------------------
+
+    def has_room(self) -> bool:
+        """Whether another page may open an event stream now."""
+        return len(self._pages) < self.max_streams
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[asyncio.Queue[Change]]:

@@ -121,7 +121,9 @@ def openapi_document(base_url: str) -> JsonObject:
         "/api/recommendations": _get("Policy recommendations from history", rows),
         "/api/events": {"get": {"summary": "Server-sent events: `inbox` changes as JSON "
                                 "{kind, run_id, interrupt_id, status}",
-                                "responses": {"200": {"description": "text/event-stream"}}}},
+                                "responses": {"200": {"description": "text/event-stream"},
+                                              "401": _json(_ERROR, "not authenticated"),
+                                              "503": _json(_ERROR, "too many open streams")}}},
     }  # fmt: skip
     return {
         "openapi": "3.1.0",

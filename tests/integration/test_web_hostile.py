@@ -4,7 +4,7 @@ and Secure over https; huge bodies, deep or non-standard JSON, wrong content typ
 principal fields get a clear 4xx and send nothing; an Idempotency-Key decides once (one
 command on the topic, however often and however concurrently it is sent) and refuses another
 body; the pages link nothing outside the server; the OpenAPI document describes every route
-and method."""
+and method; event streams are bounded."""
 
 from __future__ import annotations
 
@@ -194,3 +194,19 @@ async def test_the_openapi_document_describes_every_route_and_method(stack: Stac
             assert operation["responses"], (route.path, method)
             declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             assert declared == set(re.findall(r"{(\w+)}", route.path)), (route.path, method)
+
+
+async def test_event_streams_are_bounded(stack: Stack) -> None:
+    live = stack.served.web.service.live
+    async with stack.client("alice") as alice, stack.client("erin") as erin:
+        before, live.max_streams = live.max_streams, 1
+        try:
+            async with alice.stream("GET", "/api/events") as first:
+                async for line in first.aiter_lines():
+                    assert line.startswith("retry:")  # subscribed
+                    break
+                refused = await erin.get("/api/events")
+                assert refused.status_code == 503
+                assert refused.headers["retry-after"] == "30"
+        finally:
+            live.max_streams = before
