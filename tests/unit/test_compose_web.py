@@ -1,0 +1,54 @@
+"""docker-compose.yml's web inbox and notifier: their commands are ones the CLI takes, with
+files the image holds, and they agree on the address people open (no Docker needed here)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from countersign.cli import build_parser
+from countersign.cli_notify import read_routing, run_notify
+from countersign.cli_serve import app_directory, run_serve
+
+ROOT = Path(__file__).resolve().parents[2]
+IMAGE_ROOT = "/app/"  # the Dockerfile's WORKDIR, where the repository's files are copied
+
+
+def services() -> dict[str, str]:
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    body = text.split("\nservices:\n", 1)[1]
+    found = re.findall(r"^  ([\w-]+):[^\n]*\n((?:^(?:    .*)?\n)*)", body, re.M)
+    return dict(found)
+
+
+def command(service: str) -> list[str]:
+    line = re.search(r"^    command: (\[.*\])$", services()[service], re.M)
+    assert line is not None, f"{service} has no command"
+    found: list[str] = json.loads(line.group(1))
+    return found
+
+
+def env(service: str, name: str) -> str:
+    line = re.search(rf"^      {name}: (.*)$", services()[service], re.M)
+    assert line is not None, f"{service} does not set {name}"
+    return line.group(1).strip().strip('"')
+
+
+def test_the_web_service_serves_an_app_the_image_holds_on_every_interface() -> None:
+    args = build_parser().parse_args(command("web"))
+    assert args.handler is run_serve
+    assert app_directory(args.app)  # the App imports, and lends its directory
+    assert env("web", "COUNTERSIGN_WEB_HOST") == "0.0.0.0"
+    assert '"8766:8766"' in services()["web"]
+    assert env("web", "COUNTERSIGN_HOME") == "/data"  # its users file and key, on the volume
+
+
+def test_the_notifier_reads_a_routing_file_the_image_holds_and_links_to_the_inbox() -> None:
+    args = build_parser().parse_args(command("notifier"))
+    assert args.handler is run_notify
+    assert args.routing.startswith(IMAGE_ROOT)
+    routing = read_routing(str(ROOT / args.routing.removeprefix(IMAGE_ROOT)))
+    assert routing.channels
+    assert env("notifier", "COUNTERSIGN_WEB_URL") == env("web", "COUNTERSIGN_WEB_URL")
+    assert env("notifier", "COUNTERSIGN_SMTP_HOST") in services()
