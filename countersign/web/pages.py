@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
-from collections import defaultdict, deque
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -28,11 +26,10 @@ from countersign.web.decisions import DecisionInvalid, edit_changes, edit_errors
 from countersign.web.forms import fields_for, read_fields
 from countersign.web.json_input import parse_json
 from countersign.web.service import KeyReused, NotAllowed, NotFound, RequestClosed
+from countersign.web.throttle import LoginThrottle
 from events.json import Json, JsonObject
 
 PAGE_WAIT_S = 10.0
-MAX_LOGIN_FAILURES = 5
-LOGIN_WINDOW_S = 300.0
 
 
 def routes(web: Web) -> list[Route]:
@@ -62,7 +59,7 @@ async def form_of(request: Request) -> dict[str, str]:
 class _Pages:
     def __init__(self, web: Web) -> None:
         self.web = web
-        self._failures: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._throttle = LoginThrottle()
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any) -> Response:
         return self.web.templates.TemplateResponse(request, name, context, status_code=status)
@@ -99,13 +96,13 @@ class _Pages:
         if not nonce or not self.web.auth.sessions.csrf_ok(f"login:{nonce}", form.get("csrf")):
             return await self.login_form(request, problem="the form expired: try again", status=403)
         name = form.get("username", "")[:200]
-        if self._throttled(name):
+        if self._throttle.throttled(name):
             return await self.login_form(request, problem="too many tries: wait a few minutes",
                                          status=429)  # fmt: skip
         users = self.web.auth.users
         user = users.login(name, form.get("password", "")) if users is not None else None
         if user is None:
-            self._failures[name].append(time.monotonic())
+            self._throttle.failed(name)
             return await self.login_form(request, problem="wrong name or password", status=401)
         session = self.web.auth.sessions.open(user.name, user.roles)
         response = RedirectResponse(_local(form.get("next", "/")), status_code=303)
@@ -115,14 +112,6 @@ class _Pages:
         )  # fmt: skip
         response.delete_cookie(LOGIN_COOKIE)
         return response
-
-    def _throttled(self, name: str) -> bool:
-        recent = self._failures[name]
-        while recent and recent[0] < time.monotonic() - LOGIN_WINDOW_S:
-            recent.popleft()
-        if not recent:
-            self._failures.pop(name, None)
-        return len(recent) >= MAX_LOGIN_FAILURES
 
     def _secure(self, request: Request) -> bool:
         """Cookies are Secure when served over https, or behind a TLS proxy whose public

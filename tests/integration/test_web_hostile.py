@@ -4,7 +4,7 @@ and Secure over https; huge bodies, deep or non-standard JSON, wrong content typ
 principal fields get a clear 4xx and send nothing; an Idempotency-Key decides once (one
 command on the topic, however often and however concurrently it is sent) and refuses another
 body; the pages link nothing outside the server; the OpenAPI document describes every route
-and method; event streams are bounded."""
+and method; event streams are bounded; password guessing is paused."""
 
 from __future__ import annotations
 
@@ -210,3 +210,13 @@ async def test_event_streams_are_bounded(stack: Stack) -> None:
                 assert refused.headers["retry-after"] == "30"
         finally:
             live.max_streams = before
+
+
+async def test_guessing_a_password_is_paused_after_five_wrong_ones(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url) as guesser:
+        for n in range(5):
+            assert (await login(guesser, "carol", f"guess {n}")).status_code == 401
+        right = await login(guesser, "carol")
+        assert right.status_code == 429
+        assert "too many tries" in right.text
+        assert "countersign_session" not in guesser.cookies

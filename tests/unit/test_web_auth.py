@@ -15,6 +15,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from countersign.web.config import OidcSettings
 from countersign.web.oidc import AuthError, JwksCache, OidcVerifier
 from countersign.web.sessions import Sessions
+from countersign.web.throttle import LoginThrottle
 from countersign.web.users import (
     Users,
     check_password,
@@ -188,3 +189,21 @@ def test_sessions_expire_are_bounded_and_csrf_tokens_are_bound() -> None:
     clock.now += 61
     assert sessions.get(late.id) is None
     assert sessions.get("x" * 500) is None
+
+
+def test_wrong_passwords_slow_one_name_and_many_names_cannot_fill_the_memory() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(limit=3, window_s=60, max_names=100, clock=lambda: now[0])
+    for _ in range(3):
+        assert not throttle.throttled("alice")
+        throttle.failed("alice")
+    assert throttle.throttled("alice")
+    assert not throttle.throttled("erin")
+    now[0] = 61.0
+    assert not throttle.throttled("alice")  # the window passed
+    for n in range(10_000):
+        throttle.failed(f"guess-{n}")
+    assert len(throttle) == 100
+    for _ in range(3):
+        throttle.failed("alice")
+    assert throttle.throttled("alice")  # the most recent names are kept
