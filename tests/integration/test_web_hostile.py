@@ -4,7 +4,8 @@ and Secure over https; huge bodies, deep or non-standard JSON, wrong content typ
 principal fields get a clear 4xx and send nothing; an Idempotency-Key decides once (one
 command on the topic, however often and however concurrently it is sent) and refuses another
 body; the pages link nothing outside the server; the OpenAPI document describes every route
-and method; event streams are bounded; password guessing is paused."""
+and method; event streams are bounded; password guessing is paused; a page form naming someone else
+decides as the caller (only the API refuses unknown fields; a form's extra fields are not read)."""
 
 from __future__ import annotations
 
@@ -220,3 +221,15 @@ async def test_guessing_a_password_is_paused_after_five_wrong_ones(stack: Stack)
         assert right.status_code == 429
         assert "too many tries" in right.text
         assert "countersign_session" not in guesser.cookies
+
+
+async def test_a_page_form_naming_someone_else_decides_as_the_caller(stack: Stack) -> None:
+    run_id = await stack.start("refund", {"order_id": "H-3", "amount": 700})
+    item = await stack.open_request(run_id)
+    async with stack.client("alice") as alice:
+        form = {"csrf": alice.headers["X-CSRF-Token"], "kind": "approve", "idempotency_key": "p",
+                "decided_by": "erin", "principal": "erin", "roles": "admin"}  # fmt: skip
+        page = await alice.post(f"/runs/{run_id}/requests/{item['interrupt_id']}/decide", data=form)
+        assert page.status_code == 200, page.text[:300]
+    [sent] = await decisions_of(stack, run_id)
+    assert sent.decided_by == "alice"
