@@ -4,8 +4,9 @@ and Secure over https; huge bodies, deep or non-standard JSON, wrong content typ
 principal fields get a clear 4xx and send nothing; an Idempotency-Key decides once (one
 command on the topic, however often and however concurrently it is sent) and refuses another
 body; the pages link nothing outside the server; the OpenAPI document describes every route
-and method; event streams are bounded; password guessing is paused; a page form naming someone else
-decides as the caller (only the API refuses unknown fields; a form's extra fields are not read)."""
+and method; event streams are bounded; password guessing is paused; a page form naming
+someone else decides as the caller (the API refuses unknown fields; a form's extra fields
+are never read)."""
 
 from __future__ import annotations
 
