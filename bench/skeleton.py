@@ -6,7 +6,8 @@ Starts a broker of its own in a temporary directory (or uses COUNTERSIGN_KAFKA_B
 with `--brokers 3` a three-node cluster, where topics get replication factor 3 and
 min.insync.replicas 2 (every commit waits for two copies),
 one worker OS process (`countersign worker --app examples.refund:app`), and from this
-process publishes commands and follows the runs topic. Prints:
+process publishes commands and follows the runs topic (`BENCH_WORKER_ARGS="--health-port 0"`
+adds worker flags: with it, the worker keeps Prometheus metrics). Prints:
 - decision → run completed: p50 / p99 over `--runs` runs decided one at a time;
 - decisions/s through the one worker process with `--load` runs waiting at once;
 - log bytes per completed refund run (Avro values, and on-disk bytes of the runs topic);
@@ -114,7 +115,15 @@ async def bench(bootstrap: str, runs: int, load: int, state_dir: Path | None) ->
         "COUNTERSIGN_WORKER_GROUP": f"{prefix}.workers",
     }
     worker = subprocess.Popen(  # noqa: ASYNC220  (started once, before any timing)
-        [sys.executable, "-m", "countersign.cli", "worker", "--app", "examples.refund:app"],
+        [
+            sys.executable,
+            "-m",
+            "countersign.cli",
+            "worker",
+            "--app",
+            "examples.refund:app",
+            *os.environ.get("BENCH_WORKER_ARGS", "").split(),
+        ],  # e.g. "--health-port 0"
         cwd=ROOT,
         env=env,
         stderr=open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "wb"),  # noqa: SIM115, ASYNC230

@@ -37,6 +37,7 @@ from countersign.settings import Settings
 from engine.agent.app import App
 from engine.errors import ConfigurationError
 from engine.log.port import EventLog, Topics
+from engine.telemetry import NO_METRICS, Metrics, Telemetry
 from events.codec import Codec
 
 if TYPE_CHECKING:
@@ -218,7 +219,12 @@ class Runtime:
         return Agents(self.log, self.topics, self.codec)
 
     def worker(
-        self, app: App, *, group: str | None = None, check_determinism: bool = False
+        self,
+        app: App,
+        *,
+        group: str | None = None,
+        check_determinism: bool = False,
+        telemetry: Telemetry | None = None,
     ) -> Worker:
         # The one place the worker is imported (and only where a worker is built).
         from engine.runtime.worker import Worker, WorkerSettings
@@ -235,10 +241,15 @@ class Runtime:
             self.codec,
             settings=settings,
             schema_registry=self.registry,
+            telemetry=telemetry,
         )
 
     def projector(
-        self, store: LiveStore | ProjectionStore, *, group: str | None = None
+        self,
+        store: LiveStore | ProjectionStore,
+        *,
+        group: str | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> Projector:
         from projections.runner import Projector
 
@@ -248,6 +259,7 @@ class Runtime:
             self.topics.runs,
             group=group or self.settings.projector_group,
             codec=self.codec,
+            metrics=metrics,
         )
 
 

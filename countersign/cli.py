@@ -17,6 +17,7 @@ from countersign import (
     cli_demo,
     cli_feeds,
     cli_notify,
+    cli_probe,
     cli_processes,
     cli_projections,
     cli_queries,
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_servers.register(commands)
     cli_topics.register(commands)
     cli_processes.register(commands)
+    cli_probe.register(commands)
     cli_runs.register(commands)
     cli_queries.register(commands)
     cli_feeds.register(commands)

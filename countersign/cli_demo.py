@@ -36,8 +36,10 @@ import structlog
 
 from countersign import bootstrap, demo_view, render
 from countersign.cli_options import json_logs
-from countersign.cli_processes import stop_on_signals
+from countersign.cli_processes import probe_options, stop_on_signals
+from countersign.health_server import AllOf
 from countersign.logging import configure_logging
+from countersign.observed import observed
 from countersign.settings import Settings
 from engine.errors import ConfigurationError, EngineError
 from events.approval import ApprovalRequest
@@ -95,6 +97,7 @@ def register(commands: Any) -> None:
                      help="the web inbox's port (default 8766; 0: any free one)")  # fmt: skip
     dev.add_argument("--no-web", action="store_true", help="no web inbox")
     json_logs(dev)
+    probe_options(dev)
     dev.set_defaults(handler=run_dev)
 
 
@@ -109,14 +112,16 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
              **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
     async with (
+        observed(args.health_host, args.health_port, "worker", "projector", service="dev") as seen,
         bootstrap.connected(settings, client_id="countersign-dev", keep_database=True) as runtime,
         bootstrap.database(settings, keep_running=True) as url,
         bootstrap.projection_writer(settings, url) as store,
     ):
         # Every resume replays the run from its history first: a non-deterministic agent is
         # parked (with why) at its first decision, not after some later restart.
-        worker = runtime.worker(app, check_determinism=True)
-        projector = runtime.projector(store)
+        worker = runtime.worker(app, check_determinism=True, telemetry=seen.telemetry)
+        projector = runtime.projector(store, metrics=seen.metrics)
+        seen.probes.watched = AllOf(worker=worker.watch, projector=projector.watch)
         await projector.check_log()  # projections of another log: refused before anything runs
         async with contextlib.AsyncExitStack() as web:
             if not args.no_web:

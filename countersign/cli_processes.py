@@ -17,6 +17,7 @@ import structlog
 from countersign import bootstrap
 from countersign.cli_options import json_logs
 from countersign.logging import configure_logging
+from countersign.observed import observed
 from countersign.settings import Settings
 from engine.log.port import EventLog
 
@@ -39,6 +40,7 @@ def register(commands: Any) -> None:
     )
     worker.add_argument("--group", default=None, help="consumer group (COUNTERSIGN_WORKER_GROUP)")
     json_logs(worker)
+    probe_options(worker)
     worker.set_defaults(handler=run_worker)
     projector = commands.add_parser(
         "projector", help="feed the PostgreSQL projections from the runs topic"
@@ -47,7 +49,30 @@ def register(commands: Any) -> None:
         "--group", default=None, help="consumer group (COUNTERSIGN_PROJECTOR_GROUP)"
     )
     json_logs(projector)
+    probe_options(projector)
     projector.set_defaults(handler=run_projector)
+
+
+def probe_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--health-port",
+        type=_port,
+        default=None,
+        help="serve /livez, /readyz and /metrics (Prometheus) on this port "
+        "(docs/observability.md); 0 picks a free one",
+    )
+    parser.add_argument(
+        "--health-host",
+        default="127.0.0.1",
+        help="the address of the probe port (0.0.0.0 in a container; default 127.0.0.1)",
+    )
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text}")
+    return port
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -70,12 +95,23 @@ async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     log.info("worker_serving", app=", ".join(args.app), group=args.group or settings.worker_group,
              **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
-    async with bootstrap.connected(
-        settings, client_id="countersign-worker", keep_database=True
-    ) as runtime:
+    async with (
+        observed(args.health_host, args.health_port, "worker") as seen,
+        bootstrap.connected(
+            settings, client_id="countersign-worker", keep_database=True
+        ) as runtime,
+    ):
         await _check_topics(settings, runtime.log)
-        worker = runtime.worker(app, group=args.group, check_determinism=args.check_determinism)
+        worker = runtime.worker(
+            app,
+            group=args.group,
+            check_determinism=args.check_determinism,
+            telemetry=seen.telemetry,
+        )
+        seen.probes.watched = worker.watch
         await worker.run(stop)
+        if worker.stood_down is not None and seen.port is not None:
+            await stop.wait()  # stay up, not ready, saying why, until the newer one replaces it
     return 0
 
 
@@ -85,6 +121,7 @@ async def run_projector(settings: Settings, args: argparse.Namespace) -> int:
              schema=settings.projection_schema, **bootstrap.serving(settings))  # fmt: skip
     stop = stop_on_signals()
     async with (
+        observed(args.health_host, args.health_port, "projector") as seen,
         bootstrap.connected(
             settings, client_id="countersign-projector", keep_database=True
         ) as runtime,
@@ -92,7 +129,11 @@ async def run_projector(settings: Settings, args: argparse.Namespace) -> int:
         bootstrap.projection_writer(settings, url) as store,  # follows `projections rebuild`
     ):
         await _check_topics(settings, runtime.log)
-        await runtime.projector(store, group=args.group).run(stop)
+        projector = runtime.projector(store, group=args.group, metrics=seen.metrics)
+        seen.probes.watched = projector.watch
+        await projector.run(stop)
+        if projector.stood_down is not None and seen.port is not None:
+            await stop.wait()  # stay up, not ready, saying why, until the newer one replaces it
     return 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar, runtime_checkable
@@ -23,6 +24,7 @@ from typing import Protocol, TypeVar, runtime_checkable
 import structlog
 
 from engine.log.port import EventLog, GroupMember, Record
+from engine.telemetry import NO_METRICS, Metrics
 from events.codec import Codec
 from events.envelope import hash_encoded
 from events.errors import DecodeError, NewerSchema
@@ -35,6 +37,7 @@ from projections.errors import (
     UnstorableBatch,
 )
 from projections.log_identity import LogBound, refusal
+from projections.watch import ProjectorWatch
 
 T = TypeVar("T")
 _REASON_LIMIT = 2000
@@ -80,7 +83,11 @@ class Projector:
         max_records: int = 1000,
         poll_timeout_s: float = 0.5,
         backoff: Backoff = Backoff(),
+        metrics: Metrics = NO_METRICS,
     ) -> None:
+        self._metrics = metrics
+        self.watch = ProjectorWatch(metrics, log, store, name, topics_runs)
+        """What `/livez`, `/readyz` and `/metrics` read (`projections.watch`)."""
         self._log = log
         self._store = store
         self._topic = topics_runs
@@ -110,11 +117,13 @@ class Projector:
             return  # stopped while PostgreSQL was away
         member = self._log.member(self._group, self._topic, self)
         await member.start()
+        self.watch.health.joined()
         self._logger.info("projector_started")
         writing: asyncio.Task[bool] | None = None
         try:
             while not stop.is_set():
                 records = await member.poll(self._poll_timeout_s, self._max_records)
+                self.watch.polled()
                 items = await self._decoded(records)
                 if writing is not None and not await writing:
                     break  # stopped while PostgreSQL was away: read again from the positions
@@ -128,6 +137,7 @@ class Projector:
                 await writing
         except NewerRelease as newer:
             self.stood_down = newer
+            self.watch.health.stood_down(str(newer))
             self._logger.error(
                 "projector_stood_down",
                 reason=str(newer),
@@ -138,6 +148,7 @@ class Projector:
                 writing.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await writing
+            self.watch.health.left()
             await member.stop()
             self._logger.info("projector_stopped")
 
@@ -276,6 +287,7 @@ class Projector:
         """Apply `items`, retrying while PostgreSQL is away; False if stopped before."""
         delay = self._backoff.first
         while True:
+            started = time.perf_counter()
             try:
                 applied = await self._store.apply(self.name, self._topic, items)
             except StoreUnavailable as error:
@@ -291,6 +303,9 @@ class Projector:
                 continue
             except UnstorableBatch as error:
                 return await self._split(items, error)
+            self._metrics.projected(
+                applied.events, applied.unusable + applied.duplicates, time.perf_counter() - started
+            )
             self._logger.debug(
                 "projection_batch_applied",
                 events=applied.events,

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from engine.core.handling import DecisionVerdict
 from engine.core.state import RunState
-from engine.log.port import Outgoing, Record
+from engine.log.port import Headers, Outgoing, Record
 from events.commands import SubmitDecision
 from events.envelope import EventEnvelope
 from events.notices import (
@@ -88,13 +88,15 @@ def outcome(decision: SubmitDecision, verdict: DecisionVerdict, at_us: int) -> D
     )
 
 
-def dead_letter(record: Record, reason: str, dlq_topic: str) -> Outgoing:
-    """The record's exact bytes for the dead-letter topic, with why and where it came from."""
+def dead_letter(record: Record, reason: str, dlq_topic: str, *, trace: Headers = ()) -> Outgoing:
+    """The record's exact bytes for the dead-letter topic, with why and where it came from
+    (and `trace`: the trace context of its handling, `engine.core.trace_context`)."""
     headers = (
         ("countersign.reason", reason.encode()),
         ("countersign.source.topic", record.topic.encode()),
         ("countersign.source.partition", str(record.partition).encode()),
         ("countersign.source.offset", str(record.offset).encode()),
+        *trace,
     )
     return Outgoing(dlq_topic, record.key or "", record.value, headers=headers)
 

@@ -13,11 +13,14 @@ one atomic log commit, and what to do when that fails.
 
 from __future__ import annotations
 
+import time
+
 import structlog
 
 from engine.core.checkpoint import Checkpoint
 from engine.errors import Fenced, LogError
 from engine.log.port import GroupMember, Outgoing, Position, Topics
+from engine.runtime.observing import Observer
 from engine.runtime.ownership import Ownership
 from engine.runtime.rebalance import Rebalancer
 from engine.runtime.step import Step, StepAbandoned
@@ -30,8 +33,15 @@ log = structlog.get_logger(__name__)
 
 class Committer:
     def __init__(
-        self, topics: Topics, codec: Codec, ownership: Ownership, rebalancer: Rebalancer
+        self,
+        topics: Topics,
+        codec: Codec,
+        ownership: Ownership,
+        rebalancer: Rebalancer,
+        *,
+        observer: Observer | None = None,
     ) -> None:
+        self._observer = observer
         self._topics = topics
         self._codec = codec
         self._own = ownership
@@ -58,6 +68,7 @@ class Committer:
         records = step.records
         if checkpoint is not None:
             records = [*records, self._checkpoint_record(checkpoint, step.partition)]
+        started = time.perf_counter()
         try:
             positions = await self._member.commit(step.partition, records, step.consumed)
         except Fenced:
@@ -67,6 +78,8 @@ class Committer:
             log.error("commit_failed", partition=step.partition, error=str(exc))
             await self._recover(step)
         else:
+            if self._observer is not None:
+                self._observer.committed(step.report, time.perf_counter() - started)
             self._committed(step, positions, checkpoint)
             return
         step.records, step.consumed, step.touched = [], None, {}

@@ -59,6 +59,13 @@ class Ownership:
         """Whether `partition` is still owned since `epoch` (a step's start)."""
         return epoch is not None and self.epoch(partition) == epoch
 
+    def positions(self) -> dict[int, int | None]:
+        """Each owned partition's commands position (the last checkpoint's; None: none yet)."""
+        return {
+            p: owned.written.consumed if owned.written is not None else None
+            for p, owned in self._owned.items()
+        }
+
     # -- the checkpoint -------------------------------------------------------------------------
 
     def started(self, partition: int, run_id: str) -> None:

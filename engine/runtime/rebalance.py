@@ -23,6 +23,7 @@ from engine.runtime.ownership import Ownership
 from engine.runtime.restore import Restored, restore_partition
 from engine.runtime.table import RunTable
 from engine.runtime.timers import DeadlineTimer
+from engine.telemetry import NO_METRICS, Metrics
 from events.codec import Codec
 from events.errors import NewerSchema
 
@@ -44,7 +45,9 @@ class Rebalancer:
         keep_finished: int,
         revoke_grace_s: float,
         on_assigned: Callable[[], None] | None = None,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
+        self._metrics = metrics
         self._on_assigned = on_assigned
         self._log = event_log
         self._topics = topics
@@ -149,6 +152,7 @@ class Rebalancer:
         self._quarantine[partition] = restored.quarantine
         if restored.newer is not None:
             self.newer = self.newer or restored.newer
+        self._metrics.restored(restored.seconds, restored.read)
         log.info(
             "partition_restored",
             partition=partition,

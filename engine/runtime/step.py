@@ -15,8 +15,10 @@ from engine.core import outbox
 from engine.core.executor import Services
 from engine.core.handling import DecisionVerdict
 from engine.core.live_run import LiveRun
+from engine.core.trace_context import TRACEPARENT, TRACESTATE
 from engine.log.port import Outgoing, Record, Topics
 from engine.log.routing import ROUTE_HEADER
+from engine.runtime.observing import StepReport
 from engine.runtime.ownership import Ownership
 from engine.runtime.table import RunTable
 from events.codec import Codec
@@ -44,6 +46,8 @@ class Step:
     """Runs that may move on: drive them before committing."""
     changed: dict[str, LiveRun] = field(default_factory=dict)
     """Every run this step appended to (its deadlines may have changed)."""
+    report: StepReport = field(default_factory=StepReport)
+    """Outcomes and trace contexts, for the telemetry (`engine.runtime.observing`)."""
 
 
 class StepAbandoned(Exception):
@@ -95,7 +99,8 @@ class StepWriter:
         if run.replayer is not None:
             run.replayer.feed([payload])  # harmless for events the replayer emitted itself
         # The schema header lets an older release tell "newer" from "corrupt" (docs/schemas.md).
-        headers = (self._codec.schema_header(encoded),)
+        step.report.applied()
+        headers = (self._codec.schema_header(encoded), *step.report.trace_for(run.run_id))
         step.records.append(
             Outgoing(self._topics.runs, run.run_id, encoded, step.partition, headers=headers)
         )
@@ -132,6 +137,7 @@ class StepWriter:
         self, step: Step, decision: SubmitDecision, verdict: DecisionVerdict, at_us: int
     ) -> None:
         """The sender of `decision` learns the verdict (after any event it appended)."""
+        step.report.decided(verdict)
         self._publish(step, decision.run_id, outbox.outcome(decision, verdict, at_us))
 
     def dead_letter(self, step: Step, record: Record, reason: str) -> None:
@@ -142,14 +148,20 @@ class StepWriter:
             offset=record.offset,
             reason=reason,
         )
-        step.records.append(outbox.dead_letter(record, reason, self._topics.dlq))
+        step.report.dead_lettered()
+        step.records.append(
+            outbox.dead_letter(record, reason, self._topics.dlq, trace=step.report.trace)
+        )
 
     def forward(self, step: Step, record: Record, partition: int, route: bytes) -> None:
         """The command's exact bytes on to `partition` of the commands topic, with where it
         came from and its route (`engine.log.routing`), replacing those it had."""
         here = f"{record.topic}/{record.partition}/{record.offset}".encode()
-        kept = tuple((k, v) for k, v in record.headers if k not in (FORWARDED_FROM, ROUTE_HEADER))
-        headers = (*kept, (FORWARDED_FROM, here), (ROUTE_HEADER, route))
+        step.report.forwarded()
+        trace = step.report.trace  # this worker's span is the next one's parent
+        drop = (FORWARDED_FROM, ROUTE_HEADER, *((TRACEPARENT, TRACESTATE) if trace else ()))
+        kept = tuple((k, v) for k, v in record.headers if k not in drop)
+        headers = (*kept, *trace, (FORWARDED_FROM, here), (ROUTE_HEADER, route))
         key = record.key or ""
         step.records.append(Outgoing(record.topic, key, record.value, partition, headers))
         log.info(
@@ -161,5 +173,5 @@ class StepWriter:
 
     def _publish(self, step: Step, run_id: str, notice: Notice) -> None:
         encoded = self._codec.encode(notice)
-        headers = (self._codec.schema_header(encoded),)
+        headers = (self._codec.schema_header(encoded), *step.report.trace_for(run_id))
         step.records.append(Outgoing(self._topics.approvals, run_id, encoded, headers=headers))

@@ -32,6 +32,7 @@ from engine.log.port import EventLog, GroupMember, Outgoing, Record, Topics
 from engine.runtime.committing import Committer
 from engine.runtime.driving import Driver
 from engine.runtime.intake import Intake
+from engine.runtime.observing import Observer
 from engine.runtime.ownership import Ownership
 from engine.runtime.rebalance import Rebalancer
 from engine.runtime.routing import Routing
@@ -39,6 +40,8 @@ from engine.runtime.services import live_services
 from engine.runtime.step import Step, StepAbandoned, StepWriter
 from engine.runtime.table import RunTable
 from engine.runtime.timers import DeadlineTimer, expire
+from engine.runtime.watch import WorkerWatch
+from engine.telemetry import Telemetry
 from events.codec import Codec
 
 if TYPE_CHECKING:
@@ -83,7 +86,9 @@ class Worker:
         services: Services | None = None,
         settings: WorkerSettings | None = None,
         schema_registry: SchemaRegistry | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
+        self._observe = Observer(telemetry or Telemetry())
         self._log = event_log
         self._app = app
         self._codec = codec
@@ -95,6 +100,10 @@ class Worker:
         self._table = RunTable()
         self._own = Ownership()
         self._timer = DeadlineTimer()
+        self.watch = WorkerWatch(
+            self._observe.metrics, event_log, topics.commands, self._table, self._own
+        )
+        """What `/livez`, `/readyz` and `/metrics` read (`engine.runtime.watch`)."""
         self._routing = Routing(event_log, topics, self._settings.route_key)
         self._writer = StepWriter(codec, topics, self._services, self._table, self._own)
         self._rebalancer = Rebalancer(
@@ -107,8 +116,11 @@ class Worker:
             keep_finished=self._settings.keep_finished_runs,
             revoke_grace_s=self._settings.revoke_grace_s,
             on_assigned=self._routing.stale,
+            metrics=self._observe.metrics,
         )
-        self._committer = Committer(topics, codec, self._own, self._rebalancer)
+        self._committer = Committer(
+            topics, codec, self._own, self._rebalancer, observer=self._observe
+        )
         limits = self._settings.limits
         self._driver = Driver(
             app,
@@ -130,19 +142,23 @@ class Worker:
         member = self._log.member(self._settings.group, self._topics.commands, self._rebalancer)
         self._committer.bind(member)
         await member.start()
+        self.watch.joined(member)
         await self._register()
         log.info("worker_started", group=self._settings.group, topic=self._topics.commands)
         try:
             while not stop.is_set():
                 try:
                     await self._poll_once(member)
+                    self.watch.polled()
                 except TransientLogError as exc:  # the log is away (a broker restart): wait
                     log.warning("log_unavailable", error=str(exc))
+                    self.watch.log_away(str(exc))
                     await asyncio.sleep(self._settings.retry_backoff_s)
         except NewerRelease as newer:
             # Not corruption: a newer release wrote what this one cannot read. Leave the
             # group (its partitions go to the other members) and say what to do.
             self.stood_down = newer
+            self.watch.stood_down(str(newer))
             log.error(
                 "worker_stood_down",
                 reason=str(newer),
@@ -150,6 +166,7 @@ class Worker:
                 remedy="run this worker at the newer release (a rolling upgrade in progress?)",
             )
         finally:
+            self.watch.left()
             await member.stop()
             log.info("worker_stopped")
 
@@ -210,6 +227,7 @@ class Worker:
                         await self._process(partition, batch)
         except StepAbandoned as abandoned:
             log.warning("step_abandoned", partition=abandoned.args[0])
+            self._observe.metrics.step_abandoned()
 
     async def _prepare_schemas(
         self, member: GroupMember, by_partition: dict[int, list[Record]]
@@ -258,7 +276,9 @@ class Worker:
             return
         step = Step(partition, consumed=records[-1].offset + 1, first_offset=records[0].offset)
         for record in records:
+            self._observe.command(step.report, record)
             self._intake.handle(step, record)
+            self._observe.handled(step.report)
         await self._finish(step)
 
     async def _dead_letter_unhandled(self, partition: int, record: Record, attempts: int) -> None:
@@ -294,6 +314,11 @@ class Worker:
             await self._finish(step)
 
     async def _finish(self, step: Step) -> None:
-        await self._driver.drive(step)
-        await self._committer.commit(step)
+        try:
+            await self._driver.drive(step)
+            await self._committer.commit(step)
+        except StepAbandoned:
+            self._observe.finished(step.report, "step abandoned: its batch is read again")
+            raise
+        self._observe.finished(step.report)
         self._timer.note(step.changed.values())

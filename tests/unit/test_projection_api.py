@@ -109,6 +109,7 @@ def test_the_main_signatures_are_pinned() -> None:
         "max_records",
         "poll_timeout_s",
         "backoff",
+        "metrics",
     ]
     assert params(ProjectionStore.connect) == ["url", "schema", "min_size", "max_size"]
     assert params(ProjectionStore.apply) == ["self", "projection", "topic", "items"]
