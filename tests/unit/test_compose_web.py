@@ -3,9 +3,10 @@ files the image holds, and they agree on the address people open (no Docker need
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from countersign.cli import build_parser
 from countersign.cli_notify import read_routing, run_notify
@@ -15,24 +16,18 @@ ROOT = Path(__file__).resolve().parents[2]
 IMAGE_ROOT = "/app/"  # the Dockerfile's WORKDIR, where the repository's files are copied
 
 
-def services() -> dict[str, str]:
-    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
-    body = text.split("\nservices:\n", 1)[1]
-    found = re.findall(r"^  ([\w-]+):[^\n]*\n((?:^(?:    .*)?\n)*)", body, re.M)
-    return dict(found)
+def services() -> dict[str, Any]:
+    found: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    return found
 
 
 def command(service: str) -> list[str]:
-    line = re.search(r"^    command: (\[.*\])$", services()[service], re.M)
-    assert line is not None, f"{service} has no command"
-    found: list[str] = json.loads(line.group(1))
+    found: list[str] = services()[service]["command"]
     return found
 
 
 def env(service: str, name: str) -> str:
-    line = re.search(rf"^      {name}: (.*)$", services()[service], re.M)
-    assert line is not None, f"{service} does not set {name}"
-    return line.group(1).strip().strip('"')
+    return str(services()[service]["environment"][name])
 
 
 def test_the_web_service_serves_an_app_the_image_holds_on_every_interface() -> None:
@@ -40,7 +35,8 @@ def test_the_web_service_serves_an_app_the_image_holds_on_every_interface() -> N
     assert args.handler is run_serve
     assert app_directory(args.app)  # the App imports, and lends its directory
     assert env("web", "COUNTERSIGN_WEB_HOST") == "0.0.0.0"
-    assert '"8766:8766"' in services()["web"]
+    assert "8766:8766" in services()["web"]["ports"]
+    assert "/health" in " ".join(services()["web"]["healthcheck"]["test"])
     assert env("web", "COUNTERSIGN_HOME") == "/data"  # its users file and key, on the volume
 
 
