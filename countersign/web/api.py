@@ -102,8 +102,11 @@ class _Api:
         except Forbidden as exc:
             return error(415 if isinstance(exc, NotJson) else 403, str(exc))
         try:
-            key = check_idempotency_key(request.headers.get("idempotency-key"))
             wait_s = wait_param(request, self.web.settings.max_wait_s, default=0.0)
+        except ValueError as exc:
+            return error(400, str(exc))
+        try:
+            key = check_idempotency_key(request.headers.get("idempotency-key"))
             body: Json = await json_body(request)
             sent = await self.web.service.decide(
                 principal=caller.principal, roles=caller.roles,

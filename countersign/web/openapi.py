@@ -30,7 +30,8 @@ def _json(schema: Json, description: str) -> JsonObject:
 def _get(summary: str, schema: Json, *params: Json) -> JsonObject:
     return {"get": {
         "summary": summary, "parameters": list(params),
-        "responses": {"200": _json(schema, "OK"), "401": _json(_ERROR, "not authenticated"),
+        "responses": {"200": _json(schema, "OK"), "400": _json(_ERROR, "a bad parameter"),
+                      "401": _json(_ERROR, "not authenticated"),
                       "404": _json(_ERROR, "not projected")},
     }}  # fmt: skip
 
@@ -95,7 +96,11 @@ def openapi_document(base_url: str) -> JsonObject:
         "responses": {
             "200": _json(_OUTCOME, "accepted, or counted towards a quorum"),
             "202": _json(_OUTCOME, "sent; the outcome is not known yet: GET outcome_url"),
+            "400": _json(_ERROR, "not JSON, NaN, nested past 32 levels, or a bad wait"),
+            "401": _json(_ERROR, "not authenticated"),
             "403": _json(_ERROR, "you may not decide it, or a forged request (origin, CSRF)"),
+            "413": _json(_ERROR, "a body over 256 KiB"),
+            "415": _json(_ERROR, "a body that is not application/json"),
             "404": _json(_ERROR, "no such request is projected"),
             "409": _json(_ERROR, "closed already, or refused by the engine (the reason)"),
             "422": _json(_ERROR, "invalid: nothing was sent (every reason)")}}}  # fmt: skip

@@ -134,6 +134,11 @@ async def test_hostile_bodies_get_a_clear_refusal_and_send_nothing(
             answer = await alice.post(url, content=content, headers=headers)
             assert answer.status_code == status, (headers, answer.text[:300])
             assert says in answer.json()["error"], answer.text[:300]
+        for wait in ("1e9", "-1", "nan", "soon"):
+            waited = await alice.post(url, json={"kind": "approve"}, params={"wait": wait},
+                                      headers={"Idempotency-Key": "w"})  # fmt: skip
+            assert waited.status_code == 400, (wait, waited.text)
+            assert "wait must" in waited.json()["error"]
         page = url.removeprefix("/api").removesuffix("/decision") + "/decide"
         csrf = alice.headers["X-CSRF-Token"]
         deep = await alice.post(page, data={"csrf": csrf, "kind": "edit", "args_json": nested})
