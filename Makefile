@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install demo kafka-jars registry-app test test-unit lint bench bench-web chaos clean schemas-check fuzz
+.PHONY: install demo kafka-jars registry-app test test-unit lint bench bench-web chaos clean schemas-check fuzz tamper
 
 # Python only: no Java, no database server. The embedded default needs nothing else.
 install: $(VENV)/.installed
@@ -63,6 +63,15 @@ chaos:
 	mkdir -p $(dir $(CHAOS_REPORT))
 	COUNTERSIGN_CHAOS_RUNS=$(CHAOS_RUNS) COUNTERSIGN_CHAOS_REPORT=$(CHAOS_REPORT) \
 		$(PY) -m pytest -q tests/faults
+
+# The tamper suite's long form (a seeded sample runs in `make test`): an insider doctors the
+# log (re-chaining what they rewrite) TAMPER_TRIALS times, and TAMPER_CLEAN clean histories
+# are verified; `verify` must catch every doctored one and alarm on no clean one.
+TAMPER_TRIALS ?= 1000
+TAMPER_CLEAN  ?= 1000
+tamper:
+	COUNTERSIGN_TAMPER_TRIALS=$(TAMPER_TRIALS) COUNTERSIGN_TAMPER_CLEAN=$(TAMPER_CLEAN) \
+		$(PY) -m pytest -q tests/unit/test_tamper.py tests/integration/test_tamper_postgres.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

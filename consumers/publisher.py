@@ -3,7 +3,9 @@
 It only appends commands to the commands topic (key = run id); it never talks to a worker.
 The outcome of a decision comes back on the approvals topic, which `wait_for_outcome` reads
 through the approvals feed (`consumers.approvals`); what a resume came to is read from the
-run's own events (`wait_for_resumed`).
+run's own events (`wait_for_resumed`). Given a signing key it signs every command it
+publishes (the `countersign-proof` header over the exact bytes: docs/signing.md); workers on
+Kafka refuse unsigned commands.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import uuid
 from consumers.agents import Agents
 from consumers.approvals import ApprovalsFeed, FeedTimeout
 from engine.log.port import EventLog, Outgoing, Topics, partition_for
+from engine.trust.jws import SigningKey
+from engine.trust.signing import DEFAULT_LIFETIME_S, proof_header
 from events.codec import Codec
 from events.commands import (
     CancelRun,
@@ -40,15 +44,31 @@ def _now_us() -> int:
 
 
 class CommandPublisher:
-    def __init__(self, event_log: EventLog, topics: Topics, codec: Codec) -> None:
+    def __init__(
+        self,
+        event_log: EventLog,
+        topics: Topics,
+        codec: Codec,
+        *,
+        key: SigningKey | None = None,
+        lifetime_s: int = DEFAULT_LIFETIME_S,
+    ) -> None:
         self._log = event_log
         self._topics = topics
         self._codec = codec
         self._feed = ApprovalsFeed(event_log, topics, codec)
+        self._key = key
+        self._lifetime_s = lifetime_s
 
     async def publish(self, command: Command) -> None:
         encoded = self._codec.encode(command)
-        headers = (self._codec.schema_header(encoded),)
+        headers: tuple[tuple[str, bytes], ...] = (self._codec.schema_header(encoded),)
+        if self._key is not None:
+            now_s = int(time.time())
+            proof = proof_header(
+                encoded, command, self._key, now_s=now_s, lifetime_s=self._lifetime_s
+            )
+            headers = (*headers, proof)
         await self._log.publish(
             [Outgoing(self._topics.commands, command.run_id, encoded, headers=headers)]
         )

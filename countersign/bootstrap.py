@@ -37,12 +37,14 @@ from countersign.settings import Settings
 from engine.agent.app import App
 from engine.errors import ConfigurationError
 from engine.log.port import EventLog, Topics
+from engine.privacy.keys import MemorySubjectKeys, SubjectKeys
 from engine.telemetry import NO_METRICS, Metrics, Telemetry
 from events.codec import Codec
 
 if TYPE_CHECKING:
     from engine.log.schema_registry import SchemaRegistry
     from engine.runtime.worker import Worker
+    from engine.trust.loading import Trust
     from projections.live import LiveStore
     from projections.runner import Projector
     from projections.store import ProjectionStore
@@ -205,9 +207,25 @@ class Runtime:
     codec: Codec
     registry: SchemaRegistry | None = None
     """The schema registry client, when COUNTERSIGN_SCHEMA_REGISTRY_URL is set."""
+    subject_keys: SubjectKeys | None = None
+    """The per-subject keys of personal data (docs/erasure.md), when asked for."""
 
-    def publisher(self) -> CommandPublisher:
-        return CommandPublisher(self.log, self.topics, self.codec)
+    def publisher(self, *, signer: str | None = None) -> CommandPublisher:
+        """A publisher that signs every command (docs/signing.md), with the key for `signer`
+        (the principal it sends for): `COUNTERSIGN_SIGNING_KEY`, the home's key for that
+        subject or its default key, else the local development issuer, made on first use."""
+        from countersign.trusting import command_key
+
+        key, made = command_key(self.settings, signer)
+        if made:
+            log.warning(
+                "development_signing_key_made",
+                kid=key.kid,
+                issuer=key.issuer,
+                where=str(self.settings.home / "keys"),
+                note="workers using this home trust it",
+            )
+        return CommandPublisher(self.log, self.topics, self.codec, key=key)
 
     def approvals(self) -> ApprovalsFeed:
         return ApprovalsFeed(self.log, self.topics, self.codec)
@@ -224,8 +242,11 @@ class Runtime:
         *,
         group: str | None = None,
         check_determinism: bool = False,
+        trust: Trust | None = None,
         telemetry: Telemetry | None = None,
     ) -> Worker:
+        """A worker; `trust` (from `bootstrap.trust`) is what it accepts commands on: without
+        it, unsigned commands pass (as for a library user; the CLI always gives one)."""
         # The one place the worker is imported (and only where a worker is built).
         from engine.runtime.worker import Worker, WorkerSettings
 
@@ -241,6 +262,8 @@ class Runtime:
             self.codec,
             settings=settings,
             schema_registry=self.registry,
+            trust=trust,
+            subject_keys=self.subject_keys,
             telemetry=telemetry,
         )
 
@@ -265,20 +288,49 @@ class Runtime:
 
 @contextlib.asynccontextmanager
 async def connected(
-    settings: Settings, *, client_id: str, keep_database: bool = False
+    settings: Settings, *, client_id: str, keep_database: bool = False, keys: bool = False
 ) -> AsyncIterator[Runtime]:
-    """An open log (and the embedded database under it, when it is the log) for the block."""
+    """An open log (and the embedded database under it, when it is the log) for the block;
+    with `keys`, the subject-key store too (`cs_subject_keys` in the database: the
+    configured one, else the embedded one; in memory for the in-memory log)."""
     async with contextlib.AsyncExitStack() as stack:
         url = None
-        if backend(settings) == "postgres":
+        chosen = backend(settings)
+        if chosen == "postgres" or (keys and chosen != "memory"):
             url = await stack.enter_async_context(database(settings, keep_running=keep_database))
-        event_log = await open_log(settings, client_id=client_id, url=url)
+        event_log = await open_log(
+            settings, client_id=client_id, url=url if chosen == "postgres" else None
+        )
         stack.push_async_callback(event_log.close)
         encoding = codec(settings)
         registry = schema_registry(settings, encoding)
         if registry is not None:
             stack.push_async_callback(registry.close)
-        yield Runtime(settings, event_log, topics(settings), encoding, registry)
+        store = await _subject_keys(stack, url) if keys else None
+        yield Runtime(settings, event_log, topics(settings), encoding, registry, store)
+
+
+@contextlib.asynccontextmanager
+async def subject_keys(settings: Settings) -> AsyncIterator[SubjectKeys | None]:
+    """The subject-key store alone (for `erase` and for reading personal values back);
+    None with the in-memory log, whose keys die with its process."""
+    if backend(settings) == "memory":
+        yield None
+        return
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(database(settings))
+        yield await _subject_keys(stack, url)
+
+
+async def _subject_keys(stack: contextlib.AsyncExitStack, url: str | None) -> SubjectKeys:
+    if url is None:
+        return MemorySubjectKeys()
+    from engine.log.postgres_subject_keys import PostgresSubjectKeys
+
+    store = PostgresSubjectKeys(url)
+    await store.start()
+    stack.push_async_callback(store.close)
+    return store
 
 
 # -- the projections --------------------------------------------------------------------------
@@ -322,6 +374,22 @@ async def projection_writer(settings: Settings, url: str) -> AsyncIterator[LiveS
 
 
 # -- agent code -------------------------------------------------------------------------------
+
+
+# -- trust (docs/signing.md, docs/anchors.md) --------------------------------------------------
+
+
+async def trust(
+    settings: Settings, *, allow_unsigned: bool = False, development: bool = False
+) -> Trust:
+    """What a worker trusts (`countersign.trusting`): the trust file's issuers, the
+    deployment's access rules, whether unsigned commands pass (never on Kafka unless
+    `allow_unsigned`, the development flag), and the key it signs anchors with."""
+    from countersign.trusting import worker_trust
+
+    return await worker_trust(
+        settings, backend(settings), allow_unsigned=allow_unsigned, development=development
+    )
 
 
 def load_object(spec: str) -> object:

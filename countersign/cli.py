@@ -15,7 +15,9 @@ from dataclasses import replace
 
 from countersign import (
     cli_demo,
+    cli_erase,
     cli_feeds,
+    cli_keys,
     cli_notify,
     cli_probe,
     cli_processes,
@@ -78,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_replay.register(commands)
     cli_serve.register(commands)
     cli_notify.register(commands)
+    cli_keys.register(commands)
+    cli_erase.register(commands)
     return parser
 
 

@@ -96,6 +96,12 @@ def register(commands: Any) -> None:
     dev.add_argument("--web-port", type=int, default=None,
                      help="the web inbox's port (default 8766; 0: any free one)")  # fmt: skip
     dev.add_argument("--no-web", action="store_true", help="no web inbox")
+    dev.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="DEVELOPMENT ONLY: accept unsigned commands too (the CLI signs with the "
+        "development issuer `dev` makes)",
+    )
     json_logs(dev)
     probe_options(dev)
     dev.set_defaults(handler=run_dev)
@@ -113,20 +119,26 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     async with (
         observed(args.health_host, args.health_port, "worker", "projector", service="dev") as seen,
-        bootstrap.connected(settings, client_id="countersign-dev", keep_database=True) as runtime,
+        bootstrap.connected(
+            settings, client_id="countersign-dev", keep_database=True, keys=True
+        ) as runtime,
         bootstrap.database(settings, keep_running=True) as url,
         bootstrap.projection_writer(settings, url) as store,
     ):
         # Every resume replays the run from its history first: a non-deterministic agent is
         # parked (with why) at its first decision, not after some later restart.
-        worker = runtime.worker(app, check_determinism=True, telemetry=seen.telemetry)
+        # A local development issuer: `countersign start/decide/cancel` sign with its key.
+        trust = await bootstrap.trust(
+            settings, allow_unsigned=args.allow_unsigned, development=True
+        )
+        worker = runtime.worker(app, check_determinism=True, trust=trust, telemetry=seen.telemetry)
         projector = runtime.projector(store, metrics=seen.metrics)
         seen.probes.watched = AllOf(worker=worker.watch, projector=projector.watch)
         await projector.check_log()  # projections of another log: refused before anything runs
         async with contextlib.AsyncExitStack() as web:
             if not args.no_web:
-                url = await web.enter_async_context(dev_web(settings, args, runtime, app))
-                print(f"web inbox: {url}/", flush=True)
+                web_url = await web.enter_async_context(dev_web(settings, args, runtime, app))
+                print(f"web inbox: {web_url}/", flush=True)
             served = ", ".join(args.app)
             print(f"worker ({served}) and projector running; Ctrl-C stops both", flush=True)
             async with asyncio.TaskGroup() as group:  # one failing stops the other
@@ -255,7 +267,7 @@ class _Demo:
     async def __aenter__(self) -> _Demo:
         try:
             self.runtime = await self._stack.enter_async_context(
-                bootstrap.connected(self.settings, client_id="countersign-demo")
+                bootstrap.connected(self.settings, client_id="countersign-demo", keys=True)
             )
             self.store = await self._stack.enter_async_context(
                 bootstrap.read_side(self.settings, schema=DEMO_SCHEMA)
@@ -264,6 +276,9 @@ class _Demo:
             await self._stack.aclose()
             raise
         self.queries = Queries(self.store, self.runtime.codec)
+        # The demo signs for its people with a local development issuer, which its workers
+        # trust: the same proofs any other system must give (docs/signing.md).
+        self.trust = await bootstrap.trust(self.settings, development=True)
         self.publisher = self.runtime.publisher()
         self.feed = self.runtime.approvals()
         return self
@@ -303,7 +318,7 @@ class _Demo:
         where = bootstrap.serving(self.settings)["log"]
         say(f"event log    {where}; topics {self.runtime.topics.prefix}.*")
         self.start("projector", self.runtime.projector(self.store).run)
-        first = self.start("worker 1", self.runtime.worker(self.app).run)
+        first = self.start("worker 1", self.runtime.worker(self.app, trust=self.trust).run)
         say("started      a projector and worker 1 (tasks of this process)\n")
         run_id = await self.start_run()
         try:
@@ -356,7 +371,7 @@ class _Demo:
         how = " (--auto)" if self.args.auto else ""
         change = f" to {canonical_json(edited)}" if edited else ""
         self.out.say(f"\n[3] {who} decides: {kind}{change}, reason {reason!r}{how}")
-        self.start("worker 2", self.runtime.worker(self.app).run)
+        self.start("worker 2", self.runtime.worker(self.app, trust=self.trust).run)
         self.out.say("    Worker 2 starts (a new worker, empty memory) and receives the decision.")
         position = await self.feed.position(run_id)
         decision_id = await self.publisher.submit_decision(
@@ -390,11 +405,11 @@ class _Demo:
         run = await self.queries.get_run(run_id)
         if run is not None and run.status in FINISHED_STATUSES:
             return
-        await self.publisher.cancel_run(
-            run_id, cancelled_by="demo", reason="the demo was stopped before the run finished"
+        await self.publisher.cancel_run(  # for its requester: a run's own requester may cancel it
+            run_id, cancelled_by=REQUESTER, reason="the demo was stopped before the run finished"
         )
         if not any(s.name.startswith("worker") and not s.task.done() for s in self.services):
-            self.start("worker (cancel)", self.runtime.worker(self.app).run)
+            self.start("worker (cancel)", self.runtime.worker(self.app, trust=self.trust).run)
         try:
             await asyncio.wait_for(self.finished(run_id), CANCEL_TIMEOUT_S)
         except TimeoutError:

@@ -39,6 +39,11 @@ def register(commands: Any) -> None:
         "non-deterministic agent is parked at its first decision, not after a restart)",
     )
     worker.add_argument("--group", default=None, help="consumer group (COUNTERSIGN_WORKER_GROUP)")
+    worker.add_argument(
+        "--allow-unsigned",
+        action="store_true",
+        help="DEVELOPMENT ONLY: accept unsigned commands (logged loudly; docs/signing.md)",
+    )
     json_logs(worker)
     probe_options(worker)
     worker.set_defaults(handler=run_worker)
@@ -98,14 +103,16 @@ async def run_worker(settings: Settings, args: argparse.Namespace) -> int:
     async with (
         observed(args.health_host, args.health_port, "worker") as seen,
         bootstrap.connected(
-            settings, client_id="countersign-worker", keep_database=True
+            settings, client_id="countersign-worker", keep_database=True, keys=True
         ) as runtime,
     ):
         await _check_topics(settings, runtime.log)
+        trust = await bootstrap.trust(settings, allow_unsigned=args.allow_unsigned)
         worker = runtime.worker(
             app,
             group=args.group,
             check_determinism=args.check_determinism,
+            trust=trust,
             telemetry=seen.telemetry,
         )
         seen.probes.watched = worker.watch

@@ -35,6 +35,7 @@ from projections.errors import ProjectionsError
 from projections.insights import Insights
 from projections.recommend import DEFAULT_SETTINGS, RecommendationSettings
 from projections.stats import DIMENSIONS
+from projections.verify import VerifyReport
 from projections.whatif import Policy, PolicyError
 
 _RECOMMEND_ENV = {
@@ -259,7 +260,9 @@ async def show_what_if(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_verify(settings: Settings, args: argparse.Namespace) -> int:
-    from projections.verify import verify
+    from countersign.trusting import anchor_check
+    from engine.log.routing_log import load_partition_map
+    from projections.verify import verify_report
 
     if bool(args.run_ids) == bool(args.all):
         raise ConfigurationError("name one or more RUN_IDs, or --all")
@@ -267,14 +270,18 @@ async def run_verify(settings: Settings, args: argparse.Namespace) -> int:
         bootstrap.connected(settings, client_id="countersign-verify") as runtime,
         live_store(settings) as store,
     ):
-        verdicts = await verify(
+        report = await verify_report(
             runtime.log,
             runtime.topics.runs,
             store,
             runtime.codec,
             None if args.all else args.run_ids,
+            anchors=await anchor_check(settings, runtime.topics.anchors),
+            partition_map=await load_partition_map(runtime.log, runtime.topics),
         )
+    verdicts = report.runs
     broken = [v for v in verdicts if not v.ok]
+    problems = [problem for p in report.partitions for problem in p.problems]
     unknown = [v.run_id for v in verdicts if not v.log_events and not v.projected_events]
     if args.json:
         _print_json(
@@ -282,13 +289,26 @@ async def run_verify(settings: Settings, args: argparse.Namespace) -> int:
                 "runs": len(verdicts),
                 "broken": len(broken),
                 "verdicts": [v.to_json() for v in (broken if args.all else verdicts)],
+                "anchor_problems": len(problems),
+                "anchors": [p.to_json() for p in report.partitions],
             }
         )
     else:
         print(render.verdicts(verdicts, all_runs=args.all))
+        print(_render_anchors(report))
     if unknown and not args.all:
         print(f"countersign: no events for {', '.join(unknown)}", file=sys.stderr)
-    return 1 if broken or (unknown and not args.all) else 0
+    return 1 if broken or problems or (unknown and not args.all) else 0
+
+
+def _render_anchors(report: VerifyReport) -> str:
+    if not report.partitions:
+        return "anchors: none checked (no worker keys in the trust file; docs/anchors.md)"
+    lines = [f"BROKEN anchors: {problem}" for p in report.partitions for problem in p.problems]
+    tail = sum(v.unanchored or 0 for v in report.runs)
+    count = sum(p.anchors for p in report.partitions)
+    lines.append(f"anchors: {count} signed anchors checked; {tail} events not anchored yet")
+    return "\n".join(lines)
 
 
 # -- projections status | rebuild | switch --------------------------------------------------------

@@ -17,9 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from countersign import bootstrap, render
 from countersign.cli_options import wait_option
+from countersign.personal_view import opener
 from countersign.settings import Settings
 from engine.errors import ConfigurationError
-from engine.log.port import partition_for
+from engine.log.routing import candidates
+from engine.log.routing_log import load_partition_map
+from events.envelope import EventEnvelope
 from projections.queries import Queries
 from projections.rows import RunRow
 
@@ -89,7 +92,12 @@ async def runs_show(settings: Settings, args: argparse.Namespace) -> int:
                 f"run {args.run_id} is not in the projections (unknown, or the projector "
                 "has not caught up: is `countersign projector` running?)"
             )
-        timeline = await q.run_timeline(args.run_id)
+        async with opener(settings) as personal:  # personal values opened, or `erased`
+
+            async def opened(events: list[EventEnvelope]) -> list[EventEnvelope]:
+                return await personal.history(events, show=True)
+
+            timeline = await q.run_timeline(args.run_id, opened)
         interrupts = await q.interrupts(args.run_id)
     open_ones = [i for i in interrupts if i.status == "open"]
     if args.json:
@@ -161,6 +169,8 @@ async def show_audit(settings: Settings, args: argparse.Namespace) -> int:
             limit=args.limit,
             action=args.action,
         )
+    async with opener(settings) as personal:  # personal values opened, or `erased`
+        rows = await personal.audit(rows, show=not args.json)
     if args.json:
         print(json.dumps([r.to_json() for r in rows]))
         return 0
@@ -175,12 +185,15 @@ async def _at_rest(settings: Settings, run_id: str, timeout_s: float) -> RunRow:
         bootstrap.read_side(settings) as store,
     ):
         topic = runtime.topics.runs
-        partition = partition_for(run_id, await runtime.log.partition_count(topic))
+        # Every partition the run can be on (it keeps the one it started on when partitions
+        # are added: `engine.log.routing`).
+        homes = candidates(run_id, await load_partition_map(runtime.log, runtime.topics))
 
         async def caught_up(store: ProjectionStore) -> bool:
-            start = (await store.positions("core", topic)).get(partition, 0)
-            async for _ in runtime.log.read(topic, partition, start):
-                return False  # a record the projector has not read yet
+            positions = await store.positions("core", topic)
+            for partition in homes:
+                async for _ in runtime.log.read(topic, partition, positions.get(partition, 0)):
+                    return False  # a record the projector has not read yet
             return True
 
         async def settled() -> RunRow:

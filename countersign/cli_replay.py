@@ -24,6 +24,7 @@ from typing import Any
 
 from countersign import bootstrap, run_source
 from countersign.cli_options import wait_option
+from countersign.personal_view import opener
 from countersign.render import clean
 from countersign.replay_debug import breakpoint_calls, debugger
 from countersign.replay_view import render_rerun, render_table
@@ -141,11 +142,13 @@ async def run_replay(settings: Settings, args: argparse.Namespace) -> int:
     if args.all:
         return await _replay_all(settings, app, args)
     if args.file is not None:
-        history = run_source.from_file(args.file, codec)
-        return _replay_one(app, list(history.events), args)
-    async with bootstrap.read_side(settings) as store:
-        loaded = await run_source.from_projections(store, args.run_id, codec)
-    return _replay_one(app, list(loaded.events), args)
+        events = list(run_source.from_file(args.file, codec).events)
+    else:
+        async with bootstrap.read_side(settings) as store:
+            events = list((await run_source.from_projections(store, args.run_id, codec)).events)
+    async with opener(settings) as personal:  # erased personal values replay as erased
+        events = await personal.history(events)
+    return _replay_one(app, events, args)
 
 
 def _replay_one(app: App, history: Sequence[EventEnvelope], args: argparse.Namespace) -> int:
@@ -198,14 +201,14 @@ async def _replay_all(settings: Settings, app: App, args: argparse.Namespace) ->
     reports: list[Rerun] = []
     refused: list[tuple[str, str]] = []
     options = RerunOptions(version=args.agent_version, explain=3, state=False)
-    async with bootstrap.read_side(settings) as store:
+    async with bootstrap.read_side(settings) as store, opener(settings) as personal:
         async for loaded in run_source.many_from_projections(
             store, bootstrap.codec(settings), status=args.status, since=since
         ):
             if isinstance(loaded, tuple):
                 refused.append(loaded)
                 continue
-            reports.append(rerun(app, loaded.events, options))
+            reports.append(rerun(app, await personal.history(loaded.events), options))
     seconds = time.perf_counter() - started
     if args.json:
         runs = [{k: v for k, v in r.to_json().items() if k != "steps"} for r in reports]
@@ -231,6 +234,8 @@ async def run_timeline(settings: Settings, args: argparse.Namespace) -> int:
     else:
         async with bootstrap.read_side(settings) as store:
             events = list((await run_source.from_projections(store, args.run_id, codec)).events)
+    async with opener(settings) as personal:
+        events = await personal.history(events, show=True)
     if args.json:
         print(json.dumps([row.to_json() for row in timeline_rows(events)], ensure_ascii=False))
         return 0
@@ -277,19 +282,23 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 
 async def run_import(settings: Settings, args: argparse.Namespace) -> int:
-    from engine.log.port import Outgoing, partition_for
+    from engine.log.port import Outgoing
+    from engine.log.routing import candidates, home
+    from engine.log.routing_log import load_partition_map
 
     codec = bootstrap.codec(settings)
     history = run_source.from_file(args.file, codec)
     async with bootstrap.connected(settings, client_id="countersign-import") as runtime:
         event_log, topics = runtime.log, runtime.topics
-        partition = partition_for(history.run_id, await event_log.partition_count(topics.runs))
-        async for record in event_log.read(topics.runs, partition, 0):
-            if record.key == history.run_id:
-                raise ConfigurationError(
-                    f"run {history.run_id} already has events in this log: import into a log "
-                    "that does not have it"
-                )
+        partition_map = await load_partition_map(event_log, topics)
+        partition = home(history.run_id, partition_map)  # where a run started now lives
+        for candidate in candidates(history.run_id, partition_map):
+            async for record in event_log.read(topics.runs, candidate, 0):
+                if record.key == history.run_id:
+                    raise ConfigurationError(
+                        f"run {history.run_id} already has events in this log: import into a "
+                        "log that does not have it"
+                    )
         records = [
             Outgoing(topics.runs, history.run_id, raw, partition, (codec.schema_header(raw),))
             for raw in history.raw

@@ -28,6 +28,7 @@ from countersign.decision_input import (
     parse_sets,
     response_of,
 )
+from countersign.personal_view import opener
 from countersign.render import clean
 from countersign.settings import Settings
 from engine.errors import ConfigurationError
@@ -99,7 +100,8 @@ async def _card(settings: Settings, ident: str, wait_s: float = 0.0) -> ReviewCa
                         f"stopped: countersign runs show {ident}"
                     )
         if card is not None:
-            return card
+            async with opener(settings) as personal:  # personal values opened, or erased
+                return await personal.card(card)
         if time.monotonic() >= deadline:
             raise ConfigurationError(
                 f"no request {ident} (nor an open request of a run {ident}) in the "

@@ -90,11 +90,12 @@ def register(commands: Any) -> None:
 
 async def start_run(settings: Settings, args: argparse.Namespace) -> int:
     run_input = _json_object(args.input, "--input")
+    requester = args.by or getpass.getuser()
     async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
-        run_id = await runtime.publisher().start_run(
+        run_id = await runtime.publisher(signer=requester).start_run(
             args.agent,
             run_input,
-            requested_by=args.by or getpass.getuser(),
+            requested_by=requester,
             run_id=args.run_id,
             agent_version=args.agent_version,
             agents=None if args.force else runtime.agents(),
@@ -110,7 +111,7 @@ async def start_run(settings: Settings, args: argparse.Namespace) -> int:
 async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
     decision = await cli_review.decision_input(settings, args)
     async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
-        publisher = runtime.publisher()
+        publisher = runtime.publisher(signer=args.by)
         position = None if args.no_wait else await publisher.outcome_position(args.run_id)
         decision_id = await publisher.submit_decision(
             args.run_id,
@@ -149,8 +150,9 @@ async def submit_decision(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cancel_run(settings: Settings, args: argparse.Namespace) -> int:
     async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
-        await runtime.publisher().cancel_run(
-            args.run_id, cancelled_by=args.by or getpass.getuser(), reason=args.reason
+        who = args.by or getpass.getuser()
+        await runtime.publisher(signer=who).cancel_run(
+            args.run_id, cancelled_by=who, reason=args.reason
         )
     if args.json:
         print(json.dumps({"run_id": args.run_id, "cancel_requested": True}))

@@ -15,6 +15,7 @@ from engine.agent.app import AgentSpec, App, ToolSpec
 from engine.agent.authorization import Level
 from engine.agent.context import Decision, RunContext, ToolResult
 from engine.agent.guards import Escalation
+from engine.agent.personal import DATA_SUBJECT, PERSONAL
 from engine.agent.policies import Always, Confidence, Gate, Limit, Never, Policy, When
 from engine.core.executor import Advance, ExecuteTool, Replayer, Services
 from engine.errors import (
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from engine.runtime.worker import Worker, WorkerSettings
 
 __all__ = [
+    "DATA_SUBJECT",
+    "PERSONAL",
     "Advance",
     "AgentProtocolError",
     "AgentSpec",

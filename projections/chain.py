@@ -31,7 +31,7 @@ from projections.describe import payload_json
 from projections.fold import timestamp
 from projections.rows import AuditRow, EventRow
 
-Where: TypeAlias = Literal["log", "projection", "comparison", "audit"]
+Where: TypeAlias = Literal["log", "projection", "comparison", "audit", "anchor"]
 Decode: TypeAlias = Callable[[bytes], EventEnvelope]
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
 from events.codec import Codec
+from events.envelope import EventEnvelope
 from events.run_events import InterruptRaised
 from projections.card import ReviewCard, previous_args
 from projections.describe import summarize
@@ -72,8 +74,13 @@ class Queries:
             raise ValueError(f"unknown run status {status!r}; one of {', '.join(RUN_STATUSES)}")
         return await self._store.fetch_runs(status, _limit(limit))
 
-    async def run_timeline(self, run_id: str) -> list[TimelineEntry]:
-        """Every projected event of the run, by seq; empty for an unknown run.
+    async def run_timeline(
+        self,
+        run_id: str,
+        opened: Callable[[list[EventEnvelope]], Awaitable[list[EventEnvelope]]] | None = None,
+    ) -> list[TimelineEntry]:
+        """Every projected event of the run, by seq; empty for an unknown run. `opened`:
+        what the events' sealed personal values read as (docs/erasure.md).
 
         Summaries are written from the events' stored bytes when asked for, not stored: the
         projection's hot path stays lean and a better wording applies to old events too.
@@ -81,14 +88,18 @@ class Queries:
         if self._codec is None:
             self._codec = Codec()
         codec = self._codec
+        rows = await self._store.fetch_events(run_id)
+        events = [codec.decode_event(row.raw) for row in rows]
+        if opened is not None:
+            events = await opened(events)
         return [
             TimelineEntry(
                 seq=row.seq,
                 type=row.type,
                 occurred_at=row.occurred_at,
-                summary=summarize(codec.decode_event(row.raw).payload),
+                summary=summarize(event.payload),
             )
-            for row in await self._store.fetch_events(run_id)
+            for row, event in zip(rows, events, strict=True)
         ]
 
     async def events(self, run_id: str, from_seq: int = 0) -> list[EventRow]:

@@ -21,7 +21,10 @@ from engine.core.limits import DEFAULT_LIMITS, RunLimits
 from engine.core.state import fold
 from engine.log.port import EventLog, Record, Topics, partition_for
 from engine.log.schema_registry import SchemaRegistry
+from engine.privacy.keys import SubjectKeys
 from engine.runtime.worker import Worker, WorkerSettings
+from engine.trust.jws import SigningKey
+from engine.trust.loading import Trust
 from events.codec import Codec
 from events.envelope import EventEnvelope
 from events.notices import DecisionOutcome, Notice
@@ -93,13 +96,20 @@ class Harness:
         group: str | None = None,
         limits: RunLimits = DEFAULT_LIMITS,
         keep_finished_runs: int = 1_000,
+        trust: Trust | None = None,
+        anchor_key: SigningKey | None = None,
+        anchor_every_events: int = 256,
+        anchor_every_s: float = 2.0,
         check_determinism: bool = False,
+        subject_keys: SubjectKeys | None = None,
     ) -> Running:
         settings = WorkerSettings(
             group=group or f"{self.topics.prefix}.workers",
             poll_timeout_s=0.05,
             limits=limits,
             keep_finished_runs=keep_finished_runs,
+            anchor_every_events=anchor_every_events,
+            anchor_every_s=anchor_every_s,
             check_determinism=check_determinism,
         )
         worker = Worker(
@@ -110,6 +120,9 @@ class Harness:
             services=services(clock),
             settings=settings,
             schema_registry=self.schema_registry,
+            trust=trust,
+            anchor_key=anchor_key,
+            subject_keys=subject_keys,
         )
         stop = asyncio.Event()
         running = Running(worker, asyncio.create_task(worker.run(stop)), stop)

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli_env(prefix: str, home: Path, partitions: int, **extra: str) -> dict[str, str]:
+    """This process's environment without its `COUNTERSIGN_*` settings, plus a test's own:
+    topics under `prefix`, groups named for it, JSON logs, a home of its own; `extra` as
+    `COUNTERSIGN_<NAME>` variables (`log="postgres"` sets COUNTERSIGN_LOG)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COUNTERSIGN_")}
+    env |= {
+        "COUNTERSIGN_TOPIC_PREFIX": prefix,
+        "COUNTERSIGN_PARTITIONS": str(partitions),
+        "COUNTERSIGN_WORKER_GROUP": f"{prefix}.workers",
+        "COUNTERSIGN_PROJECTOR_GROUP": f"{prefix}.projector",
+        "COUNTERSIGN_LOG_FORMAT": "json",
+        "COUNTERSIGN_HOME": str(home),
+    }
+    return env | {f"COUNTERSIGN_{name.upper()}": value for name, value in extra.items()}
 
 
 class Processes:

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from engine.agent.argspec import schema_of_function
 from engine.agent.authorization import EMPTY_DIRECTORY, Directory, Level
 from engine.agent.guards import Escalation, Guard
+from engine.agent.personal import PersonalFields, personal_fields, result_marks
 from engine.agent.policies import Policy
 from engine.errors import ConfigurationError
 from events.approval import RiskLevel
@@ -62,6 +63,9 @@ class ToolSpec:
     wants_dry_run: bool = False
     """It takes `dry_run`: in a dry-run fork it is called with dry_run=True (and must not
     act) instead of being replaced by a stand-in result."""
+    personal: PersonalFields | None = None
+    """Its personal arguments and result fields, and which argument names their subject
+    (`engine.agent.personal`): encrypted per subject in the log."""
 
     async def invoke(
         self, args: JsonObject, idempotency_key: str, *, dry_run: bool = False
@@ -177,6 +181,7 @@ class App:
             if tool_name in self._tool_map():
                 raise ConfigurationError(f"tool {tool_name!r} is registered twice")
             params = inspect.signature(fn).parameters
+            schema = args_schema if args_schema is not None else schema_of_function(fn)
             self._tools[tool_name] = ToolSpec(
                 name=tool_name,
                 fn=fn,
@@ -185,7 +190,8 @@ class App:
                 description=description or (fn.__doc__ or "").strip(),
                 wants_idempotency_key="idempotency_key" in params,
                 wants_dry_run="dry_run" in params,
-                args_schema=args_schema if args_schema is not None else schema_of_function(fn),
+                args_schema=schema,
+                personal=personal_fields(tool_name, schema, result_marks(fn)),
             )
             self._tool_names.setdefault(fn, tool_name)
             return fn

@@ -17,6 +17,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
+from engine.agent.personal import PERSONAL_KEYWORD, SUBJECT_KEYWORD, hints_of, marks_of
 from events.json import Json, JsonObject
 
 IDEMPOTENCY_KEY_PARAM = "idempotency_key"
@@ -39,10 +40,7 @@ def schema_of_function(fn: Callable[..., Any]) -> JsonObject:
     """An object schema for `fn`'s keyword arguments: every parameter, the ones without a
     default required, typed where the annotation is simple. `idempotency_key` and `dry_run`
     are the engine's."""
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # an annotation that cannot be resolved only loses its type
-        hints = {}
+    hints = hints_of(fn)  # an annotation that cannot be resolved loses its type, not a mark
     properties: JsonObject = {}
     required: list[Json] = []
     open_ended = False
@@ -54,7 +52,7 @@ def schema_of_function(fn: Callable[..., Any]) -> JsonObject:
             continue
         if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.POSITIONAL_ONLY):
             continue
-        properties[name] = schema_of_annotation(hints.get(name))
+        properties[name] = _marked(schema_of_annotation(hints.get(name)), hints.get(name))
         if param.default is inspect.Parameter.empty:
             required.append(name)
     schema: JsonObject = {"type": "object", "properties": properties, "required": required}
@@ -63,11 +61,24 @@ def schema_of_function(fn: Callable[..., Any]) -> JsonObject:
     return schema
 
 
+def _marked(schema: JsonObject, hint: Any) -> JsonObject:
+    """The schema with the personal-data marks of `Annotated[T, PERSONAL | DATA_SUBJECT]`
+    (`engine.agent.personal`) as keywords."""
+    personal, subject = marks_of(hint)
+    if personal:
+        schema[PERSONAL_KEYWORD] = True
+    if subject:
+        schema[SUBJECT_KEYWORD] = True
+    return schema
+
+
 def schema_of_annotation(hint: Any) -> JsonObject:
     """`{}` (anything) when the annotation says nothing we can check."""
     if hint is None or hint is Any:
         return {}
     origin = typing.get_origin(hint)
+    if origin is typing.Annotated:
+        return schema_of_annotation(typing.get_args(hint)[0])
     if origin is typing.Literal:
         return {"enum": list(typing.get_args(hint))}
     if origin in (typing.Union, types.UnionType):

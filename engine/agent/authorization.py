@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import TypeAlias
 
 from engine.errors import ConfigurationError
+from engine.trust.principal import canonical_principal
 from events.json import Json
 from events.limits import MAX_ECHO_CHARS, clip
 
@@ -67,21 +68,35 @@ def levels_from_json(value: Json) -> tuple[Level, ...]:
 
 
 def roles_of(principal: str, directory: Directory) -> frozenset[str]:
-    return frozenset(directory.get(principal, ()))
+    """The roles `principal` holds, all compared in canonical form (`Bob` is `bob`)."""
+    found = directory.get(principal)
+    if found is None:
+        wanted = canonical_principal(principal)
+        found = next((v for k, v in directory.items() if canonical_principal(k) == wanted), ())
+    return frozenset(canonical_principal(role) for role in found)
 
 
 def is_listed(principal: str, approvers: Sequence[str], directory: Directory) -> bool:
-    """Whether `principal` is one of `approvers` (by name or by a role it holds)."""
+    """Whether `principal` is one of `approvers` (by name or by a role it holds), compared
+    in canonical form."""
     if not approvers:
         return True
     roles = roles_of(principal, directory)
+    who = canonical_principal(principal)
     for entry in approvers:
-        if entry.startswith(ROLE_PREFIX):
-            if entry[len(ROLE_PREFIX) :] in roles:
+        wanted = canonical_principal(entry)
+        if wanted.startswith(ROLE_PREFIX):
+            if wanted[len(ROLE_PREFIX) :] in roles:
                 return True
-        elif entry == principal:
+        elif wanted == who:
             return True
     return False
+
+
+def among(principal: str, principals: Sequence[str]) -> bool:
+    """Whether `principal` is one of `principals`, in canonical form."""
+    who = canonical_principal(principal)
+    return any(canonical_principal(p) == who for p in principals)
 
 
 def refusal_for_principal(
@@ -95,9 +110,9 @@ def refusal_for_principal(
 ) -> str:
     """Why `principal` may not take this decision, or "" when it may (quoted clipped)."""
     who = clip(principal, MAX_ECHO_CHARS)
-    if separation_of_duties and principal == requester:
+    if separation_of_duties and among(principal, (requester,)):
         return f"{who} started this run and may not approve its requests"
-    if principal in excluded:
+    if among(principal, excluded):
         return (
             f"{who} already approved an earlier level of this call; "
             "each level needs a different person"

@@ -227,7 +227,8 @@ def gate_request(
     arguments that will run, and a digest binding tool, arguments, agent version and id."""
     evaluation, escalation = walk.evaluation, walk.escalation
     levels = levels_of(evaluation)
-    title = f"{call.tool}({short_args(walk.args, first=walk.previous)})"
+    previous = None if walk.previous is None else masked(walk.previous, call.args_schema)
+    title = f"{call.tool}({short_args(masked(walk.args, call.args_schema), first=previous)})"
     if evaluation.action == "escalate" or escalation is not None:
         title = f"Escalated: {title}"
     bound: Json = {
@@ -264,6 +265,20 @@ def gate_request(
         args_schema=call.args_schema,
         confidence=call.confidence,
     )
+
+
+def masked(args: JsonObject, schema: Json) -> JsonObject:
+    """`args` with the values its schema marks personal (`engine.agent.personal`) shown as
+    `(personal)`: a title is free text, it is never sealed."""
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(properties, dict):
+        return args
+    return {
+        name: "(personal)"
+        if isinstance(properties.get(name), dict) and properties[name].get("personal") is True  # type: ignore[union-attr]
+        else value
+        for name, value in args.items()
+    }
 
 
 def short_args(args: JsonObject, limit: int = 60, *, first: JsonObject | None = None) -> str:

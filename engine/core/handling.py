@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 from engine.agent.app import App
 from engine.agent.argspec import validate
-from engine.agent.authorization import EMPTY_DIRECTORY, Directory, refusal_for_principal
+from engine.agent.authorization import (
+    EMPTY_DIRECTORY,
+    Directory,
+    among,
+    refusal_for_principal,
+)
 from engine.core.gating import gate_purpose
 from engine.core.ids import interrupt_id_for
 from engine.core.limits import DEFAULT_LIMITS
@@ -252,7 +257,7 @@ def _unauthorized(
     if reason:
         return reason
     voters = state.votes.get(command.interrupt_id, ())
-    if command.decided_by in voters:
+    if among(command.decided_by, voters):
         return (
             f"{_echo(command.decided_by)} already approved this request; "
             "each approval needs a different person"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from engine.privacy.sealing import withheld_in
 from events.json import digest
 from events.run_events import (
     DecisionAccepted,
@@ -81,7 +82,9 @@ class HistoryIndex:
         match event:
             case InterruptRaised(call=call, request=request):
                 if request.kind == "tool":
-                    rec = self._record(call, "tool", request.tool or "", digest(request.args))
+                    # Arguments whose personal values were erased match by name alone.
+                    known = "" if withheld_in(request.args) else digest(request.args)
+                    rec = self._record(call, "tool", request.tool or "", known)
                     _add_once(rec.gates, event)
                 elif request.kind == "in_doubt":
                     rec = self._record(call, "tool", request.tool or "", "")

@@ -63,6 +63,12 @@ class Topics:
         return f"{self.prefix}.index"
 
     @property
+    def anchors(self) -> str:
+        """Signed chain-head anchors of each runs partition (`engine.trust.anchors`): never
+        compacted, never expired, written only by workers."""
+        return f"{self.prefix}.anchors"
+
+    @property
     def agents(self) -> str:
         """What each worker serves (compacted; key = `agent@version`): `countersign agents`,
         and what `countersign start` checks a run against."""
@@ -83,6 +89,7 @@ class Topics:
             self.dlq,
             self.checkpoints,
             self.index,
+            self.anchors,
             self.agents,
         )
 

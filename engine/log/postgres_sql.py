@@ -8,7 +8,8 @@ Tables:
 - `cs_log_partitions`: one row per (topic, partition) with `next_offset`, the offset the next
   record gets. Appends take this row's lock (in (topic, partition) order) and hold it until
   they commit, so appends to one partition commit one after the other, in offset order.
-- `cs_log_records`: the records, keyed by (topic, partition, offset).
+- `cs_log_records`: the records, keyed by (topic, partition, offset); append-only (a trigger
+  refuses UPDATE, DELETE and TRUNCATE).
 - `cs_log_members`: the live members of each (group, topic), with a lease (`lease_until`,
   on the database clock) that heartbeats extend.
 - `cs_log_assignments`: per (group, topic, partition): the owning member, the ownership
@@ -82,6 +83,28 @@ CREATE TABLE IF NOT EXISTS cs_log_records (
     headers      bytea,
     PRIMARY KEY (topic, "partition", "offset")
 );
+
+-- Append-only, as the projections' cs_events and cs_audit: no role may UPDATE, DELETE or
+-- TRUNCATE a record, this adapter's own included (it only ever inserts). Whoever owns the
+-- table can disable the trigger; the workers' signed anchors (`countersign verify`) catch
+-- what they change, since they cannot sign a new chain head.
+CREATE OR REPLACE FUNCTION cs_log_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'countersign: % is append-only; % refused', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END
+$$;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'cs_log_records_append_only'
+                   AND tgrelid = to_regclass('cs_log_records')) THEN
+        CREATE TRIGGER cs_log_records_append_only BEFORE UPDATE OR DELETE ON cs_log_records
+            FOR EACH ROW EXECUTE FUNCTION cs_log_refuse_change();
+        CREATE TRIGGER cs_log_records_no_truncate BEFORE TRUNCATE ON cs_log_records
+            FOR EACH STATEMENT EXECUTE FUNCTION cs_log_refuse_change();
+    END IF;
+END
+$$;
 
 -- The log's own identity, drawn once when its tables are created: positions kept outside the
 -- log (the projections') name it, so they are never applied to another log's records.

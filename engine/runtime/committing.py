@@ -20,6 +20,7 @@ import structlog
 from engine.core.checkpoint import Checkpoint
 from engine.errors import Fenced, LogError
 from engine.log.port import GroupMember, Outgoing, Position, Topics
+from engine.runtime.anchoring import Anchorer
 from engine.runtime.observing import Observer
 from engine.runtime.ownership import Ownership
 from engine.runtime.rebalance import Rebalancer
@@ -47,6 +48,8 @@ class Committer:
         self._own = ownership
         self._rebalancer = rebalancer
         self._member: GroupMember | None = None
+        self.anchors: Anchorer | None = None
+        """Signs chain-head anchors into the commits (`engine.runtime.anchoring`)."""
 
     def bind(self, member: GroupMember) -> None:
         self._member = member
@@ -60,12 +63,17 @@ class Committer:
 
     async def commit(self, step: Step, checkpoint: Checkpoint | None = None) -> None:
         """Commit the step; with `checkpoint`, that checkpoint rather than the one it needs."""
+        anchors = self.anchors if checkpoint is None else None
         if checkpoint is None:
-            if not step.records and step.consumed is None:
+            idle = not step.records and step.consumed is None
+            if idle and (anchors is None or not await anchors.idle_due(step.partition)):
                 return
             checkpoint = self._own.checkpoint_for(step.partition, step.consumed)
         assert self._member is not None
         records = step.records
+        anchor = await anchors.attach(step) if anchors is not None else None
+        if anchor is not None:
+            records = [*records, anchor]
         if checkpoint is not None:
             records = [*records, self._checkpoint_record(checkpoint, step.partition)]
         started = time.perf_counter()
@@ -78,10 +86,14 @@ class Committer:
             log.error("commit_failed", partition=step.partition, error=str(exc))
             await self._recover(step)
         else:
+            if anchors is not None:
+                anchors.committed(step, positions)
             if self._observer is not None:
                 self._observer.committed(step.report, time.perf_counter() - started)
             self._committed(step, positions, checkpoint)
             return
+        if anchors is not None:
+            anchors.forget(step.partition)
         step.records, step.consumed, step.touched = [], None, {}
         raise StepAbandoned(step.partition)
 

@@ -21,7 +21,9 @@ from engine.core.live_run import LiveRun
 from engine.errors import reason_of
 from engine.runtime.held import settle_held
 from engine.runtime.ownership import Ownership
+from engine.runtime.sealing import Sealer
 from engine.runtime.step import Step, StepAbandoned, StepWriter
+from engine.trust.access import Access
 from events.errors import EncodeError, MessageTooLarge
 from events.json import canonical_json
 from events.run_events import (
@@ -57,6 +59,11 @@ class Driver:
         self._services = services
         self._own = ownership
         self._commit = commit
+        self.access: Access | None = None
+        """The deployment's access rules (roles) for judging held decisions."""
+        self.sealer: Sealer | None = None
+        """Makes the subject keys ready before personal values are written."""
+        """Roles for judging held decisions (the worker sets the deployment's)."""
 
     async def drive(self, step: Step) -> None:
         epoch = self._own.epoch(step.partition)
@@ -64,9 +71,9 @@ class Driver:
             effects: list[tuple[LiveRun, ExecuteTool]] = []
             ran = list(step.touched.values())
             for run in ran:
-                effects.extend((run, effect) for effect in self._advance(step, run))
+                effects.extend((run, effect) for effect in await self._advance(step, run))
             step.touched = {}
-            settle_held(self._writer, self._app, self._services, step, ran)
+            settle_held(self._writer, self._app, self._services, step, ran, self.access)
             if not effects:
                 if step.touched:
                     continue
@@ -77,6 +84,7 @@ class Driver:
             results = await asyncio.gather(*(self._execute(run, fx) for run, fx in effects))
             self._still_owned(step, epoch, "tool_results_discarded")
             for (run, _), result in zip(effects, results, strict=True):
+                await self._keys_for(run, [result])
                 self._record_result(step, run, result)
                 step.touched[run.run_id] = run
 
@@ -87,7 +95,11 @@ class Driver:
             log.warning("partition_lost_mid_step", partition=step.partition, action=what)
             raise StepAbandoned(step.partition)
 
-    def _advance(self, step: Step, run: LiveRun) -> list[ExecuteTool]:
+    async def _keys_for(self, run: LiveRun, payloads: list[RunEventPayload]) -> None:
+        if self.sealer is not None:
+            await self.sealer.ready(run, payloads)
+
+    async def _advance(self, step: Step, run: LiveRun) -> list[ExecuteTool]:
         """Advance one run and append what it did; the effects it asks for. A run whose
         events the log cannot carry fails, one that breaks its limits fails, and one the
         engine itself cannot drive is parked: never the worker (that would stop every run
@@ -103,6 +115,7 @@ class Driver:
             if full:
                 self._stop(step, run, RunFailed(error_type=LIMIT_EXCEEDED, error=full))
                 return []
+            await self._keys_for(run, advance.events)
             for event in advance.events:
                 self._writer.append(step, run, event, run.history[-1].event_id)
             return advance.effects
@@ -177,6 +190,10 @@ class Driver:
         plan = tool_plan(run.started, tool, effect)  # a fork's tools may not run for real
         if not isinstance(plan, str):
             return plan
+        refusal = self.sealer.refusal(effect.tool, effect.args) if self.sealer else None
+        if refusal is not None:  # a data subject was erased: their data is not processed
+            bound.warning("tool_refused_erased_data", reason=refusal)
+            return ToolCallFailed(call=effect.call, error_type="PersonalDataErased", error=refusal)
         try:
             result = await tool.invoke(effect.args, effect.idempotency_key, dry_run=plan != "run")
             canonical_json(result)

@@ -1,8 +1,13 @@
-"""Commands in: decode each record, then start, decide or cancel through the step. No I/O.
+"""Commands in: decode each record, prove its sender, then start, decide or cancel through
+the step. No I/O.
 
 This is the worker's input boundary: a record that cannot be decoded, or that names another
-run than its key, is dead-lettered; a decision is judged (`engine.core.handling`) against the
-run's state and its sender always learns the verdict.
+run than its key, is dead-lettered; on the run's own partition its proof is checked
+(`engine.trust.gate`: unsigned, bad signature, expired, replayed, unknown issuer are refused
+with that reason, as a dead letter and, for a decision, a refusal outcome; nothing else
+changes) and its "who" field becomes the proven principal; starting, cancelling and lifting
+follow the deployment's access rules (`engine.trust.access`); a decision is judged
+(`engine.core.handling`) against the run's state and its sender always learns the verdict.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ from engine.runtime.routing import Routing
 from engine.runtime.step import Step, StepWriter
 from engine.runtime.table import RunTable
 from engine.runtime.timers import expire
+from engine.trust.access import Access
+from engine.trust.gate import CommandGate, Proven, Refused, bind
 from events.codec import Codec
 from events.commands import (
     CancelRun,
+    Command,
     ForkRun,
     LiftQuarantine,
     ResumeRun,
@@ -60,7 +68,13 @@ class Intake:
         services: Services,
         routing: Routing,
         limits: RunLimits = DEFAULT_LIMITS,
+        *,
+        gate: CommandGate | None = None,
+        access: Access | None = None,
     ) -> None:
+        self.gate = gate or CommandGate(require_signed=False)
+        """Replaced when the trust store is refreshed (keys rotated, a JWKS fetched)."""
+        self.access = access or Access()
         self._routing = routing
         self._limits = limits
         self._app = app
@@ -92,22 +106,56 @@ class Intake:
             return
         if not self._routed_here(step, record, command.run_id):
             return
-        match command:
+        now_s = self._services.clock_us() // 1_000_000
+        proven = self.gate.check(command, record.value, record.headers, now_s)
+        if isinstance(proven, Refused):
+            self._refuse(step, record, command, proven)
+            return
+        bound = bind(command, proven)
+        if isinstance(bound, Refused):
+            self._refuse(step, record, command, bound)
+            return
+        match bound:
             case StartRun():
-                self._start(step, record, command)
+                self._start(step, record, bound, proven)
             case SubmitDecision():
-                self._decide(step, command)
+                self._decide(step, bound, proven)
             case CancelRun():
-                self._cancel(step, record, command)
+                self._cancel(step, record, bound, proven)
             case LiftQuarantine():
-                self._lift(step, record, command)
+                self._lift(step, record, bound, proven)
             case ResumeRun():
-                self._resume(step, record, command)
+                self._resume(step, record, bound)
             case ForkRun():
-                if not self._clash(step, record, command.run_id, command.command_id):
-                    start_fork(self._forks, step, record, command)
+                if not self._clash(step, record, bound.run_id, bound.command_id):
+                    start_fork(self._forks, step, record, bound)
             case _:  # pragma: no cover - the union is closed; mypy checks every arm is here
-                assert_never(command)
+                assert_never(bound)
+
+    def _refuse(self, step: Step, record: Record, command: Command, refused: Refused) -> None:
+        """A command whose sender is not proven changes nothing: it is dead-lettered with
+        the reason and, for a decision, its sender is told (a decision id that already took
+        effect is told its first outcome: a late copy of a good command is not an attack)."""
+        log.warning(
+            "command_refused",
+            run_id=command.run_id,
+            kind=refused.kind,
+            reason=refused.detail,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        if not isinstance(command, SubmitDecision):
+            self._writer.dead_letter(step, record, str(refused))
+            return
+        state = self._table.state_of(step.partition, command.run_id)
+        earlier = state.decisions.get(command.decision_id) if state is not None else None
+        if earlier is not None:
+            status = "accepted" if earlier.accepted else "refused"
+            verdict = DecisionVerdict(earlier.accepted, earlier.reason, None, True, status)
+        else:
+            self._writer.dead_letter(step, record, str(refused))
+            verdict = DecisionVerdict(False, str(refused), None, status="refused")
+        self._writer.decided(step, command, verdict, self._services.clock_us())
 
     def _routed_here(self, step: Step, record: Record, run_id: str) -> bool:
         """Whether this partition handles the command. A command that lands where its run
@@ -149,9 +197,16 @@ class Intake:
             return True
         return False
 
-    def _start(self, step: Step, record: Record, command: StartRun) -> None:
+    def _start(self, step: Step, record: Record, command: StartRun, proven: Proven) -> None:
         bound = log.bind(run_id=command.run_id, agent=command.agent)
         if self._clash(step, record, command.run_id, command.command_id):
+            return
+        base = self._app.directory_for(command.agent) if self._app.find_agent(
+            command.agent, command.agent_version) else self._app.directory  # fmt: skip
+        refusal = self.access.start_refusal(proven, command.agent, base)
+        if refusal:
+            bound.warning("start_refused", reason=refusal)
+            self._writer.dead_letter(step, record, f"refused (not allowed): {refusal}")
             return
         spec = self._app.find_agent(command.agent, command.agent_version)
         version = spec.version if spec else command.agent_version
@@ -174,13 +229,14 @@ class Intake:
         bound.info("run_started", version=version)
         step.touched[run.run_id] = run
 
-    def _decide(self, step: Step, command: SubmitDecision) -> None:
+    def _decide(self, step: Step, command: SubmitDecision, proven: Proven) -> None:
         now = self._services.clock_us()
         run = self._table.get(step.partition, command.run_id)
         if run is not None:
             expire(self._writer, step, run, now)  # a decision after its deadline loses to it
         state = run.state if run else self._table.state_of(step.partition, command.run_id)
-        directory = self._app.directory_for(state.agent) if state else self._app.directory
+        base = self._app.directory_for(state.agent) if state else self._app.directory
+        directory = self.access.directory_for(proven, base)
         verdict = judge_decision(state, command, directory=directory, now_us=now)
         if state is None and command.run_id in self._table.index(step.partition):
             reason = f"run {command.run_id} finished long ago; it takes no more decisions"
@@ -202,13 +258,17 @@ class Intake:
             repeat=verdict.repeat,
         )
 
-    def _lift(self, step: Step, record: Record, command: LiftQuarantine) -> None:
+    def _lift(self, step: Step, record: Record, command: LiftQuarantine, proven: Proven) -> None:
         """An operator accepts a quarantined run's chain as it is: it goes on from there."""
         run = self._table.get(step.partition, command.run_id)
         state = run.state if run is not None else None
         if run is None or state is None or not state.quarantined:
             reason = f"run {command.run_id} is not quarantined here (nothing to lift)"
             self._writer.dead_letter(step, record, reason)
+            return
+        refusal = self.access.lift_refusal(proven, self._app.directory_for(state.agent))
+        if refusal:
+            self._writer.dead_letter(step, record, f"refused (not allowed): {refusal}")
             return
         lifted = QuarantineLifted(
             lifted_by=command.lifted_by, reason=command.reason, command_id=command.command_id
@@ -250,16 +310,24 @@ class Intake:
             return replace(verdict, event=None)
         return verdict
 
-    def _cancel(self, step: Step, record: Record, command: CancelRun) -> None:
+    def _cancel(self, step: Step, record: Record, command: CancelRun, proven: Proven) -> None:
         run = self._table.get(step.partition, command.run_id)
         if run is None:
             if self._table.state_of(step.partition, command.run_id) is None:
                 self._writer.dead_letter(step, record, f"unknown run {command.run_id}")
             return
+        state = run.state
+        requester = state.requested_by if state is not None else ""
+        base = self._app.directory_for(state.agent) if state is not None else self._app.directory
+        refusal = self.access.cancel_refusal(proven, requester, base)
+        if refusal:
+            log.warning("cancel_refused", run_id=run.run_id, reason=refusal)
+            self._writer.dead_letter(step, record, f"refused (not allowed): {refusal}")
+            return
         if run.replayer is not None:
             run.replayer.close()
         cancelled = RunCancelled(cancelled_by=command.cancelled_by, reason=command.reason)
         self._writer.append(step, run, cancelled, command.command_id)
-        settle_held(self._writer, self._app, self._services, step, [run])
+        settle_held(self._writer, self._app, self._services, step, [run], self.access)
         step.touched.pop(run.run_id, None)
         log.info("run_cancelled", run_id=run.run_id, by=command.cancelled_by)

@@ -21,6 +21,7 @@ from engine.errors import TransientLogError
 from engine.log.port import EventLog, GroupMember, Topics
 from engine.runtime.ownership import Ownership
 from engine.runtime.restore import Restored, restore_partition
+from engine.runtime.sealing import Sealer
 from engine.runtime.table import RunTable
 from engine.runtime.timers import DeadlineTimer
 from engine.telemetry import NO_METRICS, Metrics
@@ -63,6 +64,8 @@ class Rebalancer:
         self._quarantine: dict[int, dict[str, list[Stray]]] = {}
         self.newer: NewerSchema | None = None
         """A record a newer release wrote, met by a restore: this worker must stand down."""
+        self.sealer: Sealer | None = None
+        """Opens the personal values of restored runs (`engine.runtime.sealing`)."""
 
     # -- AssignmentListener -------------------------------------------------------------------
 
@@ -145,6 +148,8 @@ class Rebalancer:
         restored = await restore_partition(
             self._log, self._topics, self._codec, partition, keep_finished=self._keep_finished
         )
+        if self.sealer is not None:
+            await self.sealer.open_runs(restored.live.values())
         self._table.install(partition, restored.live, restored.finished, restored.index)
         self._timer.reset()
         self._own.restored(partition, restored.horizon, restored.checkpoint)

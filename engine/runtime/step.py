@@ -20,6 +20,7 @@ from engine.log.port import Outgoing, Record, Topics
 from engine.log.routing import ROUTE_HEADER
 from engine.runtime.observing import StepReport
 from engine.runtime.ownership import Ownership
+from engine.runtime.sealing import Sealer
 from engine.runtime.table import RunTable
 from events.codec import Codec
 from events.commands import SubmitDecision
@@ -46,6 +47,10 @@ class Step:
     """Runs that may move on: drive them before committing."""
     changed: dict[str, LiveRun] = field(default_factory=dict)
     """Every run this step appended to (its deadlines may have changed)."""
+    heads: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """Each run's chain head (seq, hash) after this step's events: what an anchor attests."""
+    appended: int = 0
+    """Run events in this step."""
     report: StepReport = field(default_factory=StepReport)
     """Outcomes and trace contexts, for the telemetry (`engine.runtime.observing`)."""
 
@@ -69,6 +74,8 @@ class StepWriter:
         self._services = services
         self._table = table
         self._own = ownership
+        self.sealer: Sealer | None = None
+        """Seals personal values on their way to the log (`engine.runtime.sealing`)."""
 
     def append(
         self,
@@ -94,8 +101,13 @@ class StepWriter:
             else (state.agent_version if state else ""),
             causation_id=causation_id,
         )
-        encoded = self._codec.encode(envelope)
+        logged = envelope
+        if self.sealer is not None:  # in memory in clear; the chain is over the log's bytes
+            logged, envelope = self.sealer.seal(run, envelope)
+        encoded = self._codec.encode(logged)
         run.record(envelope, encoded)
+        step.heads[run.run_id] = (envelope.seq, run.last_hash)
+        step.appended += 1
         if run.replayer is not None:
             run.replayer.feed([payload])  # harmless for events the replayer emitted itself
         # The schema header lets an older release tell "newer" from "corrupt" (docs/schemas.md).

@@ -29,6 +29,8 @@ from engine.core.limits import DEFAULT_LIMITS, RunLimits
 from engine.core.registration import registrations
 from engine.errors import LogError, NewerRelease, RegistryUnavailable, TransientLogError
 from engine.log.port import EventLog, GroupMember, Outgoing, Record, Topics
+from engine.privacy.keys import Keyring, SubjectKeys
+from engine.runtime.anchoring import Anchorer
 from engine.runtime.committing import Committer
 from engine.runtime.driving import Driver
 from engine.runtime.intake import Intake
@@ -36,6 +38,7 @@ from engine.runtime.observing import Observer
 from engine.runtime.ownership import Ownership
 from engine.runtime.rebalance import Rebalancer
 from engine.runtime.routing import Routing
+from engine.runtime.sealing import Sealer
 from engine.runtime.services import live_services
 from engine.runtime.step import Step, StepAbandoned, StepWriter
 from engine.runtime.table import RunTable
@@ -46,6 +49,8 @@ from events.codec import Codec
 
 if TYPE_CHECKING:
     from engine.log.schema_registry import SchemaRegistry
+    from engine.trust.jws import SigningKey
+    from engine.trust.loading import Trust
 
 __all__ = ["Worker", "WorkerSettings", "live_services"]
 
@@ -73,6 +78,9 @@ class WorkerSettings:
     keep_finished_runs: int = 1_000
     """Finished runs per partition whose states are kept (in memory and across restores)
     to answer repeated commands; older ones are forgotten (docs/exactly-once.md)."""
+    anchor_every_events: int = 256
+    anchor_every_s: float = 2.0
+    """A signed chain-head anchor per runs partition at least this often (docs/anchors.md)."""
 
 
 class Worker:
@@ -86,8 +94,13 @@ class Worker:
         services: Services | None = None,
         settings: WorkerSettings | None = None,
         schema_registry: SchemaRegistry | None = None,
+        trust: Trust | None = None,
+        anchor_key: SigningKey | None = None,
+        subject_keys: SubjectKeys | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
+        """`subject_keys`: where personal data's per-subject keys live (docs/erasure.md);
+        None: a tool with personal fields cannot record them (its run fails, never in clear)."""
         self._observe = Observer(telemetry or Telemetry())
         self._log = event_log
         self._app = app
@@ -133,9 +146,32 @@ class Worker:
         )
         self.stood_down: NewerRelease | None = None
         """Set when the worker met records of a newer release and left its group."""
+        self._trust = trust
+        anchor_key = anchor_key or (trust.anchor_key if trust is not None else None)
+        if anchor_key is not None:
+            self._committer.anchors = Anchorer(
+                event_log,
+                topics,
+                codec,
+                anchor_key,
+                every_events=self._settings.anchor_every_events,
+                every_s=self._settings.anchor_every_s,
+                epoch=self._own.epoch,
+            )
         self._intake = Intake(
-            app, codec, self._writer, self._table, self._services, self._routing, limits
+            app,
+            codec,
+            self._writer,
+            self._table,
+            self._services,
+            self._routing,
+            limits,
+            gate=trust.gate if trust else None,
+            access=trust.access if trust else None,
         )
+        self._driver.access = self._intake.access
+        sealer = Sealer(app, Keyring(subject_keys) if subject_keys is not None else None)
+        self._writer.sealer = self._driver.sealer = self._rebalancer.sealer = sealer
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._routing.current()
@@ -145,6 +181,12 @@ class Worker:
         self.watch.joined(member)
         await self._register()
         log.info("worker_started", group=self._settings.group, topic=self._topics.commands)
+        if not self._intake.gate.require_signed:
+            log.warning(
+                "worker_accepts_unsigned_commands",
+                remedy="development only: anyone who can write the commands topic can act "
+                "as anyone (docs/signing.md)",
+            )
         try:
             while not stop.is_set():
                 try:
@@ -214,12 +256,15 @@ class Worker:
             async with self._rebalancer.stepping():
                 await self._resume_restored()
                 await self._fire_deadlines()
+                await self._fire_anchors()
             records = await member.poll(self._settings.poll_timeout_s, self._settings.max_batch)
             await self._routing.current(records)  # moved partitions, or a newer map
             by_partition: dict[int, list[Record]] = {}
             for record in records:
                 by_partition.setdefault(record.partition, []).append(record)
             await self._prepare_schemas(member, by_partition)
+            if self._trust is not None:
+                self._intake.gate = await self._trust.prepare(by_partition.values())
             self._own.hold(by_partition)
             async with self._rebalancer.stepping():
                 for partition, batch in by_partition.items():
@@ -312,6 +357,15 @@ class Worker:
             for run in due:
                 expire(self._writer, step, run, now)
             await self._finish(step)
+
+    async def _fire_anchors(self) -> None:
+        """Anchor what an idle partition committed, once it is `anchor_every_s` old."""
+        anchors = self._committer.anchors
+        if anchors is None:
+            return
+        for partition in sorted(self._table.partitions):
+            if await anchors.idle_due(partition):
+                await self._finish(Step(partition))
 
     async def _finish(self, step: Step) -> None:
         try:

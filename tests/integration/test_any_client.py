@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -23,6 +24,9 @@ from engine.log.kafka.connection import KafkaSecurity
 from engine.log.kafka.security import librdkafka_config
 from engine.log.port import Topics, partition_for
 from engine.runtime.step import FORWARDED_FROM
+from engine.trust.jws import SigningKey
+from engine.trust.keys import create_key
+from engine.trust.signing import proof_header
 from events.codec import Codec
 from events.commands import StartRun, SubmitDecision
 from events.notices import ApprovalRequested
@@ -63,18 +67,22 @@ def _run_id_librdkafka_misplaces() -> str:
 
 
 class Librdkafka:
-    """Publishes commands the way a non-Java system would: confluent-kafka, default settings."""
+    """Publishes commands the way a non-Java system would: confluent-kafka, default settings,
+    signing the exact bytes it publishes (docs/signing.md)."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, key: SigningKey) -> None:
         # Default settings but the connection's: TLS/SASL from COUNTERSIGN_KAFKA_* if any.
         security = librdkafka_config(KafkaSecurity.from_env(os.environ))
         self._producer = Producer({"bootstrap.servers": bootstrap, **security})
         self._topic = topic
         self._codec = Codec()
+        self._key = key
 
     def send(self, command: StartRun | SubmitDecision, *, keyed: bool) -> None:
         key = command.run_id.encode() if keyed else None
-        self._producer.produce(self._topic, value=self._codec.encode(command), key=key)
+        value = self._codec.encode(command)
+        proof = proof_header(value, command, self._key, now_s=int(time.time()))
+        self._producer.produce(self._topic, value=value, key=key, headers=[proof])
         assert self._producer.flush(30) == 0
 
 
@@ -100,10 +108,12 @@ async def test_decisions_from_librdkafka_keyed_and_key_less_resume_runs(
     log = KafkaLog(kafka_bootstrap, client_id="any-client-test")
     await log.start()
     await log.ensure_topics(topics, PARTITIONS)
+    # The deployment trusts the client's issuer (the workers on Kafka refuse unsigned).
+    signer = create_key(tmp_path / "home", issuer="any-client").key
     processes.spawn("worker-1", "worker", "--app", "examples.refund:app")
     processes.spawn("worker-2", "worker", "--app", "examples.refund:app")
-    client = Librdkafka(kafka_bootstrap, topics.commands)
-    java_way = CommandPublisher(log, topics, Codec())
+    client = Librdkafka(kafka_bootstrap, topics.commands, signer)
+    java_way = CommandPublisher(log, topics, Codec(), key=signer)
     runs = {_run_id_librdkafka_misplaces(): True, f"nokey-{uuid.uuid4()}": False}
     try:
         for run_id, keyed in runs.items():

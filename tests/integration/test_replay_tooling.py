@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from countersign import bootstrap
 from countersign.cli import main
+from countersign.settings import Settings
 from engine.log.port import Topics, partition_for
 from engine.log.postgres import PostgresLog
 from events.run_events import InterruptRaised, RunCompleted
@@ -69,14 +72,17 @@ async def _stack(url: str, prefix: str, *, worker: bool = True) -> Stack:
     topics = Topics(prefix)
     await log.ensure_topics(topics, 4)
     harness = Harness(log, topics, timeout=60.0)
-    if worker:
-        await harness.start_worker(refund.app, Clock())
+    if worker:  # trusting the development issuer the CLI signs with, on today's clock
+        trust = await bootstrap.trust(Settings.from_env(), development=True)
+        now = Clock(int(time.time() * 1_000_000))  # the CLI's proofs are issued now
+        await harness.start_worker(refund.app, now, trust=trust)
     return Stack(url, prefix, harness)
 
 
 @pytest.fixture
-def cli_env(pg_url: str, fresh_prefix: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def cli_env(pg_url: str, fresh_prefix: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     for name, value in {
+        "COUNTERSIGN_HOME": str(tmp_path / "home"),
         "COUNTERSIGN_LOG": "postgres",
         "COUNTERSIGN_DATABASE_URL": pg_url,
         "COUNTERSIGN_TOPIC_PREFIX": fresh_prefix,

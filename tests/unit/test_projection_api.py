@@ -136,6 +136,8 @@ def test_the_read_side_signatures_are_pinned() -> None:
     assert params(Insights.stats) == ["self", "by"]
     assert params(Insights.recommendations) == ["self", "settings", "since"]
     assert params(Insights.what_if) == ["self", "policy", "since"]
-    assert params(verify) == ["log", "topic", "store", "codec", "run_ids", "projection"]
+    assert params(verify) == [
+        "log", "topic", "store", "codec", "run_ids", "projection", "anchors", "partition_map",
+    ]  # fmt: skip
     assert params(LiveStore.connect) == ["url", "home", "projection", "check_every_s", "max_size"]
     assert params(rebuild)[:4] == ["log", "url", "topic", "codec"]

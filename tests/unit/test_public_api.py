@@ -60,6 +60,8 @@ PINNED = {
         "hash_encoded",
     },
     "engine": {
+        "DATA_SUBJECT",
+        "PERSONAL",
         "Advance",
         "AgentProtocolError",
         "AgentSpec",

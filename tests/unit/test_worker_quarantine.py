@@ -13,6 +13,9 @@ import pytest
 
 from engine.log.memory import MemoryLog
 from engine.log.port import Outgoing, Topics, partition_for
+from engine.trust.access import Access
+from engine.trust.gate import CommandGate
+from engine.trust.loading import Trust
 from events.codec import Codec
 from events.commands import LiftQuarantine
 from events.notices import QuarantineNotified
@@ -98,7 +101,8 @@ async def test_strays_quarantine_a_waiting_and_a_finished_run(h: Harness) -> Non
 
     # A restart does not quarantine them again for the same records.
     await h.halt_all()
-    await h.start_worker(app, Clock())
+    operators = Access.parse({"principals": {"Oscar": ["operator"]}})
+    await h.start_worker(app, Clock(), trust=Trust(CommandGate(require_signed=False), operators))
     lift = LiftQuarantine(
         command_id="lift-1", run_id=waiting, lifted_by="oscar", issued_at_us=1, reason="checked"
     )

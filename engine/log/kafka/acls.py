@@ -61,6 +61,8 @@ def role_acls(
             *allow("worker", "topic", topics.runs, "read", "write"),
             *allow("worker", "topic", topics.checkpoints, "read", "write"),
             *allow("worker", "topic", topics.index, "read", "write"),
+            # Only workers write anchors; they read back a partition's last one on takeover.
+            *allow("worker", "topic", topics.anchors, "read", "write"),
             *allow("worker", "topic", topics.approvals, "write"),
             *allow("worker", "topic", topics.dlq, "write"),
             *allow("worker", "topic", topics.routing, "read"),
@@ -86,6 +88,7 @@ def role_acls(
         ],
         "reader": [
             *allow("reader", "topic", topics.runs, "read"),
+            *allow("reader", "topic", topics.anchors, "read"),  # `countersign verify`
             *allow("reader", "topic", topics.approvals, "read"),
             *allow("reader", "topic", topics.dlq, "read"),
             *allow("reader", "topic", topics.agents, "read"),

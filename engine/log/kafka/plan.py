@@ -86,7 +86,8 @@ def topic_configs(topics: Topics) -> list[tuple[frozenset[str], dict[str, str]]]
     kept = {"cleanup.policy": "delete", "retention.ms": _FOREVER, "retention.bytes": _FOREVER}
     week = {"cleanup.policy": "delete", "retention.ms": _WEEK_MS}
     return [
-        (frozenset({topics.runs}), kept),
+        # The anchors are the audit's outside proof (docs/anchors.md): kept like the runs.
+        (frozenset({topics.runs, topics.anchors}), kept),
         (frozenset({topics.commands, topics.approvals}), week),
         (frozenset({topics.dlq, topics.routing}), kept),
         (
@@ -110,6 +111,7 @@ _PURPOSES = {
     "routing": "the partition map: partition counts over time (see repartitioning)",
     "index": "every run id each runs partition ever started (compacted: a run starts once)",
     "agents": "what each worker serves, one record per agent version (compacted)",
+    "anchors": "signed chain-head anchors of each runs partition: never compacted or deleted",
 }
 
 
@@ -229,7 +231,7 @@ def _co_partitioning(
 
 
 def _paired(topics: Topics) -> tuple[str, ...]:
-    return (topics.commands, topics.runs, topics.checkpoints, topics.index)
+    return (topics.commands, topics.runs, topics.checkpoints, topics.index, topics.anchors)
 
 
 def _retention(topics: Topics, observed: Observed) -> list[Problem]:
