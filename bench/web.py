@@ -111,9 +111,7 @@ async def web(cfg: Settings, *, worker: bool) -> AsyncIterator[str]:
 
 async def worker_trust(cfg: Settings) -> dict[str, object]:
     """As `countersign dev` runs it: the worker trusts the development issuer the server and
-    the publisher sign with (when this build has signed commands; else nothing to trust)."""
-    if not hasattr(bootstrap, "trust"):
-        return {}
+    the publisher sign with (on Kafka it refuses unsigned commands)."""
     return {"trust": await bootstrap.trust(cfg, development=True)}
 
 

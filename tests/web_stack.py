@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -17,6 +16,7 @@ import httpx
 from consumers import CommandPublisher
 from countersign import bootstrap
 from countersign.settings import Settings
+from countersign.trusting import worker_trust
 from countersign.web.app import Serving, serve
 from countersign.web.config import WebSettings
 from countersign.web.signing import ServerSigner, development_signer
@@ -107,18 +107,9 @@ def write_test_users(path: Path) -> None:
     write_users(path, users)
 
 
-TRUST = importlib.util.find_spec("engine.trust") is not None
-"""Whether this build has the trust work (signed commands, issue 11)."""
-
-
 async def worker_options(settings: Settings, signed: bool) -> dict[str, Any]:
-    """With the trust work in this build, the worker trusts the home's development issuer
-    (the runtime's publisher signs with it, as under `countersign dev`) and, when `signed`,
-    refuses unsigned commands; without it, the worker takes commands as they come."""
-    if not TRUST:
-        return {}
-    from countersign.trusting import worker_trust
-
+    """The worker trusts the home's development issuer (the runtime's publisher signs with
+    it, as under `countersign dev`) and, when `signed`, refuses unsigned commands."""
     backend = "kafka" if settings.kafka_bootstrap else "postgres"
     unsigned = "refuse" if signed else "allow"
     trust = await worker_trust(settings, backend, development=True,
@@ -136,7 +127,7 @@ async def web_stack(
     signed: bool = False,
 ) -> AsyncIterator[Stack]:
     """`signed`: the server signs with the home's development issuer and the worker requires
-    proofs (with the trust work in this build; without it, both as unsigned)."""
+    proofs; else the server sends unsigned decisions, which the embedded log accepts."""
     users_file = settings.home / "web-users.json"
     if not users_file.exists():
         write_test_users(users_file)

@@ -1,8 +1,8 @@
 """`countersign serve` and `countersign notify` as the processes docker-compose runs, beside a
 worker and a projector (`countersign dev --no-web`) on the embedded log: a user made with
 `web-users add` approves through the API of `serve`, the run completes, and `notify` has
-sent the request to e-mail (a local aiosmtpd) with a link to the card in `serve`. With signed
-commands in the build, `serve` signs with the home's key (the development issuer `dev` made)."""
+sent the request to e-mail (a local aiosmtpd) with a link to the card in `serve`, which signs
+with the home's key (the development issuer `dev` made)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from aiosmtpd.controller import Controller
 from tests.helpers import eventually
 from tests.integration.test_notify import Mailbox, free_port
 from tests.processes import ROOT, Processes
-from tests.web_stack import TRUST, login
+from tests.web_stack import login
 
 pytestmark = pytest.mark.postgres
 PASSWORD = "a long enough password"
@@ -65,7 +65,7 @@ async def test_serve_and_notify_beside_a_worker(cli: Processes) -> None:
         added = cli.run(*add, stdin=f"{PASSWORD}\n")
         assert "alice saved" in added.stdout
         cli.spawn("dev", "dev", "--app", "examples.refund:app", "--no-web")
-        await printed(cli, "dev", r"^worker \(")  # (with signed commands: the home's key made)
+        await printed(cli, "dev", r"^worker \(")  # the home's key is made by then
         cli.spawn("serve", "serve", "--app", "examples.refund:app")
         cli.spawn("notify", "notify", "--routing", str(ROOT / "examples" / "notify.json"))
         url = (await printed(cli, "serve", r"^web inbox: (\S+?)/?$")).group(1)
@@ -75,7 +75,7 @@ async def test_serve_and_notify_beside_a_worker(cli: Processes) -> None:
         async with httpx.AsyncClient(base_url=url, timeout=60) as alice:
             health = (await alice.get("/health")).json()
             assert health["ok"] is True
-            assert health["signing"].startswith("signed as" if TRUST else "unsigned"), health
+            assert health["signing"].startswith("signed as"), health  # the home's key
             assert (await alice.get("/api/inbox")).status_code == 401
             await login(alice, "alice", PASSWORD)
             alice.headers["X-CSRF-Token"] = (await alice.get("/api/me")).json()["csrf_token"]

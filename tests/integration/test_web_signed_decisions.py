@@ -1,10 +1,8 @@
-"""The server decides as the person it authenticated, end to end on the embedded log: a person
-approves in the API, the command goes out with the server's proof for that person, and the
-worker's gate proves them (the audit names them). With the trust work in this build (issue
-11) the worker requires proofs: an unsigned command naming the same person, and the person's
-proof carried onto another command, are refused and change nothing. Without it (before that
-work is merged) the command goes out unsigned and the server says so; the test checks the
-behaviour of the build it runs in."""
+"""The server decides as the person it authenticated, end to end on the embedded log with a
+worker that requires proofs: a person approves in the API, the command goes out with the
+server's proof for that person, and the worker's gate proves them (the audit names them);
+an unsigned command naming the same person, and the person's proof carried onto another
+command, are refused and change nothing."""
 
 from __future__ import annotations
 
@@ -16,8 +14,11 @@ import httpx
 import pytest
 
 from engine.log.port import Outgoing, Record
+from engine.trust import keys
+from engine.trust.gate import CommandGate, Proven, Refused
+from engine.trust.loading import TrustLoader
 from events.commands import SubmitDecision
-from tests.web_stack import TRUST, Stack, fresh_stack
+from tests.web_stack import Stack, fresh_stack
 
 pytestmark = [pytest.mark.postgres]
 PROOF = "countersign-proof"
@@ -57,16 +58,10 @@ async def test_the_server_signs_for_the_person_and_the_gate_proves_them(stack: S
     assert [a["actor"] for a in audit if a["action"] == "decision_accepted"] == ["alice"]
     [(record, command)] = await decision_records(stack, run_id)
     assert command.decided_by == "alice"
-    if not TRUST:
-        assert record.header(PROOF) is None
-        assert signing.startswith("unsigned")
-        return
     assert signing.startswith("signed as")
     proven = await gate_check(stack, command, record)
-    assert (getattr(proven, "principal", None), getattr(proven, "signed", None)) == (
-        "alice",
-        True,
-    ), proven
+    assert isinstance(proven, Proven), proven
+    assert (proven.principal, proven.signed) == ("alice", True)
     async with stack.client("alice") as alice:
         await refused_and_nothing_changes(stack, alice, record)
 
@@ -95,12 +90,8 @@ async def refused_and_nothing_changes(
     assert run["status"] == "waiting"
 
 
-async def gate_check(stack: Stack, command: SubmitDecision, record: Record) -> object:
+async def gate_check(stack: Stack, command: SubmitDecision, record: Record) -> Proven | Refused:
     """What the workers' gate, over the stack's trust file, makes of a command as published."""
-    from engine.trust import keys
-    from engine.trust.gate import CommandGate
-    from engine.trust.loading import TrustLoader
-
     store = await TrustLoader(keys.trust_path(stack.settings.home)).load()
     gate = CommandGate(store, require_signed=True)
     return gate.check(command, record.value, record.headers, int(time.time()))
