@@ -3,6 +3,8 @@ files the image holds, and they agree on the address people open (no Docker need
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +50,15 @@ def test_the_notifier_reads_a_routing_file_the_image_holds_and_links_to_the_inbo
     assert routing.channels
     assert env("notifier", "COUNTERSIGN_WEB_URL") == env("web", "COUNTERSIGN_WEB_URL")
     assert env("notifier", "COUNTERSIGN_SMTP_HOST") in services()
+
+
+def test_the_cli_lines_at_the_top_are_commands_the_cli_takes() -> None:
+    """Before `up`: the key the web inbox signs with (workers on Kafka refuse unsigned
+    commands; the services share the home that holds it and the trust file) and a user."""
+    header = (ROOT / "docker-compose.yml").read_text().split("\nx-", 1)[0]
+    lines = [
+        line.split("# ", 1)[0] for line in re.findall(r"docker compose run --rm cli (.*)", header)
+    ]
+    parsed = [build_parser().parse_args(shlex.split(line)) for line in lines]
+    assert [args.handler.__name__ for args in parsed[:2]] == ["create_key", "run_users"]
+    assert parsed[0].default
