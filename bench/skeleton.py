@@ -1,11 +1,13 @@
 """The walking skeleton on a real local broker: latency, throughput and log size.
 
-    .venv/bin/python bench/skeleton.py [--runs 200] [--load 2000] [--brokers 3]
+    .venv/bin/python bench/skeleton.py [--runs 200] [--load 2000] [--brokers 3] [--agent credit]
 
 Starts a broker of its own in a temporary directory (or uses COUNTERSIGN_KAFKA_BOOTSTRAP);
 with `--brokers 3` a three-node cluster, where topics get replication factor 3 and
 min.insync.replicas 2 (every commit waits for two copies),
-one worker OS process (`countersign worker --app examples.refund:app`), and from this
+one worker OS process (`countersign worker --app examples.refund:app`; with `--agent credit`
+the same run with an idempotent tool after the interrupt, one transaction a decision:
+`bench/agents.py`), and from this
 process publishes commands and follows the runs topic (`BENCH_WORKER_ARGS="--health-port 0"`
 adds worker flags: with it, the worker keeps Prometheus metrics). Prints:
 - decision → run completed: p50 / p99 over `--runs` runs decided one at a time;
@@ -95,7 +97,12 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def bench(bootstrap: str, runs: int, load: int, state_dir: Path | None) -> None:
+APPS = {"refund": "examples.refund:app", "credit": "bench.agents:app"}
+
+
+async def bench(
+    bootstrap: str, runs: int, load: int, state_dir: Path | None, agent: str = "refund"
+) -> None:
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     topics, codec = Topics(prefix), Codec()
     event_log = KafkaLog(bootstrap, client_id="bench")
@@ -121,7 +128,7 @@ async def bench(bootstrap: str, runs: int, load: int, state_dir: Path | None) ->
             "countersign.cli",
             "worker",
             "--app",
-            "examples.refund:app",
+            APPS[agent],
             *os.environ.get("BENCH_WORKER_ARGS", "").split(),
         ],  # e.g. "--health-port 0"
         cwd=ROOT,
@@ -135,7 +142,7 @@ async def bench(bootstrap: str, runs: int, load: int, state_dir: Path | None) ->
         latencies = []
         for i in range(runs):
             run_id = await publisher.start_run(
-                "refund", {"order_id": f"L-{i}", "amount": 2400}, requested_by="bench"
+                agent, {"order_id": f"L-{i}", "amount": 2400}, requested_by="bench"
             )
             await follower.wait(lambda r=run_id: r in follower.interrupts)
             sent = time.perf_counter()
@@ -155,7 +162,7 @@ async def bench(bootstrap: str, runs: int, load: int, state_dir: Path | None) ->
             await asyncio.gather(
                 *(
                     publisher.start_run(
-                        "refund", {"order_id": r, "amount": 2400}, requested_by="bench", run_id=r
+                        agent, {"order_id": r, "amount": 2400}, requested_by="bench", run_id=r
                     )
                     for r in load_ids[chunk : chunk + 500]
                 )
@@ -206,6 +213,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--load", type=int, default=2000)
     parser.add_argument("--brokers", type=int, default=1, choices=(1, 3))
+    parser.add_argument("--agent", default="refund", choices=sorted(APPS))
     args = parser.parse_args()
     bootstrap = os.environ.get("COUNTERSIGN_KAFKA_BOOTSTRAP")
     state_dir = None
@@ -213,7 +221,7 @@ def main() -> None:
         state_dir = Path(tempfile.mkdtemp(prefix="cs-bench-kafka-"))
         bootstrap = local_kafka.start(state_dir, brokers=args.brokers).bootstrap
     try:
-        asyncio.run(bench(bootstrap, args.runs, args.load, state_dir))
+        asyncio.run(bench(bootstrap, args.runs, args.load, state_dir, args.agent))
     finally:
         if state_dir is not None:
             local_kafka.stop(state_dir)

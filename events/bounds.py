@@ -158,28 +158,43 @@ def _unresolved(data: bytes, pos: int) -> int:  # pragma: no cover - replaced on
 
 
 def _blocks(item: Walk) -> Walk:
-    """Avro arrays and maps: blocks of `count` items, 0 ends; a negative count is followed by
-    the block's size in bytes. No item takes less than a byte in any schema worth reading, so
-    more items than bytes left is a lie told to make the reader allocate."""
+    """Avro arrays and maps: blocks of `count` items, 0 ends (see `block_count`)."""
 
     def blocks(data: bytes, pos: int) -> int:
         budget = len(data) - pos
         while True:
-            count, pos = read_long(data, pos)
+            count, pos, budget = block_count(data, pos, budget)
             if count == 0:
                 return pos
-            if count < 0:
-                count = -count
-                _size, pos = read_long(data, pos)
-            budget -= count
-            if budget < 0 or count > len(data) - pos:
-                raise DecodeError(
-                    f"array block declares {count} items but only {len(data) - pos} bytes are left"
-                )
             for _ in range(count):
                 pos = item(data, pos)
 
     return blocks
+
+
+def block_count(data: bytes, pos: int, budget: int) -> tuple[int, int, int]:
+    """An array or map block's item count, the position after its header, and the budget of
+    items left. A negative count is followed by the block's size in bytes. No item takes less
+    than a byte in any schema worth reading, so more items than bytes left is a lie told to
+    make the reader allocate."""
+    count, pos = read_long(data, pos)
+    if count < 0:
+        count = -count
+        _size, pos = read_long(data, pos)
+    budget -= count
+    if budget < 0 or count > len(data) - pos:
+        raise DecodeError(
+            f"array block declares {count} items but only {len(data) - pos} bytes are left"
+        )
+    return count, pos, budget
+
+
+def string_at(data: bytes, pos: int) -> tuple[int, int]:
+    """Where the string or bytes value whose length varint starts at `pos` starts and ends."""
+    length, pos = read_long(data, pos)
+    if length < 0 or length > len(data) - pos:
+        raise DecodeError(f"declared length {length} exceeds the {len(data) - pos} bytes left")
+    return pos, pos + length
 
 
 def _null(data: bytes, pos: int) -> int:
@@ -239,10 +254,7 @@ def _string(data: bytes, pos: int) -> int:
         zigzag, start = 1, pos  # the general path below
     if not zigzag & 1 and start + (zigzag >> 1) <= len(data):
         return start + (zigzag >> 1)
-    length, pos = read_long(data, pos)
-    if length < 0 or length > len(data) - pos:
-        raise DecodeError(f"declared length {length} exceeds the {len(data) - pos} bytes left")
-    return pos + length
+    return string_at(data, pos)[1]
 
 
 _PRIMITIVES: dict[str, Walk] = {

@@ -5,6 +5,7 @@ with the walk, resolution and upcasters that carry its bytes to a current type. 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ from events import avro
 from events.bounds import Walk, compile_walk
 from events.catalog import COMMANDS, EVENTS, Catalog, SchemaVersion
 from events.limits import COMMAND_STRING_CAPS, MAX_COMMAND_JSON_CHARS, MAX_JSON_CHARS
+from events.reading import Read, compile_reader
 from events.records import RecordMapper
 from events.upcasting import Upcaster
 
@@ -43,6 +45,15 @@ class Writer:
     upcasters: tuple[Upcaster, ...] = ()
     via: avro.AvroSchema | None = None
     """With upcasters: the schema of the shape they produce."""
+    current: bool = False
+    """The writer schema is today's: no resolution, no upcaster."""
+
+    @functools.cached_property
+    def read(self) -> Read | None:
+        """The walk and the read in one pass (`events.reading`) for a current schema,
+        compiled when first needed: a codec is built in every process and command, and
+        compiling all its schemas would triple what that costs."""
+        return compile_reader(self.schema.parsed) if self.current else None
 
 
 def mapper_for(cls: type[Any], name: str) -> RecordMapper:
@@ -71,7 +82,10 @@ def writer_for(
         target = types[version.name]
         current = version.fingerprint == target.version.fingerprint
         reader = None if current else target.schema
-        return Writer(version.name, version.version, version.release, schema, walk, target, reader)
+        return Writer(
+            version.name, version.version, version.release, schema, walk, target, reader,
+            current=current,
+        )  # fmt: skip
     last = chain[-1]
     target = types[last.target]
     via = catalog.find(last.target, last.target_version)

@@ -18,7 +18,7 @@ from typing import Any
 from events.approval import ApprovalRequest
 from events.errors import InvalidField
 from events.fields import cap_of, is_json_field
-from events.json import Json, JsonRefused, canonical_json
+from events.json import Json, JsonRefused, canonical_json, check_limits
 from events.json import loads as json_loads
 
 
@@ -28,6 +28,7 @@ class _Field:
     to_avro: Callable[[Any], Any] | None
     from_avro: Callable[[Any], Any] | None
     cap: int | None  # characters, for a command's string field
+    accept: Callable[[Any], None] | None = None  # the reader's checks, on what to_avro made
 
 
 class RecordMapper:
@@ -43,6 +44,9 @@ class RecordMapper:
         self.cls = cls
         self._json_chars = json_chars
         self._fields = tuple(self._rule(f, hint, string_caps) for f, hint in _hints(cls))
+        # Read as they are (most fields): one comprehension, not a loop with checks.
+        self._as_is = tuple(r.name for r in self._fields if r.cap is None and r.from_avro is None)
+        self._checked = tuple(r for r in self._fields if r.cap is not None or r.from_avro)
 
     def to_avro(self, obj: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -52,23 +56,39 @@ class RecordMapper:
         return out
 
     def from_avro(self, data: Mapping[str, Any]) -> Any:
-        kwargs = {}
+        kwargs = {name: data[name] for name in self._as_is}
+        for rule in self._checked:
+            value = data[rule.name]
+            if rule.cap is not None and isinstance(value, str) and len(value) > rule.cap:
+                self._over_cap(rule, value)
+            kwargs[rule.name] = rule.from_avro(value) if rule.from_avro is not None else value
+        return self.cls(**kwargs)
+
+    def accept(self, data: Mapping[str, Any]) -> None:
+        """Raise what `from_avro` would raise for a record `to_avro` just made, without
+        building anything: the encoder's proof that a reader takes what it writes. JSON text
+        made by `canonical_json` always parses (finite numbers, str keys, UTF-8 the Avro
+        writer already encoded); only its size and depth can break a reader's limit."""
         for rule in self._fields:
             value = data[rule.name]
             if rule.cap is not None and isinstance(value, str) and len(value) > rule.cap:
-                raise InvalidField(
-                    f"{self.cls.__name__}.{rule.name}",
-                    f"{len(value)} characters is over the {rule.cap}-character limit",
-                )
-            kwargs[rule.name] = rule.from_avro(value) if rule.from_avro is not None else value
-        return self.cls(**kwargs)
+                self._over_cap(rule, value)
+            if rule.accept is not None:
+                rule.accept(value)
+
+    def _over_cap(self, rule: _Field, value: str) -> None:
+        raise InvalidField(
+            f"{self.cls.__name__}.{rule.name}",
+            f"{len(value)} characters is over the {rule.cap}-character limit",
+        )
 
     def _rule(
         self, field: dataclasses.Field[Any], hint: Any, caps: Mapping[str, int] | None
     ) -> _Field:
         name = field.name
         if is_json_field(field):
-            return _Field(name, canonical_json, self._json_reader(name), None)
+            read, accept = self._json_rules(name)
+            return _Field(name, canonical_json, read, None, accept)
         origin = typing.get_origin(hint)
         cap = cap_of(field)
         if caps is not None and str in (hint, *typing.get_args(hint)) and cap is None:
@@ -79,7 +99,7 @@ class RecordMapper:
             return _Field(name, list, tuple, None)
         if hint is ApprovalRequest:
             nested = RecordMapper(ApprovalRequest, json_chars=self._json_chars)
-            return _Field(name, nested.to_avro, nested.from_avro, None)
+            return _Field(name, nested.to_avro, nested.from_avro, None, nested.accept)
         if (
             origin in (typing.Union, types.UnionType)
             or hint in (str, int, float, bool)
@@ -88,7 +108,9 @@ class RecordMapper:
             return _Field(name, None, None, cap)
         raise TypeError(f"{self.cls.__name__}.{name}: no Avro mapping for {hint!r}")
 
-    def _json_reader(self, name: str) -> Callable[[str], Json]:
+    def _json_rules(self, name: str) -> tuple[Callable[[str], Json], Callable[[str], None]]:
+        """How a JSON field is read (strictly), and how text `canonical_json` wrote is checked
+        against the same limits."""
         where = f"{self.cls.__name__}.{name}"
         limit = self._json_chars
 
@@ -98,7 +120,13 @@ class RecordMapper:
             except JsonRefused as exc:
                 raise InvalidField(where, f"not acceptable JSON: {exc}") from exc
 
-        return read
+        def accept(text: str) -> None:
+            try:
+                check_limits(text, max_chars=limit)
+            except JsonRefused as exc:
+                raise InvalidField(where, f"not acceptable JSON: {exc}") from exc
+
+        return read, accept
 
 
 def _hints(cls: type[Any]) -> list[tuple[dataclasses.Field[Any], Any]]:

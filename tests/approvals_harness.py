@@ -101,6 +101,7 @@ class Harness:
         anchor_every_events: int = 256,
         anchor_every_s: float = 2.0,
         check_determinism: bool = False,
+        release_waiting: bool = False,
         subject_keys: SubjectKeys | None = None,
     ) -> Running:
         settings = WorkerSettings(
@@ -111,6 +112,7 @@ class Harness:
             anchor_every_events=anchor_every_events,
             anchor_every_s=anchor_every_s,
             check_determinism=check_determinism,
+            release_waiting=release_waiting,
         )
         worker = Worker(
             app,

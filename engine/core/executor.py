@@ -136,8 +136,9 @@ class Replayer:
     # -- the worker's side --------------------------------------------------------------------
 
     def feed(self, events: Iterable[RunEventPayload]) -> None:
+        own = {id(event) for event in self._emitted}  # what advance emitted, fed back
         for event in events:
-            if not any(event is own for own in self._emitted):
+            if not self.news and id(event) not in own:
                 self.news = True
             self._index.add(event)
             if isinstance(event, ToolCallCompleted | ToolCallFailed):
@@ -304,6 +305,9 @@ class Replayer:
         rec = self._index.calls.get(call.position)
         if rec is not None:
             self._expect(rec, call.position, "tool", call.tool, digest(call.args), call.args)
+            done = _recorded_ungated(rec)
+            if done is not None:
+                return True, done
         refused = self._refused_arguments(call, tool, rec)
         if refused is not None:
             return True, refused
@@ -687,3 +691,20 @@ def _decision_of(
         response=outcome.response,
         edited_args=outcome.edited_args,
     )
+
+
+def _recorded_ungated(rec: CallRecord) -> ToolResult[Any] | None:
+    """The result of a call no policy gated, recorded as scheduled and completed: most calls
+    of a rebuilt run. The same result the gate walk and run phase reach for it (cleared with
+    no decider, the scheduled arguments), without walking them."""
+    completed, scheduled = rec.completed, rec.scheduled
+    if (
+        completed is None
+        or scheduled is None
+        or rec.evaluations
+        or rec.gates
+        or rec.in_doubt
+        or rec.failed is not None
+    ):
+        return None
+    return ToolResult(status="ok", value=completed.result, args=scheduled.args)

@@ -21,7 +21,7 @@ from events.run_events import (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class CallRecord:
     """What the history says about one call position."""
 
@@ -79,7 +79,14 @@ class HistoryIndex:
         return max(self.calls, default=-1)
 
     def add(self, event: RunEventPayload) -> None:
-        match event:
+        match event:  # the classes are unrelated: the most frequent come first
+            case ToolCallScheduled(call=call):
+                rec = self._record(call, "tool", event.tool, event.args_digest)
+                if rec.scheduled is not event:
+                    rec.schedules += 1
+                rec.scheduled = event
+            case ToolCallCompleted(call=call):
+                self._record(call, "tool", "", "").completed = event
             case InterruptRaised(call=call, request=request):
                 if request.kind == "tool":
                     # Arguments whose personal values were erased match by name alone.
@@ -96,13 +103,6 @@ class HistoryIndex:
                 rec = self._record(call, "tool", event.tool, event.args_digest)
                 if all(known.round != event.round for known in rec.evaluations):
                     rec.evaluations.append(event)
-            case ToolCallScheduled(call=call):
-                rec = self._record(call, "tool", event.tool, event.args_digest)
-                if rec.scheduled is not event:
-                    rec.schedules += 1
-                rec.scheduled = event
-            case ToolCallCompleted(call=call):
-                self._record(call, "tool", "", "").completed = event
             case ToolCallFailed(call=call):
                 self._record(call, "tool", "", "").failed = event
             case ValueRecorded(call=call, kind=kind):

@@ -51,9 +51,11 @@ class Driver:
         limits: RunLimits = DEFAULT_LIMITS,
         *,
         check_determinism: bool = False,
+        release_waiting: bool = False,
     ) -> None:
         self._limits = limits
         self._check_determinism = check_determinism
+        self._release_waiting = release_waiting
         self._app = app
         self._writer = writer
         self._services = services
@@ -118,6 +120,8 @@ class Driver:
             await self._keys_for(run, advance.events)
             for event in advance.events:
                 self._writer.append(step, run, event, run.history[-1].event_id)
+            if self._release_waiting and not advance.effects and run.state.open_interrupts:
+                _let_wait(run)
             return advance.effects
         except (EncodeError, MessageTooLarge) as exc:
             unrecordable = RunFailed(error_type="Unrecordable", error=reason_of(exc))
@@ -202,3 +206,14 @@ class Driver:
             return ToolCallFailed(call=effect.call, error_type=type(exc).__name__, error=str(exc))
         bound.info("tool_completed")
         return ToolCallCompleted(call=effect.call, result=result)
+
+
+def _let_wait(run: LiveRun) -> None:
+    """Drop the replayer of a run that waits for a person: its suspended coroutine, call
+    index and recorded calls were a third of what a waiting run held (bench/memory.py). The
+    decision rebuilds it from the decoded history, as a restore does: a few microseconds
+    an event (bench/replay.py). So a resume replays, as under `check_determinism`: an
+    agent that is not deterministic is parked at its first decision."""
+    if run.replayer is not None and not run.replayer.finished:
+        run.replayer.close()
+        run.replayer = None

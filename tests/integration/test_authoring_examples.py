@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -113,9 +114,14 @@ async def stack(
     stop = asyncio.Event()
     projecting = asyncio.create_task(projector.run(stop))
     harness = Harness(event_log, topics, timeout=30.0)
-    clock = Clock()
+    # The CLI signs as the home's development issuer, with proofs issued now: the worker
+    # trusts that issuer and its clock starts today.
+    trust = await bootstrap.trust(settings, development=True)
+    clock = Clock(int(time.time() * 1_000_000))
     try:
-        await harness.start_worker(bootstrap.load_apps(APPS), clock, group=settings.worker_group)
+        await harness.start_worker(
+            bootstrap.load_apps(APPS), clock, group=settings.worker_group, trust=trust
+        )
         yield Stack(settings, harness, clock)
     finally:
         await harness.halt_all()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,9 @@ from consumers.publisher import CommandPublisher
 from engine.core.trace_context import trace_context
 from engine.log.kafka import KafkaLog
 from engine.log.port import Outgoing, Topics, partition_for
+from engine.trust.jws import SigningKey
+from engine.trust.keys import create_key
+from engine.trust.signing import proof_header
 from events.codec import Codec
 from events.commands import StartRun
 from events.notices import ApprovalRequested
@@ -80,7 +84,7 @@ async def _readiness_until_ready(port: int) -> list[int]:
     return seen
 
 
-async def _start(log: KafkaLog, topics: Topics, run_id: str) -> None:
+async def _start(log: KafkaLog, topics: Topics, run_id: str, key: SigningKey) -> None:
     start = StartRun(
         command_id=str(uuid.uuid4()),
         run_id=run_id,
@@ -90,7 +94,11 @@ async def _start(log: KafkaLog, topics: Topics, run_id: str) -> None:
         issued_at_us=0,
     )
     value_ = CODEC.encode(start)
-    headers = (CODEC.schema_header(value_), ("traceparent", PARENT.encode()))
+    headers = (
+        CODEC.schema_header(value_),
+        ("traceparent", PARENT.encode()),
+        proof_header(value_, start, key, now_s=int(time.time())),
+    )
     await log.publish([Outgoing(topics.commands, run_id, value_, headers=headers)])
 
 
@@ -107,9 +115,11 @@ async def _found(log: KafkaLog, topic: str, run_id: str, cls: type) -> object:
 
 
 async def test_a_worker_and_a_projector_report_health_metrics_and_traces(
-    processes: Processes, kafka_bootstrap: str, fresh_prefix: str
+    processes: Processes, kafka_bootstrap: str, fresh_prefix: str, tmp_path: Path
 ) -> None:
     topics = Topics(fresh_prefix)
+    # Workers on Kafka take signed commands only: the home's key is an issuer they trust.
+    signer = create_key(tmp_path / "home", issuer="observability-test").key
     log = KafkaLog(kafka_bootstrap, client_id="observability-test")
     await log.start()
     try:
@@ -129,9 +139,9 @@ async def test_a_worker_and_a_projector_report_health_metrics_and_traces(
         assert value(before, "countersign_restore_seconds_count") >= 1  # its partitions
 
         run_id = f"obs-{uuid.uuid4()}"
-        await _start(log, topics, run_id)
+        await _start(log, topics, run_id, signer)
         asked = await _found(log, topics.approvals, run_id, ApprovalRequested)
-        await CommandPublisher(log, topics, CODEC).submit_decision(
+        await CommandPublisher(log, topics, CODEC, key=signer).submit_decision(
             run_id, asked.interrupt_id, "approve", decided_by="alice"
         )
         await _found(log, topics.runs, run_id, RunCompleted)

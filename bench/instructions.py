@@ -1,0 +1,145 @@
+"""Instructions per operation on the hot paths, counted by valgrind's callgrind.
+
+On a shared, loaded machine wall-clock figures move twofold between runs; instruction counts
+move by well under 1 %. Each workload runs twice under callgrind (N operations and none):
+the difference over N is the count for one operation (interpreter start-up and set-up
+cancel out). Needs `valgrind` (Debian: apt-get install valgrind).
+
+    .venv/bin/python bench/instructions.py [workload ...] [--root DIR]
+
+`--root` runs the same workloads against another checkout (e.g. `git archive` of an older
+commit), so a before/after compares like with like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# name → (operations, Python that sets up `op` in the checkout at sys.path[0])
+WORKLOADS: dict[str, tuple[int, str]] = {
+    "encode interrupt_raised": (
+        200,
+        """
+from events.codec import Codec
+from tests.unit.golden import PAYLOADS
+c = Codec(); m = c.decode((PAYLOADS / "interrupt_raised.bin").read_bytes())
+op = lambda: c.encode(m)
+""",
+    ),
+    "encode tool_call_completed": (
+        200,
+        """
+from events.codec import Codec
+from tests.unit.golden import PAYLOADS
+c = Codec(); m = c.decode((PAYLOADS / "tool_call_completed.bin").read_bytes())
+op = lambda: c.encode(m)
+""",
+    ),
+    "decode interrupt_raised": (
+        200,
+        """
+from events.codec import Codec
+from tests.unit.golden import PAYLOADS
+c = Codec(); d = (PAYLOADS / "interrupt_raised.bin").read_bytes()
+op = lambda: c.decode(d)
+""",
+    ),
+    "decode tool_call_completed": (
+        200,
+        """
+from events.codec import Codec
+from tests.unit.golden import PAYLOADS
+c = Codec(); d = (PAYLOADS / "tool_call_completed.bin").read_bytes()
+op = lambda: c.decode(d)
+""",
+    ),
+    "decode replay event (1,000-event run, per event)": (
+        2,
+        """
+import bench.replay as r
+started, history = r.build_history(1000)
+blobs = r.envelopes(history); c = r.Codec()
+op = lambda: [c.decode(b) for b in blobs]
+""",
+    ),
+    "rebuild 1,000-event run, decoded": (
+        3,
+        """
+import bench.replay as r
+started, history = r.build_history(1000)
+op = lambda: r.rebuild(started, history)
+""",
+    ),
+    "fold 1,000 events into RunState": (
+        3,
+        """
+import bench.replay as r
+from engine.core.state import evolve
+started, history = r.build_history(1000)
+envs = [r.Codec().decode(b) for b in r.envelopes(history)]
+def op():
+    s = None
+    for e in envs:
+        s = evolve(s, e)
+""",
+    ),
+}
+PER_EVENT = {
+    "decode replay event (1,000-event run, per event)": 1001,
+    "fold 1,000 events into RunState": 1001,
+}
+
+RUNNER = """
+import sys
+sys.path.insert(0, {root!r})
+{setup}
+op()  # warm, in both runs: one-off costs (a schema's reader compiled on first use) cancel out
+for _ in range({count}):
+    op()
+"""
+
+
+def count(root: Path, setup: str, operations: int) -> int:
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as script:
+        script.write(RUNNER.format(root=str(root), setup=setup, count=operations))
+    try:
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+             script.name],
+            capture_output=True, text=True, cwd=root, check=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )  # fmt: skip
+    finally:
+        os.unlink(script.name)
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise RuntimeError(done.stderr[-2000:])
+    return int(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("workloads", nargs="*", help="names (substrings) to run; all if none")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to measure")
+    args = parser.parse_args()
+    chosen = [w for w in WORKLOADS if not args.workloads or any(s in w for s in args.workloads)]
+    print(f"instructions per operation (callgrind), checkout {args.root}")
+    for name in chosen:
+        operations, setup = WORKLOADS[name]
+        spent = count(args.root, setup, operations) - count(args.root, setup, 0)
+        per_op = spent / operations
+        per_event = PER_EVENT.get(name)
+        extra = f"  ({per_op / per_event:,.0f} per event)" if per_event else ""
+        print(f"  {name:<52}{per_op:>14,.0f}{extra}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
