@@ -123,7 +123,7 @@ class SigningKey:
         return VerifyKey.from_jwk(self.private_jwk())
 
 
-def generate_key(kid: str, issuer: str, algorithm: str = "EdDSA") -> SigningKey:
+def generate_key(kid: str, issuer: str, algorithm: str = "ES256") -> SigningKey:
     """A new key pair (randomness is the caller's to take: this draws from the OS)."""
     if algorithm == "EdDSA":
         return SigningKey(kid, issuer, algorithm, ed25519.Ed25519PrivateKey.generate())

@@ -61,7 +61,7 @@ def create_key(
     issuer: str = "local",
     subject: str | None = None,
     development: bool = False,
-    algorithm: str = "EdDSA",
+    algorithm: str = "ES256",
     default: bool | None = None,
 ) -> LocalKey:
     """A new key pair in `home`, trusted by the home's trust file. It becomes the default
