@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: install demo kafka-jars registry-app test test-unit lint bench chaos clean schemas-check fuzz tamper
+.PHONY: install demo kafka-jars registry-app test test-unit lint bench bench-web chaos clean schemas-check fuzz tamper
 
 # Python only: no Java, no database server. The embedded default needs nothing else.
 install: $(VENV)/.installed
@@ -49,6 +49,10 @@ fuzz:
 
 bench:
 	$(PY) bench/skeleton.py
+
+# The web inbox and the notifier: decision round trip, inbox with 10,000 open, notifications/s.
+bench-web:
+	$(PY) bench/web.py
 
 # The fault-injection suite's long form (its short form runs in `make test`): kill -9, churn,
 # zombie, broker crash, racing decisions, poison; figures printed and appended to

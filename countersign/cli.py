@@ -18,6 +18,7 @@ from countersign import (
     cli_erase,
     cli_feeds,
     cli_keys,
+    cli_notify,
     cli_probe,
     cli_processes,
     cli_projections,
@@ -25,6 +26,7 @@ from countersign import (
     cli_replay,
     cli_review,
     cli_runs,
+    cli_serve,
     cli_servers,
     cli_topics,
 )
@@ -76,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_projections.register(commands)
     cli_review.register(commands)  # extends `inbox` and `runs`: after them
     cli_replay.register(commands)
+    cli_serve.register(commands)
+    cli_notify.register(commands)
     cli_keys.register(commands)
     cli_erase.register(commands)
     return parser

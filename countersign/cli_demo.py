@@ -28,7 +28,7 @@ import textwrap
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -93,6 +93,9 @@ def register(commands: Any) -> None:
         action="append",
         help="module:attribute of an App (repeat to serve several)",
     )
+    dev.add_argument("--web-port", type=int, default=None,
+                     help="the web inbox's port (default 8766; 0: any free one)")  # fmt: skip
+    dev.add_argument("--no-web", action="store_true", help="no web inbox")
     dev.add_argument(
         "--allow-unsigned",
         action="store_true",
@@ -132,12 +135,50 @@ async def run_dev(settings: Settings, args: argparse.Namespace) -> int:
         projector = runtime.projector(store, metrics=seen.metrics)
         seen.probes.watched = AllOf(worker=worker.watch, projector=projector.watch)
         await projector.check_log()  # projections of another log: refused before anything runs
-        served = ", ".join(args.app)
-        print(f"worker ({served}) and projector running; Ctrl-C stops both", flush=True)
-        async with asyncio.TaskGroup() as group:  # one failing stops the other
-            group.create_task(worker.run(stop))
-            group.create_task(projector.run(stop))
+        async with contextlib.AsyncExitStack() as web:
+            if not args.no_web:
+                web_url = await web.enter_async_context(dev_web(settings, args, runtime, app))
+                print(f"web inbox: {web_url}/", flush=True)
+            served = ", ".join(args.app)
+            print(f"worker ({served}) and projector running; Ctrl-C stops both", flush=True)
+            async with asyncio.TaskGroup() as group:  # one failing stops the other
+                group.create_task(worker.run(stop))
+                group.create_task(projector.run(stop))
     return 0
+
+
+def _free(host: str, port: int) -> bool:
+    from countersign.web.app import listen
+
+    try:
+        listen(host, port).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.asynccontextmanager
+async def dev_web(
+    settings: Settings, args: argparse.Namespace, runtime: bootstrap.Runtime, app: Any
+) -> AsyncIterator[str]:
+    """The web inbox for `dev`: the App's people as local users (made once, passwords
+    printed), commands signed by the development issuer."""
+    from countersign.cli_serve import dev_users, web_settings
+    from countersign.web.app import serve
+    from countersign.web.signing import development_signer
+
+    found = web_settings(settings, argparse.Namespace(host=None, port=args.web_port))
+    if args.web_port is None and not _free(found.host, found.port):
+        found = replace(found, port=0)  # the usual port is taken (another dev?): any free one
+    directory = {name: tuple(roles) for name, roles in app.directory.items()}
+    for line in dev_users(found.users_file, directory):
+        print(line, flush=True)
+    signer = development_signer(settings)
+    async with (
+        bootstrap.read_side(settings) as store,
+        serve(found, runtime, store, signer=signer, directory=directory) as served,
+    ):
+        yield served.url
 
 
 # -- countersign demo -------------------------------------------------------------------------

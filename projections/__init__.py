@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         TeamOverdue,
         sla_state,
     )
+    from projections.inbox_query import InboxPage, InboxQuery
     from projections.insights import Insights
     from projections.live import LiveStore, connect_live
     from projections.log_identity import LogBound
@@ -120,6 +121,7 @@ _EXPORTS = {
         "project",
     ),
     "projections.inbox": ("InboxItem", "SlaState", "TeamOverdue", "sla_state"),
+    "projections.inbox_query": ("InboxPage", "InboxQuery"),
     "projections.insights": ("Insights",),
     "projections.live": ("LiveStore", "connect_live"),
     "projections.log_identity": ("LogBound",),
@@ -179,6 +181,8 @@ __all__ = [
     "ForeignLog",
     "GateFact",
     "InboxItem",
+    "InboxPage",
+    "InboxQuery",
     "Insights",
     "InterruptRow",
     "InterruptStatus",

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from projections.inbox import DEFAULT_DUE_SOON, InboxItem, TeamOverdue, role_names
+from projections.inbox import DEFAULT_DUE_SOON, InboxItem, SlaState, TeamOverdue, role_names
+from projections.inbox_query import InboxPage, InboxQuery
 from projections.queries import MAX_LIMIT
 from projections.recommend import (
     DEFAULT_SETTINGS,
@@ -38,6 +39,10 @@ class InsightSource(Protocol):
         closed: bool = False,
         limit: int = 100,
     ) -> list[InterruptRow]: ...
+
+    async def fetch_inbox_page(
+        self, query: InboxQuery, now: datetime, due_soon: timedelta
+    ) -> tuple[list[InterruptRow], dict[SlaState, int], int]: ...
 
     async def fetch_overdue_by_team(self, now: datetime) -> list[TeamOverdue]: ...
 
@@ -91,6 +96,20 @@ class Insights:
             limit=limit,
         )
         return [InboxItem.of(row, now, self._due_soon) for row in rows]
+
+    async def inbox_page(self, query: InboxQuery) -> InboxPage:
+        """One page of the inbox as `query` asks (`projections.inbox_query`), with the SLA
+        counts beside it; `ValueError` for a query that is out of bounds."""
+        now = self._clock()
+        rows, counts, total = await self._store.fetch_inbox_page(
+            query.checked(), now, self._due_soon
+        )
+        items = [InboxItem.of(row, now, self._due_soon) for row in rows]
+        return InboxPage(items=items, counts=counts, total=total, query=query, now=now)
+
+    @property
+    def due_soon(self) -> timedelta:
+        return self._due_soon
 
     async def overdue_by_team(self) -> list[TeamOverdue]:
         """Overdue open requests per approver entry (team), most overdue first."""

@@ -46,12 +46,15 @@ class Processes:
         self.started.append(proc)
         return proc
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run `countersign ARGS...` to completion and return its output."""
+    def run(
+        self, *args: str, check: bool = True, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `countersign ARGS...` to completion (fed `stdin`) and return its output."""
         result = subprocess.run(
             [sys.executable, "-m", "countersign.cli", *args],
             cwd=ROOT,
             env=self.env,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=60,

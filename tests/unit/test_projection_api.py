@@ -41,6 +41,8 @@ def test_the_public_names_are_pinned() -> None:
             "ForeignLog",
             "GateFact",
             "InboxItem",
+            "InboxPage",
+            "InboxQuery",
             "Insights",
             "InterruptRow",
             "InterruptStatus",
