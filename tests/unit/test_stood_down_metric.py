@@ -9,7 +9,7 @@ from pathlib import Path
 
 from countersign.prometheus import PrometheusMetrics
 from engine.log.memory import MemoryLog
-from engine.log.port import Topics
+from engine.log.port import Topics, partition_for
 from engine.runtime.worker import Worker, WorkerSettings
 from engine.telemetry import Telemetry
 from events.codec import Codec
@@ -28,9 +28,16 @@ async def _written_by_the_newer_release(log: MemoryLog, topics: Topics, tmp_path
     await log.ensure_topics(topics, PARTITIONS)
     newer = Harness(log, topics, timeout=10.0, codec=release2.release2_codec(tmp_path))
     await newer.start_worker(app, Clock(), group=f"{topics.prefix}.workers")
-    for n in range(4):
+    # Newer records on every partition, so whichever the older worker is handed has some
+    # (run ids are random: four runs may all hash to one partition).
+    homes: set[int] = set()
+    n = 0
+    while n < 4 or homes != set(range(PARTITIONS)):
         run_id = await newer.publisher.start_run("pay", {"amount": n}, requested_by="bob")
         await newer.open_interrupts(run_id, 1)
+        homes.add(partition_for(run_id, PARTITIONS))
+        n += 1
+        assert n < 64, "no run id hashed to some partition"
     return newer
 
 

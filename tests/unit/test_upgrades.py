@@ -28,7 +28,7 @@ from engine.agent.policies import Always
 from engine.core.executor import interrupt_id_for
 from engine.core.gating import question_purpose
 from engine.log.memory import MemoryLog
-from engine.log.port import Topics
+from engine.log.port import Topics, partition_for
 from engine.runtime.worker import Worker, WorkerSettings
 from events.codec import Codec
 from events.json import Json, JsonObject
@@ -231,9 +231,14 @@ async def test_a_worker_of_the_older_release_stands_down_in_a_rolling_upgrade(
     older = Harness(log, topics, timeout=10.0)
     group = "rolling.workers"
     await newer.start_worker(app, Clock(), group=group)
-    runs = [
-        await newer.publisher.start_run("pay", {"amount": n}, requested_by="bob") for n in range(6)
-    ]
+    # Runs on every partition, so whichever the older worker is handed holds newer records
+    # (run ids are random: six runs may all hash to one partition).
+    runs: list[str] = []
+    while len(runs) < 6 or {partition_for(r, PARTITIONS) for r in runs} != set(range(PARTITIONS)):
+        runs.append(
+            await newer.publisher.start_run("pay", {"amount": len(runs)}, requested_by="bob")
+        )
+        assert len(runs) < 64, "no run id hashed to some partition"
     for run_id in runs:
         await newer.open_interrupts(run_id, 1)
 
