@@ -18,6 +18,7 @@ import asyncpg
 
 from consumers.notify_ledger import Entry
 from consumers.notify_plan import Delivery
+from projections.store_db import schema_name
 
 _SCHEMA_SQL = """
 CREATE SCHEMA IF NOT EXISTS "{schema}";
@@ -48,8 +49,7 @@ class PostgresLedger:
 
     @classmethod
     async def connect(cls, url: str, *, schema: str = "countersign_notify") -> PostgresLedger:
-        if not schema.replace("_", "").isalnum():
-            raise ValueError(f"schema {schema!r}: use letters, digits and underscores")
+        schema_name(schema, "notification ledger schema")  # it is quoted into SQL
         pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
         ledger = cls(pool, schema)
         async with pool.acquire() as conn, conn.transaction():

@@ -13,7 +13,6 @@ message to the card in the web inbox (`COUNTERSIGN_WEB_URL`). SMTP:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -57,13 +56,14 @@ def smtp_from_env(env: Any = os.environ) -> Any:
 
 def read_routing(path: str | None) -> Any:
     from consumers.notify_plan import Routing, RoutingError
+    from engine.trust.loading import read_json
 
     if not path:
         raise ConfigurationError("give --routing FILE (or COUNTERSIGN_NOTIFY_ROUTING)")
+    data = read_json(Path(path), "routing file")  # size-capped; names the file when refused
     try:
-        text = Path(path).read_text(encoding="utf-8")[:1_048_576]
-        return Routing.parse(json.loads(text))
-    except (OSError, ValueError, RoutingError) as exc:
+        return Routing.parse(data)
+    except (ValueError, RoutingError) as exc:
         raise ConfigurationError(f"routing file {path}: {exc}") from exc
 
 

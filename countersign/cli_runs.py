@@ -13,28 +13,12 @@ from typing import Any
 
 from countersign import bootstrap, cli_queries, cli_review
 from countersign.cli_options import wait_option
+from countersign.decision_input import json_object
 from countersign.render import clean
 from countersign.settings import Settings
-from engine.errors import ConfigurationError
-from events.json import Json, JsonObject
 
 START_PATIENCE_S = 15.0
 """How long `start` looks for a worker serving the agent (one started a moment ago)."""
-
-
-def _json_arg(text: str, what: str) -> Json:
-    try:
-        value: Json = json.loads(text)
-    except ValueError as exc:
-        raise ConfigurationError(f"{what} is not valid JSON: {exc}") from exc
-    return value
-
-
-def _json_object(text: str, what: str) -> JsonObject:
-    value = _json_arg(text, what)
-    if not isinstance(value, dict):
-        raise ConfigurationError(f"{what} must be a JSON object")
-    return value
 
 
 def register(commands: Any) -> None:
@@ -89,7 +73,7 @@ def register(commands: Any) -> None:
 
 
 async def start_run(settings: Settings, args: argparse.Namespace) -> int:
-    run_input = _json_object(args.input, "--input")
+    run_input = json_object(args.input, "--input")
     requester = args.by or getpass.getuser()
     async with bootstrap.connected(settings, client_id="countersign-cli") as runtime:
         run_id = await runtime.publisher(signer=requester).start_run(

@@ -12,12 +12,11 @@ empty string. The sets are merged over the proposed arguments and validated like
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 
 from engine.agent.argspec import validate
 from engine.errors import ConfigurationError
-from events.json import Json, JsonObject
+from events.json import Json, JsonObject, loads
 from events.limits import MAX_ECHO_CHARS, clip
 from projections.card import takes_plain_text
 from projections.rows import InterruptRow
@@ -60,7 +59,7 @@ def _one_set(item: str, read_text: Callable[[str], str]) -> tuple[str, Json]:
     if text.startswith("@"):
         return _name(name, item), read_text(text[1:])
     try:
-        value: Json = json.loads(text)
+        value: Json = loads(text)
     except ValueError:
         value = text  # not JSON: the text itself
     return _name(name, item), value
@@ -76,7 +75,7 @@ def _name(name: str, item: str) -> str:
 
 def json_value(text: str, what: str) -> Json:
     try:
-        value: Json = json.loads(text)
+        value = loads(text)  # strict: what the codec would refuse later is refused here
     except ValueError as exc:
         raise ConfigurationError(f"{what} is not valid JSON: {exc}") from exc
     return value
@@ -111,7 +110,7 @@ def response_of(text: str, schema: Json) -> Json:
     if takes_plain_text(schema):
         return text
     try:
-        value: Json = json.loads(text)
+        value: Json = loads(text)
     except ValueError as exc:
         if not validate(text, schema):
             return text

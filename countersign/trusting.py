@@ -30,7 +30,7 @@ from engine.trust.loading import Trust, TrustLoader, read_json
 from engine.trust.store import TrustError
 from projections.verify import AnchorCheck
 
-__all__ = ["anchor_check", "command_key", "worker_trust"]
+__all__ = ["anchor_check", "command_key", "read_access", "worker_trust"]
 
 log = structlog.get_logger(__name__)
 
@@ -42,10 +42,13 @@ def trust_file(settings: Settings, env: Mapping[str, str]) -> Path:
 
 def access(env: Mapping[str, str]) -> Access:
     path = env.get("COUNTERSIGN_DIRECTORY")
-    if not path:
-        return Access()
+    return read_access(Path(path)) if path else Access()
+
+
+def read_access(path: Path) -> Access:
+    """The deployment's directory file, read and checked (`ConfigurationError` says why)."""
     try:
-        return Access.parse(read_json(Path(path), "directory file"))  # type: ignore[arg-type]
+        return Access.parse(read_json(path, "directory file"))
     except TrustError as exc:
         raise ConfigurationError(f"directory file {path}: {exc}") from exc
 

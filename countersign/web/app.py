@@ -39,6 +39,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from countersign.bootstrap import Runtime
+from countersign.trusting import read_access
 from countersign.web import api, pages, templating
 from countersign.web.auth import Authenticator
 from countersign.web.config import WebSettings
@@ -48,7 +49,8 @@ from countersign.web.oidc import OidcVerifier
 from countersign.web.service import InboxService
 from countersign.web.sessions import Sessions
 from countersign.web.signing import ServerSigner, SignedPublisher
-from countersign.web.users import Users, UsersError, read_directory, read_users
+from countersign.web.users import Users, UsersError, read_users
+from engine.errors import ConfigurationError
 from projections.insights import Insights
 from projections.queries import Queries
 from projections.store import ProjectionStore
@@ -141,9 +143,9 @@ def authenticator(
             users = read_users(path)
         directory = dict(extra_directory)
         if web_settings.directory_file is not None:
-            for name, roles in read_directory(web_settings.directory_file).items():
+            for name, roles in read_access(web_settings.directory_file).directory.items():
                 directory[name] = tuple(sorted({*directory.get(name, ()), *roles}))
-    except UsersError as exc:
+    except (UsersError, ConfigurationError) as exc:
         raise ValueError(str(exc)) from exc
     secret = web_settings.secret or secrets.token_bytes(32)
     sessions = Sessions(secret, web_settings.session_ttl.total_seconds())

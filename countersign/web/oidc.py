@@ -10,32 +10,32 @@ fails keeps the keys known so far. Only asymmetric algorithms are accepted, each
 key type: never `none`, never an HMAC (whose "key" would be the public JWKS). `iss`, `aud`,
 `exp` and `iat` are required and checked (60 s of leeway); the principal comes from the
 configured claim, in canonical form; roles from the roles claim when one is configured.
-The JWKS comes over https (http only on a loopback address, for tests and development).
+The JWKS comes over https (http only on a loopback address, for tests and development),
+read by `engine.http_fetch` (bounded) and the strict JSON reader.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-import httpx
 import jwt
 import structlog
 
 from countersign.web.config import OidcSettings
 from countersign.web.users import canonical_principal
+from engine.http_fetch import MAX_DOCUMENT_BYTES, fetch_document
+from events.json import loads
 
 log = structlog.get_logger(__name__)
 
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA")
 KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
 MAX_TOKEN_CHARS = 16_384
-MAX_JWKS_BYTES = 1_048_576
+MAX_JWKS_BYTES = MAX_DOCUMENT_BYTES
 MAX_ROLES = 100
 LEEWAY_S = 60
 
@@ -53,25 +53,12 @@ class Identity:
     issuer: str
 
 
-async def fetch_url(url: str) -> bytes:
-    parts = urlsplit(url)
-    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-        raise AuthError(f"refusing to fetch keys over {parts.scheme}: use https")
-    async with httpx.AsyncClient(timeout=5.0, follow_redirects=False) as client:
-        response = await client.get(url)
-        response.raise_for_status()
-        if len(response.content) > MAX_JWKS_BYTES:
-            raise AuthError(f"{url}: over {MAX_JWKS_BYTES} bytes")
-        return response.content
-
-
 class JwksCache:
     def __init__(
         self,
         settings: OidcSettings,
         *,
-        fetch: Fetch = fetch_url,
+        fetch: Fetch = fetch_document,
         ttl_s: float = 300.0,
         refetch_after_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
@@ -104,21 +91,25 @@ class JwksCache:
         self.fetches += 1
         try:
             uri = self._settings.jwks_uri or await self._discover()
-            document = json.loads(await self._fetch(uri))
+            document = loads((await self._fetch(uri)).decode("utf-8"), max_chars=MAX_JWKS_BYTES)
             keys: dict[str, jwt.PyJWK] = {}
-            for entry in document.get("keys", []) if isinstance(document, dict) else []:
-                if isinstance(entry, dict) and isinstance(entry.get("kid"), str):
+            listed = document.get("keys") if isinstance(document, dict) else None
+            if not isinstance(listed, list):
+                raise ValueError(f"{uri}: not a JWKS (no keys list)")  # known keys are kept
+            for entry in listed:
+                kid = entry.get("kid") if isinstance(entry, dict) else None
+                if isinstance(entry, dict) and isinstance(kid, str):
                     try:
-                        keys[entry["kid"]] = jwt.PyJWK(entry)
+                        keys[kid] = jwt.PyJWK(entry)
                     except jwt.PyJWTError:
                         continue  # a key type this library cannot use: tokens naming it fail
             self._keys = keys
-        except (httpx.HTTPError, ValueError, AuthError) as exc:
+        except (ValueError, AuthError) as exc:  # FetchError, JsonRefused: a ValueError
             log.error("oidc_jwks_unavailable", issuer=self._settings.issuer, error=str(exc)[:300])
 
     async def _discover(self) -> str:
         url = self._settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        document = json.loads(await self._fetch(url))
+        document = loads((await self._fetch(url)).decode("utf-8"), max_chars=MAX_JWKS_BYTES)
         uri = document.get("jwks_uri") if isinstance(document, dict) else None
         if not isinstance(uri, str):
             raise AuthError(f"{url} names no jwks_uri")

@@ -10,8 +10,8 @@ Passwords are hashed with scrypt (the standard library's; N=2^14, r=8, p=1: abou
 a few tens of milliseconds per try), compared in constant time. A user that is not in the file
 costs the same time as a wrong password, so the login does not tell who exists.
 
-The directory file is the workers' (`{"principals": {"alice": ["support"]}}`): roles there
-count for the page's "what can I decide" too. Principals are compared in canonical form
+The directory file is the workers' (`countersign.trusting.read_access`): its roles count for
+the page's "what can I decide" too. Principals are compared in canonical form
 (NFKC, case-folded, trimmed), as the workers compare them.
 """
 
@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-MAX_FILE_BYTES = 1_048_576
+from engine.errors import ConfigurationError
+from engine.trust.loading import read_json
+
 MAX_PASSWORD_CHARS = 1_024
 _N, _R, _P = 2**14, 8, 1
 _DUMMY = f"scrypt${_N}${_R}${_P}${'00' * 16}${'00' * 32}"
@@ -121,17 +123,6 @@ def with_user(users: Users, name: str, password: str, roles: Sequence[str]) -> U
     return Users(MappingProxyType({**users.by_name, user.name: user}))
 
 
-def read_directory(path: Path) -> Mapping[str, tuple[str, ...]]:
-    """principal → roles, from a directory file (`{"principals": {...}}`)."""
-    data = _read_json(path, "directory file")
-    principals = data.get("principals", {}) if isinstance(data, dict) else None
-    if not isinstance(principals, dict):
-        raise UsersError(f"directory file {path}: principals must map names to role lists")
-    return MappingProxyType(
-        {canonical_principal(str(k)): _roles(v, path) for k, v in principals.items()}
-    )
-
-
 def _roles(value: object, path: Path) -> tuple[str, ...]:
     if value is None:
         return ()
@@ -142,13 +133,6 @@ def _roles(value: object, path: Path) -> tuple[str, ...]:
 
 def _read_json(path: Path, what: str) -> object:
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise UsersError(f"{what} {path}: {exc.strerror or exc}") from exc
-    if len(data) > MAX_FILE_BYTES:
-        raise UsersError(f"{what} {path}: over {MAX_FILE_BYTES} bytes")
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise UsersError(f"{what} {path}: not JSON: {exc}") from exc
+        return read_json(path, what)
+    except ConfigurationError as exc:
+        raise UsersError(str(exc)) from exc

@@ -22,6 +22,7 @@ import httpx
 import structlog
 
 from engine.errors import RegistryUnavailable
+from engine.http_fetch import read_capped
 from events.codec import Codec
 from events.errors import SchemaRefused
 from events.json import loads
@@ -90,14 +91,7 @@ class SchemaRegistry:
         async with self._client.stream("GET", url, headers={"Accept": "application/json"}) as r:
             if r.status_code != 200:
                 return r.status_code, b""
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in r.aiter_bytes():
-                size += len(chunk)
-                if size > limit:
-                    return r.status_code, None
-                chunks.append(chunk)
-            return r.status_code, b"".join(chunks)
+            return r.status_code, await read_capped(r, limit)
 
     def _learn(self, schema_id: int, body: bytes) -> str | None:
         """Hand the schema text to the codec; the reason it was refused, or None."""

@@ -12,21 +12,21 @@ verify, naming the issuer or key.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import httpx
 import structlog
 
 from engine.errors import ConfigurationError
+from engine.http_fetch import fetch_document
 from engine.log.port import Record
 from engine.trust.access import Access
 from engine.trust.gate import PROOF_HEADER, CommandGate
 from engine.trust.jws import BadToken, SigningKey, read_header
 from engine.trust.store import TrustError, TrustStore, parse_jwks
+from events.json import Json, loads
 
 __all__ = ["Trust", "TrustLoader", "read_json"]
 
@@ -35,7 +35,7 @@ log = structlog.get_logger(__name__)
 MAX_FILE_BYTES = 1_048_576
 
 
-def read_json(path: Path, what: str) -> object:
+def read_json(path: Path, what: str) -> Json:
     """A JSON file, size-capped; `ConfigurationError` names the file and the problem."""
     try:
         with path.open("rb") as handle:
@@ -44,9 +44,9 @@ def read_json(path: Path, what: str) -> object:
         raise ConfigurationError(f"{what} {path}: {exc.strerror or exc}") from exc
     if len(data) > MAX_FILE_BYTES:
         raise ConfigurationError(f"{what} {path}: over {MAX_FILE_BYTES} bytes")
-    try:
-        return json.loads(data)
-    except ValueError as exc:
+    try:  # the strict reader: depth, numbers and Unicode bounded as for any message
+        return loads(data.decode("utf-8"), max_chars=MAX_FILE_BYTES)
+    except ValueError as exc:  # UnicodeDecodeError, JsonRefused
         raise ConfigurationError(f"{what} {path}: not JSON: {exc}") from exc
 
 
@@ -107,7 +107,7 @@ class TrustLoader:
             return TrustStore()
         self._mtime = self.path.stat().st_mtime
         try:
-            return TrustStore.parse(read_json(self.path, "trust file"))  # type: ignore[arg-type]
+            return TrustStore.parse(read_json(self.path, "trust file"))
         except TrustError as exc:
             raise ConfigurationError(f"trust file {self.path}: {exc}") from exc
 
@@ -120,12 +120,10 @@ class TrustLoader:
                 data = read_json(base / issuer.jwks_file, f"issuer {name} jwks_file")
                 return store.with_keys(name, parse_jwks(data, f"issuer {name}"))
             if issuer.jwks_uri:
-                async with httpx.AsyncClient(timeout=self._timeout_s) as client:
-                    response = await client.get(issuer.jwks_uri)
-                    response.raise_for_status()
-                    data = json.loads(response.content[: MAX_FILE_BYTES + 1])
+                body = await fetch_document(issuer.jwks_uri, timeout_s=self._timeout_s)
+                data = loads(body.decode("utf-8"), max_chars=MAX_FILE_BYTES)
                 return store.with_keys(name, parse_jwks(data, f"issuer {name}"))
-        except (httpx.HTTPError, ValueError, ConfigurationError) as exc:
+        except (ValueError, ConfigurationError) as exc:  # FetchError, JsonRefused: a ValueError
             log.error("jwks_unavailable", issuer=name, error=str(exc))
         return store
 

@@ -207,3 +207,44 @@ def test_wrong_passwords_slow_one_name_and_many_names_cannot_fill_the_memory() -
     for _ in range(3):
         throttle.failed("alice")
     assert throttle.throttled("alice")  # the most recent names are kept
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b'{"keys": 5}',
+        b"[" * 5_000 + b"]" * 5_000,
+        b'{"keys": [{"kid": "k1", "kty": "RSA", "n": NaN}]}',
+        b"\xff\xfe not utf-8",
+    ],
+)
+async def test_a_hostile_jwks_keeps_the_known_keys_and_answers_every_token(
+    issuer: Issuer, document: bytes
+) -> None:
+    clock = Clock()
+    check = verifier(issuer, clock)
+    await check.verify(issuer.token("k1"))  # k1 known
+
+    async def hostile(url: str) -> bytes:
+        issuer.fetched += 1
+        return document
+
+    check.keys._fetch = hostile  # the provider now serves junk
+    clock.now += 400  # past the time to live: the junk is fetched and refused
+    identity = await check.verify(issuer.token("k1"))
+    assert identity.principal == "alice"
+    assert issuer.fetched == 2  # the junk was fetched, and refused
+
+
+async def test_a_jwks_whose_keys_are_all_unusable_leaves_no_key_to_trust(issuer: Issuer) -> None:
+    clock = Clock()
+    check = verifier(issuer, clock)
+    await check.verify(issuer.token("k1"))
+
+    async def unusable(url: str) -> bytes:
+        return b'{"keys": [7, "x", {"kid": 3}, {"kid": "k1", "kty": "none"}]}'
+
+    check.keys._fetch = unusable  # a well-formed JWKS: the provider withdrew every key
+    clock.now += 400
+    with pytest.raises(AuthError, match="does not publish"):
+        await check.verify(issuer.token("k1"))
