@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol, TypeAlias
+from typing import Final, Literal, Protocol, TypeAlias, get_args
 
 from engine.core.census import RunCensus
 from engine.core.trace_context import TraceContext
@@ -49,17 +49,7 @@ run), a decision's status (`accepted`, `refused`, `counted`: one vote of a quoru
 judged when its interrupt is raised, `repeated`: a decision id seen before), `dead_lettered`,
 `forwarded` (to its run's partition), `ignored` (a repeat that changes nothing)."""
 
-OUTCOMES: Final[tuple[Outcome, ...]] = (
-    "applied",
-    "accepted",
-    "refused",
-    "counted",
-    "held",
-    "repeated",
-    "dead_lettered",
-    "forwarded",
-    "ignored",
-)
+OUTCOMES: Final[tuple[Outcome, ...]] = get_args(Outcome)
 
 
 @dataclass(frozen=True, slots=True)
