@@ -38,6 +38,7 @@ from consumers.publisher import CommandPublisher  # noqa: E402
 from countersign import local_kafka  # noqa: E402
 from engine.log.kafka import KafkaLog  # noqa: E402
 from engine.log.port import Topics  # noqa: E402
+from engine.trust import keys  # noqa: E402
 from events.codec import Codec  # noqa: E402
 from events.notices import ApprovalRequested  # noqa: E402
 from events.run_events import RunCompleted  # noqa: E402
@@ -113,8 +114,13 @@ async def bench(
         f"{len(bootstrap.split(','))} broker(s), replication factor {replication.factor}, "
         f"min.insync.replicas {replication.min_insync}"
     )
+    # Commands are signed, as on every Kafka deployment: the worker trusts the development
+    # issuer of the home they share (docs/signing.md).
+    home = Path(tempfile.mkdtemp(prefix="cs-bench-home-"))
+    key = keys.ensure_dev_issuer(home)
     env = {
         **os.environ,
+        "COUNTERSIGN_HOME": str(home),
         "COUNTERSIGN_LOG": "kafka",
         "COUNTERSIGN_KAFKA_BOOTSTRAP": bootstrap,
         "COUNTERSIGN_TOPIC_PREFIX": prefix,
@@ -137,7 +143,7 @@ async def bench(
     )
     follower = Follower(event_log, topics, codec)
     await follower.start(4)
-    publisher = CommandPublisher(event_log, topics, codec)
+    publisher = CommandPublisher(event_log, topics, codec, key=key)
     try:
         latencies = []
         for i in range(runs):
@@ -206,6 +212,7 @@ async def bench(
         worker.wait(timeout=30)
         await follower.stop()
         await event_log.close()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> None:
