@@ -40,16 +40,13 @@ class Fleet:
 
     def __init__(self, command: Sequence[str], env: Mapping[str, str], count: int) -> None:
         self.ports = [free_port() for _ in range(count)]
-        log = os.environ.get("BENCH_WORKER_LOG", os.devnull)
-        self.processes = [
-            subprocess.Popen(
-                [sys.executable, "-m", "countersign.cli", *command, "--health-port", str(port)],
-                cwd=ROOT,
-                env=dict(env),
-                stderr=open(log, "ab"),  # noqa: SIM115  (the child holds it)
-            )
-            for port in self.ports
-        ]
+        self.processes: list[subprocess.Popen[bytes]] = []
+        cli = [sys.executable, "-m", "countersign.cli", *command, "--health-port"]
+        with open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "ab") as log:
+            for port in self.ports:
+                self.processes.append(
+                    subprocess.Popen([*cli, str(port)], cwd=ROOT, env=dict(env), stderr=log)
+                )
 
     @property
     def pids(self) -> list[int]:

@@ -662,5 +662,8 @@ if __name__ == "__main__":
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    parsed = parser.parse_args()
+    if not 1 <= parsed.projectors <= parsed.partitions:
+        parser.error("--projectors must be between 1 and --partitions (a spare one idles)")
     with stopping_what_starts():
-        asyncio.run(main(parser.parse_args()))
+        asyncio.run(main(parsed))
