@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.broker import kafka  # noqa: E402
 from bench.processes import CpuMeter, Fleet, kafka_env, machine_line, postmaster_pid  # noqa: E402
 from bench.tally import completions, cpu_lines, scaling_line  # noqa: E402
 from consumers.publisher import CommandPublisher  # noqa: E402
@@ -324,19 +325,10 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.workers <= args.partitions:
         parser.error("--workers must be between 1 and --partitions (a spare worker idles)")
-    bootstrap = os.environ.get("COUNTERSIGN_KAFKA_BOOTSTRAP")
-    state_dir: Path | None = None
-    broker_pids: tuple[int, ...] = ()
-    if not bootstrap:
-        state_dir = Path(tempfile.mkdtemp(prefix="cs-bench-kafka-"))
-        broker = local_kafka.start(state_dir, brokers=args.brokers)
-        bootstrap, broker_pids = broker.bootstrap, broker.pids
-    try:
+    with kafka(args.brokers) as (bootstrap, state_dir):
+        started = local_kafka.status(state_dir) if state_dir is not None else None
+        broker_pids = started.pids if started is not None else ()
         asyncio.run(on_machine(bootstrap, broker_pids, args, state_dir))
-    finally:
-        if state_dir is not None:
-            local_kafka.stop(state_dir)
-            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
