@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,68 +32,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.follower import Follower  # noqa: E402
+from bench.stats import percentile  # noqa: E402
+from bench.worker_process import signing_home, spawn_worker, stop_worker, worker_env  # noqa: E402
 from consumers.publisher import CommandPublisher  # noqa: E402
 from countersign import local_kafka  # noqa: E402
 from engine.log.kafka import KafkaLog  # noqa: E402
 from engine.log.port import Topics  # noqa: E402
 from events.codec import Codec  # noqa: E402
-from events.notices import ApprovalRequested  # noqa: E402
-from events.run_events import RunCompleted  # noqa: E402
-
-
-class Follower:
-    """Follows every partition of the runs and approvals topics; records when things happen."""
-
-    def __init__(self, event_log: KafkaLog, topics: Topics, codec: Codec) -> None:
-        self.log, self.topics, self.codec = event_log, topics, codec
-        self.interrupts: dict[str, str] = {}
-        self.completed: dict[str, float] = {}
-        self.value_bytes: dict[str, int] = {}
-        self.changed = asyncio.Event()
-        self.tasks: list[asyncio.Task[None]] = []
-
-    async def start(self, partitions: int) -> None:
-        for p in range(partitions):
-            self.tasks.append(asyncio.create_task(self._runs(p)))
-            self.tasks.append(asyncio.create_task(self._approvals(p)))
-
-    async def _runs(self, partition: int) -> None:
-        async for record in self.log.read(self.topics.runs, partition, 0, follow=True):
-            event = self.codec.decode_event(record.value)
-            self.value_bytes[event.run_id] = self.value_bytes.get(event.run_id, 0) + len(
-                record.value
-            )
-            if isinstance(event.payload, RunCompleted):
-                self.completed[event.run_id] = time.perf_counter()
-                self.changed.set()
-
-    async def _approvals(self, partition: int) -> None:
-        async for record in self.log.read(self.topics.approvals, partition, 0, follow=True):
-            notice = self.codec.decode_notice(record.value)
-            if isinstance(notice, ApprovalRequested):
-                self.interrupts[notice.run_id] = notice.interrupt_id
-                self.changed.set()
-
-    async def wait(self, predicate: object, limit_s: float = 120.0) -> None:
-        deadline = time.monotonic() + limit_s
-        while not predicate():  # type: ignore[operator]
-            self.changed.clear()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("benchmark timed out waiting for the worker")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), remaining)
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
 
 APPS = {"refund": "examples.refund:app", "credit": "bench.agents:app"}
 
@@ -113,31 +57,23 @@ async def bench(
         f"{len(bootstrap.split(','))} broker(s), replication factor {replication.factor}, "
         f"min.insync.replicas {replication.min_insync}"
     )
-    env = {
-        **os.environ,
-        "COUNTERSIGN_LOG": "kafka",
-        "COUNTERSIGN_KAFKA_BOOTSTRAP": bootstrap,
-        "COUNTERSIGN_TOPIC_PREFIX": prefix,
-        "COUNTERSIGN_LOG_LEVEL": os.environ.get("BENCH_WORKER_LEVEL", "warning"),
-        "COUNTERSIGN_WORKER_GROUP": f"{prefix}.workers",
+    home = Path(tempfile.mkdtemp(prefix="cs-bench-home-"))
+    key = signing_home(home)  # workers on Kafka refuse unsigned commands
+    settings = {
+        "LOG": "kafka",
+        "KAFKA_BOOTSTRAP": bootstrap,
+        "TOPIC_PREFIX": prefix,
+        "WORKER_GROUP": f"{prefix}.workers",
     }
-    worker = subprocess.Popen(  # noqa: ASYNC220  (started once, before any timing)
-        [
-            sys.executable,
-            "-m",
-            "countersign.cli",
-            "worker",
-            "--app",
-            APPS[agent],
-            *os.environ.get("BENCH_WORKER_ARGS", "").split(),
-        ],  # e.g. "--health-port 0"
-        cwd=ROOT,
-        env=env,
-        stderr=open(os.environ.get("BENCH_WORKER_LOG", os.devnull), "wb"),  # noqa: SIM115, ASYNC230
+    worker = spawn_worker(  # started once, before any timing
+        [APPS[agent]],
+        worker_env(home, settings),
+        os.environ.get("BENCH_WORKER_LOG", os.devnull),
+        *os.environ.get("BENCH_WORKER_ARGS", "").split(),  # e.g. "--health-port 0"
     )
     follower = Follower(event_log, topics, codec)
     await follower.start(4)
-    publisher = CommandPublisher(event_log, topics, codec)
+    publisher = CommandPublisher(event_log, topics, codec, key=key)
     try:
         latencies = []
         for i in range(runs):
@@ -202,10 +138,10 @@ async def bench(
                 "(record batches, headers, transaction markers)"
             )
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_worker(worker)
         await follower.stop()
         await event_log.close()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> None:
