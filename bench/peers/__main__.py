@@ -33,7 +33,12 @@ sys.path.insert(0, str(ROOT))
 from bench.peers import countersign_side  # noqa: E402
 from bench.peers.figures import Figures, table  # noqa: E402
 from bench.peers.measure import Storage  # noqa: E402
-from bench.peers.storage import database_bytes, row_bytes, segment_bytes  # noqa: E402
+from bench.peers.storage import (  # noqa: E402
+    database_bytes,
+    row_bytes,
+    segment_bytes,
+    server_settings,
+)
 from bench.peers.workload import Counts  # noqa: E402
 from bench.worker_process import signing_home  # noqa: E402
 from countersign import local_kafka, local_pg  # noqa: E402
@@ -170,6 +175,7 @@ async def on_log(
 async def on_kafka(args: argparse.Namespace, root: Path) -> Figures:
     state_dir = root / "kafka"
     bootstrap = (await asyncio.to_thread(local_kafka.start, state_dir)).bootstrap
+    print(f"Kafka {local_kafka.KAFKA_VERSION}: one local broker, replication factor 1")
     data_dir = local_kafka.node(state_dir, 1).data_dir
     topics = Topics(f"peers{uuid.uuid4().hex[:6]}")
 
@@ -186,6 +192,7 @@ async def on_embedded(args: argparse.Namespace, root: Path) -> Figures:
     url = await asyncio.to_thread(
         local_pg.start_embedded, root / "pg", database="countersign_peers", stop_at_exit=True
     )
+    print(await server_settings(url), flush=True)
     topics = Topics(f"peers{uuid.uuid4().hex[:6]}")
 
     async def storage() -> tuple[int, int]:
@@ -208,6 +215,7 @@ async def on_langgraph(args: argparse.Namespace, root: Path) -> Figures:
     url = await asyncio.to_thread(
         local_pg.start_embedded, root / "pg", database="langgraph_peers", stop_at_exit=True
     )
+    print(await server_settings(url), flush=True)
     options = langgraph_side.Options(
         durability=args.langgraph_durability,
         concurrency=args.langgraph_concurrency,

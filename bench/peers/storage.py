@@ -44,3 +44,16 @@ async def row_bytes(url: str, tables: tuple[str, ...], where: str = "", *args: s
 def segment_bytes(data_dir: Path, topic_glob: str) -> int:
     """Bytes of the segment files of the partitions whose folders match `topic_glob`."""
     return sum(f.stat().st_size for d in data_dir.glob(topic_glob) for f in d.glob("*.log"))
+
+
+async def server_settings(url: str) -> str:
+    """The server's version and what a commit waits for (printed beside the figures)."""
+    connection = await asyncpg.connect(url)
+    try:
+        shown = [
+            f"{name} {await connection.fetchval(f'SHOW {name}')}"
+            for name in ("server_version", "fsync", "synchronous_commit")
+        ]
+        return "PostgreSQL: " + ", ".join(shown)
+    finally:
+        await connection.close()
