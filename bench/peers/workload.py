@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from events.json import JsonObject
+
 AMOUNT = 2400.0
 """Over the 500 limit of both sides' refund tool: every run pauses for approval."""
 LIMIT = 500.0
@@ -40,5 +42,5 @@ class Counts:
         return self.runs + self.latency_runs
 
 
-def refund_input(order_id: str, steps: int = 1) -> dict[str, str | float | int]:
+def refund_input(order_id: str, steps: int = 1) -> JsonObject:
     return {"order_id": order_id, "amount": AMOUNT, "steps": steps}
