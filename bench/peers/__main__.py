@@ -267,6 +267,12 @@ def main(argv: list[str] | None = None) -> None:
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\nload average after: {load}\n")
     print(table(found, c.long_steps))
+    if "langgraph" in (args.only or SIDES) and not args.langgraph_unlocked:
+        print(
+            "\nLangGraph's saver as shipped serialises its database operations "
+            "(langgraph#7259);\n--langgraph-unlocked measures it with the proposed fix's "
+            "workaround (docs/peers.md)."
+        )
 
 
 if __name__ == "__main__":
