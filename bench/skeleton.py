@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
 import statistics
@@ -33,7 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from operator import contains
 from pathlib import Path
@@ -42,7 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.broker import kafka  # noqa: E402
+from bench.follower import Follower  # noqa: E402
 from bench.processes import CpuMeter, Fleet, kafka_env, machine_line, postmaster_pid  # noqa: E402
+from bench.stats import percentile  # noqa: E402
 from bench.tally import completions, cpu_lines, scaling_line  # noqa: E402
 from consumers.publisher import CommandPublisher  # noqa: E402
 from countersign import local_kafka, local_pg  # noqa: E402
@@ -51,63 +52,7 @@ from engine.log.port import Topics  # noqa: E402
 from engine.trust.jws import SigningKey  # noqa: E402
 from engine.trust.keys import create_key  # noqa: E402
 from events.codec import Codec  # noqa: E402
-from events.notices import ApprovalRequested  # noqa: E402
 from events.run_events import RunCompleted  # noqa: E402
-
-
-class Follower:
-    """Follows every partition of the runs and approvals topics; records when things happen."""
-
-    def __init__(self, event_log: KafkaLog, topics: Topics, codec: Codec) -> None:
-        self.log, self.topics, self.codec = event_log, topics, codec
-        self.interrupts: dict[str, str] = {}
-        self.completed: dict[str, float] = {}
-        self.value_bytes: dict[str, int] = {}
-        self.changed = asyncio.Event()
-        self.tasks: list[asyncio.Task[None]] = []
-
-    async def start(self, partitions: int) -> None:
-        for p in range(partitions):
-            self.tasks.append(asyncio.create_task(self._runs(p)))
-            self.tasks.append(asyncio.create_task(self._approvals(p)))
-
-    async def _runs(self, partition: int) -> None:
-        async for record in self.log.read(self.topics.runs, partition, 0, follow=True):
-            event = self.codec.decode_event(record.value)
-            self.value_bytes[event.run_id] = self.value_bytes.get(event.run_id, 0) + len(
-                record.value
-            )
-            if isinstance(event.payload, RunCompleted):
-                self.completed[event.run_id] = time.perf_counter()
-                self.changed.set()
-
-    async def _approvals(self, partition: int) -> None:
-        async for record in self.log.read(self.topics.approvals, partition, 0, follow=True):
-            notice = self.codec.decode_notice(record.value)
-            if isinstance(notice, ApprovalRequested):
-                self.interrupts[notice.run_id] = notice.interrupt_id
-                self.changed.set()
-
-    async def wait(self, predicate: Callable[[], bool], limit_s: float = 120.0) -> None:
-        deadline = time.monotonic() + limit_s
-        while not predicate():
-            self.changed.clear()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("benchmark timed out waiting for the workers")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), remaining)
-
-    async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
 
 APPS = {"refund": "examples.refund:app", "credit": "bench.agents:app"}
 
