@@ -50,6 +50,14 @@ fuzz:
 bench:
 	$(PY) bench/skeleton.py
 
+# Countersign beside LangGraph on one machine (docs/peers.md): installs the optional `peers`
+# extra (LangGraph, its PostgreSQL checkpointer, psycopg) first. PEERS_ARGS="--help" lists flags.
+.PHONY: bench-peers
+PEERS_ARGS ?=
+bench-peers: install
+	$(PY) -m pip install -q -e ".[dev,peers]"
+	$(PY) -m bench.peers $(PEERS_ARGS)
+
 # The web inbox and the notifier: decision round trip, inbox with 10,000 open, notifications/s.
 bench-web:
 	$(PY) bench/web.py

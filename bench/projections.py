@@ -3,6 +3,7 @@
     .venv/bin/python bench/projections.py                  # everything, MemoryLog
     .venv/bin/python bench/projections.py --kafka          # also through a real Kafka broker
     .venv/bin/python bench/projections.py --only throughput --events 300000
+    .venv/bin/python bench/projections.py --only processes --projectors 3   # 1 vs 3 processes
 
 1. throughput: events/s from the runs topic into PostgreSQL for one projector process
    (pre-encoded realistic runs of ~11 events; the clock runs from the projector's start
@@ -13,16 +14,24 @@
    every 100 ms.
 3. queries: the inbox, audit, stats, recommendations and what-if on a million events (the
    copy is built once and kept in schema `bench_1m`; `--fresh` builds it again).
+4. processes (only when asked, Kafka only): the same fill of a runs topic of `--partitions`
+   partitions (6 by default), then `countersign projector` OS processes in one consumer
+   group: one, then `--projectors` (fresh topics and schema each). The clock runs from the
+   moment every process answers ready on its probe port (in the group, polled, PostgreSQL
+   answering) until the positions stored in PostgreSQL reach the end of every partition;
+   events/s counts what was projected in that window. Also the CPU seconds each process
+   tree used meanwhile (projectors, broker, PostgreSQL, this process).
 
 PostgreSQL: $COUNTERSIGN_DATABASE_URL, else an embedded server under .countersign/bench-pg.
 Kafka: $COUNTERSIGN_KAFKA_BOOTSTRAP, else a local broker under .countersign/bench-kafka.
-Prints figures; asserts nothing.
+What this script started, it stops at the end. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import pickle
 import random
@@ -31,13 +40,16 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.processes import CpuMeter, Fleet, kafka_env, machine_line, postmaster_pid
+from bench.tally import cpu_lines, scaling_line
+from countersign import local_kafka, local_pg
 from engine.log.memory import MemoryLog
 from engine.log.port import EventLog, Outgoing, Topics
 from events.approval import ApprovalRequest
@@ -254,27 +266,48 @@ def dataset(events: int) -> list[tuple[str, bytes]]:
 # -- plumbing -------------------------------------------------------------------------------------
 
 
+PG_DIR = ROOT / ".countersign" / "bench-pg"
+KAFKA_DIR = ROOT / ".countersign" / "bench-kafka"
+
+
 async def database_url() -> str:
     if os.environ.get("COUNTERSIGN_DATABASE_URL"):
         return os.environ["COUNTERSIGN_DATABASE_URL"]
-    from countersign import local_pg
+    return await asyncio.to_thread(local_pg.start_embedded, PG_DIR)
 
-    return await asyncio.to_thread(local_pg.start_embedded, ROOT / ".countersign" / "bench-pg")
+
+async def kafka_bootstrap() -> str:
+    configured = os.environ.get("COUNTERSIGN_KAFKA_BOOTSTRAP")
+    if configured:
+        return configured
+    return (await asyncio.to_thread(local_kafka.start, KAFKA_DIR)).bootstrap
 
 
 async def kafka_log(partitions: int) -> tuple[EventLog, Topics]:
-    from countersign import local_kafka
     from engine.log.kafka import KafkaLog
 
-    bootstrap = os.environ.get("COUNTERSIGN_KAFKA_BOOTSTRAP")
-    if not bootstrap:
-        state = ROOT / ".countersign" / "bench-kafka"
-        bootstrap = (await asyncio.to_thread(local_kafka.start, state)).bootstrap
-    log = KafkaLog(bootstrap, client_id="bench", linger_ms=5, max_batch_bytes=1_048_576)
+    log = KafkaLog(
+        await kafka_bootstrap(), client_id="bench", linger_ms=5, max_batch_bytes=1_048_576
+    )
     await log.start()
     topics = Topics(f"bench{uuid.uuid4().hex[:6]}")
     await log.ensure_topics(topics, partitions)
     return log, topics
+
+
+@contextlib.contextmanager
+def stopping_what_starts() -> Iterator[None]:
+    """The embedded PostgreSQL and the local broker, stopped at the end if they were not
+    running before (their data stays: the query copy is kept)."""
+    pg_was = local_pg.is_running(PG_DIR)
+    kafka_was = local_kafka.status(KAFKA_DIR) is not None
+    try:
+        yield
+    finally:
+        if not kafka_was and local_kafka.status(KAFKA_DIR) is not None:
+            local_kafka.stop(KAFKA_DIR)
+        if not pg_was and local_pg.is_running(PG_DIR):
+            local_pg.stop_embedded(PG_DIR)
 
 
 async def publish(log: EventLog, topic: str, data: list[tuple[str, bytes]]) -> None:
@@ -451,6 +484,81 @@ async def measure_lag(
     return samples
 
 
+# -- 4. several projector processes --------------------------------------------------------------
+
+
+async def processes(url: str, events: int, count: int, partitions: int) -> None:
+    data = dataset(events)
+    print(f"\n4. projector processes, {len(data):,} events on {partitions} partitions")
+    rates = [await projected_by(url, data, n, partitions) for n in sorted({1, count})]
+    if count > 1:
+        print("  " + scaling_line("events/s", rates[0], rates[-1], count, target=2.5))
+
+
+async def projected_by(
+    url: str, data: list[tuple[str, bytes]], count: int, partitions: int
+) -> float:
+    """Events/s of `count` projector processes from the moment all are ready."""
+    log, topics = await kafka_log(partitions)
+    store = await fresh_store(url)
+    fleet = None
+    try:
+        await publish(log, topics.runs, data)
+        ends = {p: await log.end_offset(topics.runs, p) for p in range(partitions)}
+        env = kafka_env(
+            await kafka_bootstrap(),
+            topics.prefix,
+            partitions,
+            COUNTERSIGN_DATABASE_URL=url,
+            COUNTERSIGN_PROJECTION_SCHEMA=store.schema,
+            COUNTERSIGN_PROJECTOR_GROUP=f"{topics.prefix}.projectors",
+        )
+        fleet = Fleet(["projector"], env, count)
+        launched = time.perf_counter()
+        await fleet.ready()
+        ready, before = time.perf_counter(), await projected(store, topics.runs, ends)
+        meter = projector_meter(fleet)
+        meter.start()
+        while await projected(store, topics.runs, ends) < sum(ends.values()):  # noqa: ASYNC110
+            await asyncio.sleep(0.02)  # (polling a database, not an event)
+        done = time.perf_counter()
+        used = meter.stop()
+        moved = sum(ends.values()) - before
+        rate = moved / (done - ready)
+        print(f"  {count} process(es): {rate:>8,.0f} events/s once all ready "
+              f"({moved:,} events in {done - ready:.1f} s; {before:,} before, during "
+              f"{ready - launched:.1f} s of start-up); {len(data) / (done - launched):,.0f}"
+              f" events/s from launch")  # fmt: skip
+        print(f"    CPU meanwhile (µs per event; cores kept busy); {machine_line()}:")
+        print("\n".join(cpu_lines(used, moved, "event", done - ready)))
+        return rate
+    finally:
+        if fleet is not None:
+            fleet.end()
+        await drop(url, store)
+        await log.close()
+
+
+async def projected(store: ProjectionStore, topic: str, ends: dict[int, int]) -> int:
+    """Records projected so far: the stored positions, up to each partition's end."""
+    positions = await store.positions("core", topic)
+    return sum(min(positions.get(p, 0), end) for p, end in ends.items())
+
+
+def projector_meter(fleet: Fleet) -> CpuMeter:
+    broker = local_kafka.status(KAFKA_DIR)
+    postgres = None if os.environ.get("COUNTERSIGN_DATABASE_URL") else postmaster_pid(PG_DIR)
+    return CpuMeter(
+        {
+            "projectors": fleet.pids,
+            "broker": broker.pids
+            if broker and "COUNTERSIGN_KAFKA_BOOTSTRAP" not in os.environ
+            else (),
+            "postgres": [postgres] if postgres else [],
+        }
+    )
+
+
 # -- 3. queries on a million events ---------------------------------------------------------------
 
 
@@ -527,6 +635,8 @@ def example_policy() -> Policy:
 async def main(args: argparse.Namespace) -> None:
     url = await database_url()
     only = set(args.only or ["throughput", "lag", "queries"])
+    if "processes" in only:
+        await processes(url, args.events, args.projectors, args.partitions)
     if "throughput" in only:
         await throughput(url, args.events, args.kafka, args.max_records)
     if "lag" in only:
@@ -537,7 +647,9 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", action="append", choices=["throughput", "lag", "queries"])
+    parser.add_argument(
+        "--only", action="append", choices=["throughput", "lag", "queries", "processes"]
+    )
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--max-records", type=int, default=2000)
     parser.add_argument("--rate", type=int, default=5000)
@@ -545,7 +657,13 @@ if __name__ == "__main__":
     parser.add_argument("--query-events", type=int, default=1_000_000)
     parser.add_argument("--fresh", action="store_true", help="build the query copy again")
     parser.add_argument("--kafka", action="store_true", help="also measure through Kafka")
+    parser.add_argument("--projectors", type=int, default=3, help="processes: 1 vs this many")
+    parser.add_argument("--partitions", type=int, default=6, help="processes: of the runs topic")
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
-    asyncio.run(main(parser.parse_args()))
+    parsed = parser.parse_args()
+    if not 1 <= parsed.projectors <= parsed.partitions:
+        parser.error("--projectors must be between 1 and --partitions (a spare one idles)")
+    with stopping_what_starts():
+        asyncio.run(main(parsed))

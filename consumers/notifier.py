@@ -92,10 +92,15 @@ class Notifier:
 
     async def run(self, stop: asyncio.Event) -> None:
         member = self._log.member(self._settings.group, self._topic, self)
-        await member.start()
-        log.info("notifier_serving", topic=self._topic, group=self._settings.group,
-                 channels=sorted(self._routing.channels), owner=self._settings.owner)  # fmt: skip
-        try:
+        try:  # joining is inside: a notifier stopped while it joins still leaves the group
+            await member.start()
+            log.info(
+                "notifier_serving",
+                topic=self._topic,
+                group=self._settings.group,
+                channels=sorted(self._routing.channels),
+                owner=self._settings.owner,
+            )
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._intake(member, stop))
                 group.create_task(self._sending(stop))

@@ -116,11 +116,11 @@ class Projector:
         if not await self._patiently(self._check_log):
             return  # stopped while PostgreSQL was away
         member = self._log.member(self._group, self._topic, self)
-        await member.start()
-        self.watch.health.joined()
-        self._logger.info("projector_started")
         writing: asyncio.Task[bool] | None = None
-        try:
+        try:  # joining is inside: a projector stopped while it joins still leaves the group
+            await member.start()
+            self.watch.health.joined()
+            self._logger.info("projector_started")
             while not stop.is_set():
                 records = await member.poll(self._poll_timeout_s, self._max_records)
                 self.watch.polled()

@@ -154,8 +154,23 @@ class MemoryMember:
 
     async def start(self) -> None:
         self._group.members.append(self)
-        await self._rebalance()
+        try:
+            await self._rebalance()
+        except BaseException:  # cancelled or failed while joining: leave no member behind
+            self._abandon()
+            raise
         await self._log._notify()
+
+    def _abandon(self) -> None:
+        """Leave the group at once, without the listener: what a member that never finished
+        joining holds would otherwise stay its own, and no other member would ever get it."""
+        if self in self._group.members:
+            self._group.members.remove(self)
+        for partition, owner in list(self._group.owner.items()):
+            if owner is self:
+                del self._group.owner[partition]
+        self._assigned = frozenset()
+        self._positions.clear()
 
     async def stop(self) -> None:
         if self in self._group.members:

@@ -186,17 +186,17 @@ class Worker:
         await self._routing.current()
         member = self._log.member(self._settings.group, self._topics.commands, self._rebalancer)
         self._committer.bind(member)
-        await member.start()
-        self.watch.joined(member)
-        await self._register()
-        log.info("worker_started", group=self._settings.group, topic=self._topics.commands)
-        if not self._intake.gate.require_signed:
-            log.warning(
-                "worker_accepts_unsigned_commands",
-                remedy="development only: anyone who can write the commands topic can act "
-                "as anyone (docs/signing.md)",
-            )
-        try:
+        try:  # joining is inside: a worker stopped while it joins still leaves the group
+            await member.start()
+            self.watch.joined(member)
+            await self._register()
+            log.info("worker_started", group=self._settings.group, topic=self._topics.commands)
+            if not self._intake.gate.require_signed:
+                log.warning(
+                    "worker_accepts_unsigned_commands",
+                    remedy="development only: anyone who can write the commands topic can act "
+                    "as anyone (docs/signing.md)",
+                )
             while not stop.is_set():
                 try:
                     await self._poll_once(member)

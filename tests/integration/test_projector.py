@@ -231,6 +231,11 @@ async def caught_up(store: ProjectionStore, log: MemoryLog, name: str = "core") 
     return all(stored.get(p, 0) == end for p, end in ends.items())
 
 
+async def until_caught_up(store: ProjectionStore, log: MemoryLog, what: str = "") -> None:
+    # Correctness, not speed: on a loaded machine folding a hundred runs again takes a while.
+    await eventually(lambda: caught_up(store, log), timeout=90, message=what)
+
+
 class Running:
     """A projector task that can be stopped cleanly or crashed (cancelled)."""
 
@@ -262,7 +267,7 @@ async def test_runs_audit_interrupts_and_timelines_are_projected(
     histories = await publish_runs(log, 5)  # one run per ending
     running = Running(projector(log, store, max_records=7))  # many small batches
 
-    await eventually(lambda: caught_up(store, log), message="projector caught up")
+    await until_caught_up(store, log, "projector caught up")
     await running.close()
 
     q = Queries(store)
@@ -335,7 +340,7 @@ async def test_the_events_index_keeps_bytes_hash_chain_and_log_position(
 ) -> None:
     await publish_runs(log, 3)
     running = Running(projector(log, store))
-    await eventually(lambda: caught_up(store, log))
+    await until_caught_up(store, log)
     await running.close()
 
     events = await Queries(store).events("run-0")
@@ -393,7 +398,7 @@ async def test_a_crash_mid_stream_loses_and_doubles_nothing(
 
     assert not await caught_up(store, log)  # it really stopped mid-way
     second = Running(projector(log, store, max_records=40))
-    await eventually(lambda: caught_up(store, log), message="second projector caught up")
+    await until_caught_up(store, log, "second projector caught up")
     await second.close()
     q = Queries(store)
     assert len(await q.audit(limit=10_000)) == auditable(histories)
@@ -416,7 +421,7 @@ async def test_crashes_at_arbitrary_points_lose_and_double_nothing(
         await crashing.crash()
 
     last = Running(projector(log, store, max_records=30))
-    await eventually(lambda: caught_up(store, log), message="caught up after crashes")
+    await until_caught_up(store, log, "caught up after crashes")
     await last.close()
 
     q = Queries(store)
@@ -464,7 +469,7 @@ async def test_two_projectors_in_one_group_share_the_partitions(
     one = Running(projector(log, store, max_records=25))
     two = Running(projector(log, store, max_records=25))
 
-    await eventually(lambda: caught_up(store, log), message="group caught up")
+    await until_caught_up(store, log, "group caught up")
     await one.close()
     await two.close()
 
@@ -484,7 +489,7 @@ async def test_an_undecodable_record_is_recorded_and_skipped(
     await log.publish([Outgoing(TOPIC, "run-g", stream.encode(p)) for p in history[3:]])
     running = Running(projector(log, store))
 
-    await eventually(lambda: caught_up(store, log))
+    await until_caught_up(store, log)
     await running.close()
 
     q = Queries(store)
@@ -517,7 +522,7 @@ async def test_values_postgresql_refuses_are_cleaned_or_recorded_never_stop_it(
     await log.publish([Outgoing(TOPIC, "run-p", data) for data in events])
     running = Running(projector(log, store))
 
-    await eventually(lambda: caught_up(store, log))
+    await until_caught_up(store, log)
     await running.close()
 
     q = Queries(store)
@@ -541,7 +546,7 @@ async def test_a_duplicate_of_a_projected_event_is_recorded_not_applied(
     await log.publish([Outgoing(TOPIC, "run-d", encoded[3])])  # InterruptRaised again
     running = Running(projector(log, store))
 
-    await eventually(lambda: caught_up(store, log))
+    await until_caught_up(store, log)
     await running.close()
 
     q = Queries(store)
@@ -582,7 +587,7 @@ async def test_an_unavailable_store_is_retried_without_losing_the_batch(
     flaky = FlakyStore(store, failures=3)
     running = Running(projector(log, flaky))
 
-    await eventually(lambda: caught_up(store, log))
+    await until_caught_up(store, log)
     await running.close()
 
     assert flaky.calls > 3
@@ -598,6 +603,6 @@ async def test_lag_is_what_the_projection_has_not_applied_yet(
     assert await idle.lag() == await end_offsets(log)
 
     running = Running(idle)
-    await eventually(lambda: caught_up(store, log))
+    await until_caught_up(store, log)
     await running.close()
     assert await idle.lag() == dict.fromkeys(range(4), 0)

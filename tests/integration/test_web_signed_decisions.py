@@ -18,6 +18,7 @@ from engine.trust import keys
 from engine.trust.gate import CommandGate, Proven, Refused
 from engine.trust.loading import TrustLoader
 from events.commands import SubmitDecision
+from tests.helpers import eventually
 from tests.web_stack import Stack, fresh_stack
 
 pytestmark = [pytest.mark.postgres]
@@ -54,8 +55,12 @@ async def test_the_server_signs_for_the_person_and_the_gate_proves_them(stack: S
         )  # fmt: skip
         assert approved.status_code == 200, approved.text
         assert approved.json()["status"] == "accepted"
-        audit = (await alice.get(f"/api/runs/{run_id}/audit")).json()
-    assert [a["actor"] for a in audit if a["action"] == "decision_accepted"] == ["alice"]
+
+        async def audited() -> list[str]:  # the audit is a projection: it follows the log
+            audit = (await alice.get(f"/api/runs/{run_id}/audit")).json()
+            return [a["actor"] for a in audit if a["action"] == "decision_accepted"]
+
+        assert await eventually(audited, timeout=60) == ["alice"]
     [(record, command)] = await decision_records(stack, run_id)
     assert command.decided_by == "alice"
     assert signing.startswith("signed as")

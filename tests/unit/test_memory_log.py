@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 import pytest
@@ -126,6 +127,38 @@ async def test_a_second_member_takes_over_after_the_first_stops() -> None:
     with pytest.raises(Fenced):
         await first.commit(0, [_out(b"zombie", partition=1)], consumed=2)
     assert b"zombie" not in await _read_all(log, 1)
+    await second.stop()
+
+
+class Hanging(Listener):
+    """A listener that never finishes taking its partitions (its store is away)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+
+    async def on_assigned(self, partitions: frozenset[int]) -> Mapping[int, int]:
+        self.entered.set()
+        await asyncio.Event().wait()
+        return {}
+
+
+async def test_a_member_cancelled_while_joining_leaves_nothing_behind() -> None:
+    log = await _log()
+    await log.publish([_out(b"a0"), _out(b"b0", partition=1)])
+    hanging = Hanging()
+    joining = asyncio.create_task(log.member("g", TOPICS.runs, hanging).start())
+    await asyncio.wait_for(hanging.entered.wait(), 5)
+    joining.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await joining
+
+    second = log.member("g", TOPICS.runs, Listener())
+    await second.start()
+    records = await second.poll(POLL_S)
+
+    assert second.assigned == frozenset({0, 1})  # before: the half-joined member kept them
+    assert sorted((r.partition, r.value) for r in records) == [(0, b"a0"), (1, b"b0")]
     await second.stop()
 
 

@@ -75,6 +75,9 @@ async def start_or_close(client: Any, timeout_s: float) -> None:
     except (KafkaError, OSError) as error:
         await close_quietly(client, type(client).__name__)
         raise TransientLogError(f"could not connect to Kafka: {error!r}") from error
+    except BaseException:  # cancelled while starting: its background tasks must not live on
+        await close_quietly(client, type(client).__name__)
+        raise
 
 
 async def close_quietly(client: Any, role: str) -> None:

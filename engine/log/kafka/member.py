@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.producer import sender as aiokafka_sender
 
 from engine.errors import ConfigurationError, Fenced, LogError, TransientLogError
+from engine.log.kafka import txn_backoff
 from engine.log.kafka.clients import (
     CLOSE_TIMEOUT_S,
     FENCING_ERRORS,
@@ -45,11 +45,7 @@ log = structlog.get_logger("engine.log.kafka")
 
 _POLL_GRACE_S = 0.5
 
-# A transaction begun right after the last one commits is refused (CONCURRENT_TRANSACTIONS)
-# until the coordinator has written the last one's markers, a millisecond or two; aiokafka
-# then waits a fixed 20 ms before asking again (KAFKA-5477), which was the p99 of a refund
-# decision (two transactions back to back). Ask again sooner: a few requests more, at most.
-aiokafka_sender.BACKOFF_OVERRIDE = 0.003
+txn_backoff.install()  # a transaction refused while the last one ends is asked again soon
 
 
 class KafkaMember:

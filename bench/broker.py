@@ -1,0 +1,32 @@
+"""The broker a Kafka benchmark talks to: COUNTERSIGN_KAFKA_BOOTSTRAP's, or one of its own."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from countersign import local_kafka
+
+
+@contextlib.contextmanager
+def kafka(brokers: int = 1, *, name: str = "bench") -> Iterator[tuple[str, Path | None]]:
+    """(bootstrap, state directory); a broker started here (state directory not None) is
+    stopped and its directory removed on the way out, whatever happened."""
+    bootstrap = os.environ.get("COUNTERSIGN_KAFKA_BOOTSTRAP")
+    if bootstrap:
+        yield bootstrap, None
+        return
+    state_dir = Path(tempfile.mkdtemp(prefix=f"cs-{name}-"))
+    try:
+        yield local_kafka.start(state_dir, brokers=brokers).bootstrap, state_dir
+    finally:
+        with contextlib.suppress(Exception):
+            local_kafka.stop(state_dir)
+        shutil.rmtree(state_dir, ignore_errors=True)

@@ -1,0 +1,432 @@
+"""A worker's transaction on Kafka: as aiokafka runs it, and in the fewest round trips.
+
+    .venv/bin/python bench/transactions.py [--rounds 300] [--brokers 1|3]
+
+Every step a worker commits is one transaction that writes its records and the consumed
+offset of the commands topic (engine/log/kafka/member.py). This times that transaction, one
+after another, three ways on the same broker (its own, in a temporary directory; or
+COUNTERSIGN_KAFKA_BOOTSTRAP), in alternating blocks so the machine's load falls on each alike:
+
+- aiokafka: begin, send_offsets_to_transaction, send, commit, as the worker does, with the
+  worker's producer settings; with the worker's tuning of aiokafka's retries
+  (engine/log/kafka/txn_backoff.py) and without it, in turn. aiokafka's
+  sender issues one transaction request at a time: AddOffsetsToTxn, TxnOffsetCommit,
+  AddPartitionsToTxn, Produce, EndTxn, five round trips in sequence.
+- by hand, in sequence: the same five requests on aiokafka's client, awaited one by one (so
+  what the next way saves is the overlap, not aiokafka's own overhead).
+- by hand, overlapped: AddPartitionsToTxn, AddOffsetsToTxn, then Produce to the partition's
+  leader and TxnOffsetCommit to the group coordinator at once, then EndTxn: four round trips
+  in sequence. That is the protocol's minimum on Kafka 3.9 without retries: the transaction
+  coordinator takes one change of a transaction at a time (a second, sent while the first is
+  written, is refused as CONCURRENT_TRANSACTIONS); AddPartitionsToTxn refuses the internal
+  `__consumer_offsets` partition (TOPIC_AUTHORIZATION_FAILED), so the offsets' registration
+  cannot ride with the records'; and a Produce sent while AddOffsetsToTxn is being written
+  fails its partition's verification with the coordinator (KIP-890, NOT_ENOUGH_REPLICAS to
+  this client). KIP-890's second part (Kafka 4.0) lets Produce and TxnOffsetCommit
+  register themselves: two round trips.
+
+Also the round trip itself (a Metadata request). Then checks that every transaction of
+every way is visible to a read_committed consumer and that the group's committed offset is
+the last one written: a way that lost a write is reported, not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient, ConnectionGroup, CoordinationType
+from aiokafka.errors import (
+    ConcurrentTransactions,
+    CoordinatorNotAvailableError,
+    KafkaError,
+    NotEnoughReplicasError,
+    for_code,
+)
+from aiokafka.protocol.metadata import MetadataRequest
+from aiokafka.protocol.produce import ProduceRequest
+from aiokafka.protocol.transaction import (
+    AddOffsetsToTxnRequest,
+    AddPartitionsToTxnRequest,
+    EndTxnRequest,
+    InitProducerIdRequest,
+    TxnOffsetCommitRequest,
+)
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.structs import OffsetAndMetadata
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from broker import kafka  # noqa: E402
+
+from engine.log.kafka import txn_backoff  # noqa: E402
+from engine.log.kafka.config import ClientTimings, client_configs  # noqa: E402
+
+# The hand-made ways retry a refusal after the same 3 ms as the worker's producers.
+RETRY_S = txn_backoff.SOON_S
+VALUE = b"x" * 300  # about one run event
+
+
+def java_hash(text: str) -> int:
+    """Java's String.hashCode, which places a group on a `__consumer_offsets` partition."""
+    h = 0
+    for char in text:
+        h = (31 * h + ord(char)) & 0xFFFFFFFF
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def offsets_partition(group: str, partitions: int) -> int:
+    return (java_hash(group) & 0x7FFFFFFF) % partitions
+
+
+def check(response: Any, what: str) -> None:
+    """Raise the first error a transaction response carries (its shape varies by API)."""
+    codes: list[int] = []
+    if hasattr(response, "error_code"):
+        codes.append(response.error_code)
+    for _topic, partitions in getattr(response, "errors", ()):
+        codes.extend(code for _partition, code in partitions)
+    for _topic, partitions in getattr(response, "topics", ()):
+        codes.extend(entry[1] for entry in partitions)
+    for code in codes:
+        if code:
+            raise for_code(code)(f"{what}: {response}")
+
+
+async def coordinator(client: AIOKafkaClient, kind: Any, key: str) -> int:
+    """The coordinator's node, once the broker has made its internal topic."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            node: int = await client.coordinator_lookup(kind, key)
+            return node
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+class HandMade:
+    """A transactional producer written against aiokafka's client, one request per call."""
+
+    def __init__(self, bootstrap: str, topic: str, group: str, txn_id: str) -> None:
+        self.topic, self.group, self.txn_id = topic, group, txn_id
+        self.clients = [AIOKafkaClient(bootstrap_servers=bootstrap) for _ in range(2)]
+        self.producer_id = self.epoch = -1
+        self.sequence = 0
+        self.written = 0
+        self.spent: dict[str, list[float]] = {}
+        self.retries: dict[str, int] = {}
+
+    async def timed(self, name: str, request: Awaitable[Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            return await request
+        finally:
+            self.spent.setdefault(name, []).append(time.perf_counter() - started)
+
+    async def start(self) -> None:
+        for client in self.clients:
+            await client.bootstrap()
+        client = self.clients[0]
+        client.add_topic(self.topic)
+        client.add_topic("__consumer_offsets")
+        await client.force_metadata_update()
+        self.txn_node = await coordinator(client, CoordinationType.TRANSACTION, self.txn_id)
+        self.group_node = await coordinator(client, CoordinationType.GROUP, self.group)
+        leader = client.cluster.leader_for_partition(TopicPartition(self.topic, 0))
+        assert leader is not None
+        self.leader: int = leader
+        offsets = await client._wait_on_metadata("__consumer_offsets")
+        self.offsets_tp = offsets_partition(self.group, len(offsets))
+        response = await self._txn(InitProducerIdRequest(self.txn_id, 60_000), client)
+        self.producer_id, self.epoch = response.producer_id, response.producer_epoch
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
+
+    async def _txn(self, request: Any, client: AIOKafkaClient | None = None) -> Any:
+        """A request to the transaction coordinator, asked again while the last
+        transaction's markers are being written (as every client does)."""
+        while True:
+            response = await (client or self.clients[0]).send(
+                self.txn_node, request, group=ConnectionGroup.COORDINATION
+            )
+            try:
+                check(response, type(request).__name__)
+                return response
+            except ConcurrentTransactions:
+                name = type(request).__name__
+                self.retries[name] = self.retries.get(name, 0) + 1
+                await asyncio.sleep(RETRY_S)
+
+    def _add_partitions(self) -> Any:
+        topics = [(self.topic, [0])]
+        return AddPartitionsToTxnRequest(self.txn_id, self.producer_id, self.epoch, topics)
+
+    def _add_offsets(self) -> Any:
+        return AddOffsetsToTxnRequest(self.txn_id, self.producer_id, self.epoch, self.group)
+
+    async def _produce(self) -> None:
+        builder = DefaultRecordBatchBuilder(
+            2,
+            0,
+            is_transactional=1,
+            producer_id=self.producer_id,
+            producer_epoch=self.epoch,
+            base_sequence=self.sequence,
+            batch_size=1 << 20,
+        )
+        builder.append(0, timestamp=int(time.time() * 1000), key=b"run", value=VALUE, headers=[])
+        request = ProduceRequest(self.txn_id, -1, 30_000, [(self.topic, [(0, builder.build())])])
+        # Sent again unchanged (same sequence: the broker keeps one copy) while its partition's
+        # verification with the coordinator meets a change in flight (KIP-890).
+        await self._retrying(lambda: self.clients[0].send(self.leader, request), "Produce")
+        self.sequence += 1
+
+    async def _commit_offset(self, offset: int) -> None:
+        request = TxnOffsetCommitRequest(
+            self.txn_id,
+            self.group,
+            self.producer_id,
+            self.epoch,
+            [(self.topic, [(0, offset, "")])],
+        )
+        await self._retrying(
+            lambda: self.clients[1].send(
+                self.group_node, request, group=ConnectionGroup.COORDINATION
+            ),
+            "TxnOffsetCommit",
+        )
+
+    async def _retrying(self, send: Callable[[], Awaitable[Any]], what: str) -> None:
+        while True:
+            try:
+                check(await send(), what)
+                return
+            except (NotEnoughReplicasError, CoordinatorNotAvailableError):
+                self.retries[what] = self.retries.get(what, 0) + 1
+                await asyncio.sleep(RETRY_S)
+
+    async def _end(self) -> None:
+        await self._txn(EndTxnRequest(self.txn_id, self.producer_id, self.epoch, True))
+        self.written += 1
+
+    async def in_sequence(self, offset: int) -> None:
+        await self.timed("AddOffsetsToTxn", self._txn(self._add_offsets()))
+        await self.timed("TxnOffsetCommit", self._commit_offset(offset))
+        await self.timed("AddPartitionsToTxn", self._txn(self._add_partitions()))
+        await self.timed("Produce", self._produce())
+        await self.timed("EndTxn", self._end())
+
+    async def overlapped(self, offset: int) -> None:
+        await self._txn(self._add_partitions())
+        await self._txn(self._add_offsets())
+        await asyncio.gather(self._produce(), self._commit_offset(offset))
+        await self._end()
+
+
+def count_requests(producer: AIOKafkaProducer) -> dict[str, int]:
+    """Requests the producer's client sends, by name (a refused one is sent again)."""
+    counts: dict[str, int] = {}
+    client = producer.client
+    original = client.send
+
+    async def send(node_id: int, request: Any, **kwargs: Any) -> Any:
+        name = type(request).__name__.removesuffix("Request")
+        counts[name] = counts.get(name, 0) + 1
+        return await original(node_id, request, **kwargs)
+
+    client.send = send  # type: ignore[method-assign]
+    return counts
+
+
+async def with_aiokafka(producer: AIOKafkaProducer, topic: str, group: str, offset: int) -> None:
+    await producer.begin_transaction()
+    await producer.send_offsets_to_transaction(
+        {TopicPartition(topic, 0): OffsetAndMetadata(offset, "")}, group
+    )
+    sent = await producer.send(topic, VALUE, key=b"run", partition=0)
+    await producer.commit_transaction()
+    await sent
+
+
+async def round_trip(client: AIOKafkaClient, node: int) -> None:
+    await client.send(node, MetadataRequest([]))
+
+
+async def committed(bootstrap: str, topic: str) -> int:
+    """Records of `topic` a read_committed consumer sees."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        seen = 0
+        while await consumer.position(tp) < end:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            seen += sum(len(records) for records in batch.values())
+        return seen
+    finally:
+        await consumer.stop()
+
+
+async def committed_offset(bootstrap: str, topic: str, group: str) -> int | None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+    await consumer.start()
+    try:
+        return await consumer.committed(TopicPartition(topic, 0))
+    finally:
+        await consumer.stop()
+
+
+def summary(name: str, seconds: list[float]) -> str:
+    ms = sorted(s * 1000 for s in seconds)
+    p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+    return (
+        f"  {name:<34} p50 {statistics.median(ms):6.2f} ms   p99 {p99:6.2f} ms   "
+        f"mean {statistics.fmean(ms):6.2f} ms   ({len(ms)})"
+    )
+
+
+AIOKAFKA_WAYS = ("tuned", "as is")  # with and without the worker's tuning, in turn
+LABELS = {
+    "tuned": "aiokafka, worker's tuning",
+    "as is": "aiokafka as is",
+    "sequence": "by hand, 5 in sequence",
+    "overlap": "by hand, overlapped (4 in sequence)",
+    "round trip": "one round trip (Metadata)",
+}
+
+
+class Ways:
+    """The ways a transaction is timed, each on its own topic, group and transactional id."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+        tag = uuid.uuid4().hex[:6]
+        ways = (*AIOKAFKA_WAYS, "sequence", "overlap")
+        self.topics = {way: f"txn-{way.replace(' ', '-')}-{tag}" for way in ways}
+        self.groups = {way: f"g-{topic}" for way, topic in self.topics.items()}
+        self.offsets = dict.fromkeys(ways, 0)
+        self.sent = {way: dict[str, int]() for way in AIOKAFKA_WAYS}
+        self.producers: dict[str, AIOKafkaProducer] = {}
+        self.hand = {
+            way: HandMade(bootstrap, self.topics[way], self.groups[way], f"x-{self.topics[way]}")
+            for way in ("sequence", "overlap")
+        }
+        self.client = AIOKafkaClient(bootstrap_servers=bootstrap)
+
+    async def start(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(topic, 1, 1) for topic in self.topics.values()])
+        await admin.close()
+        await self.client.bootstrap()
+        settings = client_configs(self.bootstrap, ClientTimings(client_id="bench"))
+        for way in AIOKAFKA_WAYS:
+            producer = AIOKafkaProducer(
+                **settings["transactional_producer"], transactional_id=f"x-{self.topics[way]}"
+            )
+            await producer.start()
+            self.producers[way] = producer
+            self.sent[way] = count_requests(producer)
+        for made in self.hand.values():
+            await asyncio.wait_for(made.start(), 60)
+
+    async def stop(self) -> None:
+        for producer in self.producers.values():
+            await producer.stop()
+        for made in self.hand.values():
+            await made.close()
+        await self.client.close()
+
+    async def once(self, way: str) -> None:
+        if way == "round trip":
+            return await round_trip(self.client, self.hand["overlap"].leader)
+        self.offsets[way] += 1
+        offset = self.offsets[way]
+        if way == "sequence":
+            return await self.hand[way].in_sequence(offset)
+        if way == "overlap":
+            return await self.hand[way].overlapped(offset)
+        if way == "tuned":
+            txn_backoff.install()
+        else:
+            txn_backoff.restore()
+        producer = self.producers[way]
+        return await with_aiokafka(producer, self.topics[way], self.groups[way], offset)
+
+
+async def bench(bootstrap: str, rounds: int, block: int) -> None:
+    ways = Ways(bootstrap)
+    await ways.start()
+    times: dict[str, list[float]] = {way: [] for way in LABELS}
+    warm = 20
+    for way in times:  # connections, metadata, the first transaction's registration
+        for _ in range(warm):
+            await ways.once(way)
+    for counts in ways.sent.values():
+        counts.clear()
+    for _ in range(0, rounds, block):
+        for way in times:
+            for _ in range(block):
+                started = time.perf_counter()
+                await ways.once(way)
+                times[way].append(time.perf_counter() - started)
+    await ways.stop()
+    print(f"one transaction = one record of {len(VALUE)} B + the consumed offset, {bootstrap}:")
+    for way, label in LABELS.items():
+        print(summary(label, times[way]))
+    print("  requests a transaction:")
+    for way in AIOKAFKA_WAYS:
+        counts = ways.sent[way]
+        each = ", ".join(f"{name} {n / len(times[way]):.2f}" for name, n in counts.items())
+        print(f"    {LABELS[way]}: {each}")
+    for way, made in ways.hand.items():
+        print(f"    {LABELS[way]}: 5 + retries {made.retries or 'none'}")
+    spent = ways.hand["sequence"].spent
+    each = "   ".join(f"{name} {statistics.median(t) * 1000:.2f}" for name, t in spent.items())
+    print(f"  each request, by hand in sequence (p50, retries included): {each} ms")
+    expected = warm + rounds
+    for way, topic in ways.topics.items():
+        seen = await committed(bootstrap, topic)
+        offset = await committed_offset(bootstrap, topic, ways.groups[way])
+        last = ways.offsets[way]
+        verdict = "ok" if seen == expected and offset == last else "LOST OR EXTRA"
+        print(
+            f"  check {way:<8} committed records {seen:,} of {expected:,}, "
+            f"group offset {offset} (last written {last}): {verdict}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=300, help="transactions timed per way")
+    parser.add_argument("--block", type=int, default=25, help="transactions per block")
+    parser.add_argument("--brokers", type=int, default=1, help="nodes of the broker it starts")
+    args = parser.parse_args()
+    args.rounds -= args.rounds % args.block
+    with kafka(args.brokers, name="bench-txn") as (bootstrap, _):
+        asyncio.run(bench(bootstrap, args.rounds, args.block))
+
+
+if __name__ == "__main__":
+    main()
