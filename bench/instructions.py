@@ -91,6 +91,32 @@ def op():
         s = evolve(s, e)
 """,
     ),
+    "decode a refund's 5 events": (
+        100,
+        """
+from bench.refund_events import Codec, refund_events
+c = Codec(); run, encoded = refund_events(c)
+op = lambda: [c.decode_event(e) for e in encoded]
+""",
+    ),
+    "pack a refund's 5 events (release_waiting)": (
+        100,
+        """
+from bench.refund_events import Codec, refund_events
+from engine.core.packed import PackedHistory
+c = Codec(); run, encoded = refund_events(c)
+op = lambda: PackedHistory(encoded, c.decode_event)
+""",
+    ),
+    "unpack a refund's 5 events (release_waiting)": (
+        100,
+        """
+from bench.refund_events import Codec, refund_events
+from engine.core.packed import PackedHistory
+c = Codec(); run, encoded = refund_events(c); packed = PackedHistory(encoded, c.decode_event)
+op = lambda: packed.unpack()
+""",
+    ),
 }
 PER_EVENT = {
     "decode replay event (1,000-event run, per event)": 1001,

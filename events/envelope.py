@@ -40,4 +40,9 @@ def hash_encoded(encoded: bytes) -> str:
 
     The bytes contain `prev_hash`, so each hash covers the whole history before it.
     """
-    return hashlib.sha256(encoded).hexdigest()
+    return chain_digest(encoded).hex()
+
+
+def chain_digest(encoded: bytes) -> bytes:
+    """The chain hash of an event, raw (32 bytes): `hash_encoded` is its hex."""
+    return hashlib.sha256(encoded).digest()

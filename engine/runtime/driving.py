@@ -18,6 +18,7 @@ from engine.core.executor import Advance, ExecuteTool, Replayer, Services
 from engine.core.forking import tool_plan
 from engine.core.limits import DEFAULT_LIMITS, LIMIT_EXCEEDED, RunLimits, growth_refusal
 from engine.core.live_run import LiveRun
+from engine.core.packed import Decode
 from engine.errors import reason_of
 from engine.runtime.held import settle_held
 from engine.runtime.ownership import Ownership
@@ -52,10 +53,14 @@ class Driver:
         *,
         check_determinism: bool = False,
         release_waiting: bool = False,
+        pack: Decode | None = None,
     ) -> None:
+        """`pack`: hold the history of a run that waits for a person as its events' bytes
+        (`engine.core.packed`), decoded with this when the run moves on."""
         self._limits = limits
         self._check_determinism = check_determinism
         self._release_waiting = release_waiting
+        self._pack = pack
         self._app = app
         self._writer = writer
         self._services = services
@@ -68,6 +73,12 @@ class Driver:
         """Roles for judging held decisions (the worker sets the deployment's)."""
 
     async def drive(self, step: Step) -> None:
+        await self._drive(step)
+        if self._pack is not None:
+            for run in step.changed.values():
+                _pack_waiting(run, self._pack)
+
+    async def _drive(self, step: Step) -> None:
         epoch = self._own.epoch(step.partition)
         while step.touched:
             effects: list[tuple[LiveRun, ExecuteTool]] = []
@@ -122,6 +133,8 @@ class Driver:
                 self._writer.append(step, run, event, run.history[-1].event_id)
             if self._release_waiting and not advance.effects and run.state.open_interrupts:
                 _let_wait(run)
+                if self._pack is not None:
+                    _pack_waiting(run, self._pack)
             return advance.effects
         except (EncodeError, MessageTooLarge) as exc:
             unrecordable = RunFailed(error_type="Unrecordable", error=reason_of(exc))
@@ -211,9 +224,18 @@ class Driver:
 def _let_wait(run: LiveRun) -> None:
     """Drop the replayer of a run that waits for a person: its suspended coroutine, call
     index and recorded calls were a third of what a waiting run held (bench/memory.py). The
-    decision rebuilds it from the decoded history, as a restore does: a few microseconds
-    an event (bench/replay.py). So a resume replays, as under `check_determinism`: an
-    agent that is not deterministic is parked at its first decision."""
+    decision rebuilds it from the history, as a restore does: a few microseconds an event
+    (bench/replay.py), plus one decode of its events when it was packed. So a resume
+    replays, as under `check_determinism`: an agent that is not deterministic is parked at
+    its first decision."""
     if run.replayer is not None and not run.replayer.finished:
         run.replayer.close()
         run.replayer = None
+
+
+def _pack_waiting(run: LiveRun, decode: Decode) -> None:
+    """Pack the history of a run that waits for a person with no replayer (let wait, or
+    never rebuilt since a restore): a decision, an expiry or a cancel unpacks it."""
+    state = run.state
+    if run.replayer is None and state is not None and state.open_interrupts and state.moving:
+        run.pack(decode)

@@ -50,7 +50,7 @@ def start_fork(forks: Forks, step: Step, record: Record, command: ForkRun) -> No
         forks.writer.dead_letter(step, record, f"fork refused: {why}")
         return
     origin = forks.table.get(step.partition, command.origin_run_id)
-    verified = origin is not None and origin.history[: len(prefix)] == prefix
+    verified = origin is not None and origin.recorded[: len(prefix)] == prefix
     if command.tool_mode != "dry-run" and not verified:
         why = (
             f"a fork whose tools run ({command.tool_mode}) needs its origin live on this worker, "

@@ -66,6 +66,8 @@ class Rebalancer:
         """A record a newer release wrote, met by a restore: this worker must stand down."""
         self.sealer: Sealer | None = None
         """Opens the personal values of restored runs (`engine.runtime.sealing`)."""
+        self.keep_encoded = False
+        """Restored live runs keep their events' bytes, to be packed while they wait."""
 
     # -- AssignmentListener -------------------------------------------------------------------
 
@@ -146,7 +148,12 @@ class Rebalancer:
     async def _restore(self, partition: int) -> Restored:
         """Rebuild the partition's runs from its checkpoint on (see `engine.runtime.restore`)."""
         restored = await restore_partition(
-            self._log, self._topics, self._codec, partition, keep_finished=self._keep_finished
+            self._log,
+            self._topics,
+            self._codec,
+            partition,
+            keep_finished=self._keep_finished,
+            keep_encoded=self.keep_encoded,
         )
         if self.sealer is not None:
             await self.sealer.open_runs(restored.live.values())

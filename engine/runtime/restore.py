@@ -90,8 +90,15 @@ async def latest_checkpoint(
 
 
 async def restore_partition(
-    log_: EventLog, topics: Topics, codec: Codec, partition: int, *, keep_finished: int
+    log_: EventLog,
+    topics: Topics,
+    codec: Codec,
+    partition: int,
+    *,
+    keep_finished: int,
+    keep_encoded: bool = False,
 ) -> Restored:
+    """`keep_encoded`: live runs keep their events' bytes, to be packed while they wait."""
     started = time.perf_counter()
     try:
         checkpoint = await latest_checkpoint(log_, topics, partition, codec)
@@ -99,12 +106,16 @@ async def restore_partition(
         return _stood_down(partition, newer)
     start = checkpoint.restore_from if checkpoint is not None else 0
     try:
-        restored = await _restore_from(log_, topics, codec, partition, start, keep_finished)
+        restored = await _restore_from(
+            log_, topics, codec, partition, start, keep_finished, keep_encoded
+        )
     except ConfigurationError:  # the checkpoint names an offset the log does not have
         if start == 0:
             raise
         log.error("checkpoint_outside_log", partition=partition, restore_from=start)
-        restored = await _restore_from(log_, topics, codec, partition, 0, keep_finished)
+        restored = await _restore_from(
+            log_, topics, codec, partition, 0, keep_finished, keep_encoded
+        )
     restored.checkpoint = checkpoint
     restored.index.extend(await _started_runs(log_, topics, partition))
     restored.seconds = time.perf_counter() - started
@@ -123,7 +134,13 @@ async def _started_runs(log_: EventLog, topics: Topics, partition: int) -> list[
 
 
 async def _restore_from(
-    log_: EventLog, topics: Topics, codec: Codec, partition: int, start: int, keep: int
+    log_: EventLog,
+    topics: Topics,
+    codec: Codec,
+    partition: int,
+    start: int,
+    keep: int,
+    keep_encoded: bool,
 ) -> Restored:
     end = await log_.end_offset(topics.runs, partition)
     if start > end:
@@ -143,8 +160,8 @@ async def _restore_from(
         return _stood_down(partition, newer)
     horizon = Horizon(keep, next_offset=end)
     checked = _Checked(codec, partition)
-    live = checked.runs(scan.live.items(), horizon)
-    ended = checked.runs(scan.finished.items(), horizon)
+    live = checked.runs(scan.live.items(), horizon, keep_encoded)
+    ended = checked.runs(scan.finished.items(), horizon, False)
     decoded = [*live.values(), *ended.values()]
     finished: dict[str, RunState] = {}
     for run in ended.values():
@@ -223,17 +240,17 @@ class _Checked:
         self.newer: NewerSchema | None = None
 
     def runs(
-        self, runs: Iterable[tuple[str, list[RawEvent]]], horizon: Horizon
+        self, runs: Iterable[tuple[str, list[RawEvent]]], horizon: Horizon, keep: bool
     ) -> dict[str, LiveRun]:
         decoded: dict[str, LiveRun] = {}
         for run_id, events in runs:
-            run = self._run(run_id, events)
+            run = self._run(run_id, events, keep)
             if run is not None and run.state is not None:
                 horizon.found(run_id, events[0].offset)
                 decoded[run_id] = run
         return decoded
 
-    def _run(self, run_id: str, events: list[RawEvent]) -> LiveRun | None:
+    def _run(self, run_id: str, events: list[RawEvent], keep: bool) -> LiveRun | None:
         headers = {event.offset: event.headers for event in events}
 
         def decode(offset: int, value: bytes) -> EventEnvelope:
@@ -248,7 +265,7 @@ class _Checked:
         known: set[int] = set()
         for envelope, value, _ in checked.chain:
             try:
-                run.record(envelope, value)
+                run.record(envelope, value, keep=keep)
             except ValueError as exc:  # the fold refuses it (e.g. no RunStarted first)
                 log.error("broken_run_history", run_id=run_id, reason=str(exc))
                 return None

@@ -118,7 +118,7 @@ class Sealer:
         if self.keyring is not None:
             await self.keyring.load(subjects)
         for run in runs:
-            run.history[:] = open_history(run.history, self._key)
+            run.replace_history(open_history(run.history, self._key))
 
     def _key(self, subject: str) -> bytes | None:
         key = self.keyring.key(subject) if self.keyring is not None else None

@@ -76,6 +76,8 @@ class StepWriter:
         self._own = ownership
         self.sealer: Sealer | None = None
         """Seals personal values on their way to the log (`engine.runtime.sealing`)."""
+        self.keep_encoded = False
+        """Keep each run event's bytes with its run, to pack waiting runs with."""
 
     def append(
         self,
@@ -105,7 +107,8 @@ class StepWriter:
         if self.sealer is not None:  # in memory in clear; the chain is over the log's bytes
             logged, envelope = self.sealer.seal(run, envelope)
         encoded = self._codec.encode(logged)
-        run.record(envelope, encoded)
+        # A sealed event's bytes are not what the run holds (its values in clear): not kept.
+        run.record(envelope, encoded, keep=self.keep_encoded and logged is envelope)
         step.heads[run.run_id] = (envelope.seq, run.last_hash)
         step.appended += 1
         if run.replayer is not None:

@@ -1,9 +1,10 @@
 """The runs a worker holds in memory, per owned partition. No I/O.
 
 Live runs keep their decoded history, state and replayer, so a decision resumes one without
-decoding anything; finished runs keep only their small state, to answer repeated commands
-(a StartRun sent twice, a decision id sent again) until the partition's horizon forgets them;
-the partition's run index remembers every run it ever started, so none starts twice.
+decoding anything (unless the worker lets waiting runs wait: `engine.core.live_run`);
+finished runs keep only their small state, to answer repeated commands (a StartRun sent
+twice, a decision id sent again) until the partition's horizon forgets them; the
+partition's run index remembers every run it ever started, so none starts twice.
 """
 
 from __future__ import annotations
