@@ -19,9 +19,14 @@ pytestmark = [pytest.mark.kafka]
 
 
 @pytest.fixture
-def cli(kafka_bootstrap: str, fresh_prefix: str, tmp_path: Path) -> Iterator[Processes]:
+def cli(
+    kafka_bootstrap: str, pg_url: str, fresh_prefix: str, tmp_path: Path
+) -> Iterator[Processes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COUNTERSIGN_")}
     env |= {
+        # The session's PostgreSQL: a worker would otherwise start an embedded one in the
+        # home, and it outlives the test (it is meant to outlive the command).
+        "COUNTERSIGN_DATABASE_URL": pg_url,
         "COUNTERSIGN_LOG": "kafka",
         "COUNTERSIGN_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "COUNTERSIGN_TOPIC_PREFIX": fresh_prefix,
