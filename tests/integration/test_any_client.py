@@ -39,9 +39,14 @@ PARTITIONS = 4
 
 
 @pytest.fixture
-def processes(kafka_bootstrap: str, fresh_prefix: str, tmp_path: Path) -> Iterator[Processes]:
+def processes(
+    kafka_bootstrap: str, pg_url: str, fresh_prefix: str, tmp_path: Path
+) -> Iterator[Processes]:
     env = {
         **os.environ,
+        # The session's PostgreSQL: the workers would otherwise start an embedded one in
+        # the home, and it outlives the test (it is meant to outlive the command).
+        "COUNTERSIGN_DATABASE_URL": pg_url,
         "COUNTERSIGN_LOG": "kafka",
         "COUNTERSIGN_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "COUNTERSIGN_TOPIC_PREFIX": fresh_prefix,
