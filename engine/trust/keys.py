@@ -15,10 +15,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import secrets
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +69,18 @@ def create_key(
 ) -> LocalKey:
     """A new key pair in `home`, trusted by the home's trust file. It becomes the default
     signing key when `default` is true, or when there is none yet and it has no subject."""
+    with _home_locked(home):
+        return _create_key(home, issuer, subject, development, algorithm, default)
+
+
+def _create_key(
+    home: Path,
+    issuer: str,
+    subject: str | None,
+    development: bool,
+    algorithm: str,
+    default: bool | None,
+) -> LocalKey:
     folder = _keys_dir(home)
     if subject and issuer == "local":
         # A person's own key is an issuer of its own: its subject restriction binds it alone.
@@ -98,7 +113,11 @@ def ensure_dev_issuer(home: Path) -> SigningKey:
     found = _default(home)
     if found is not None:
         return found.key
-    return create_key(home, issuer=DEV_ISSUER, development=True, default=True).key
+    with _home_locked(home):  # another process may be making it right now: look again
+        found = _default(home)
+        if found is not None:
+            return found.key
+        return _create_key(home, DEV_ISSUER, None, True, "ES256", True).key
 
 
 def list_keys(home: Path) -> list[LocalKey]:
@@ -137,9 +156,14 @@ def worker_key(home: Path, env: Mapping[str, str] | None = None) -> SigningKey:
         return _from_setting(configured, "COUNTERSIGN_WORKER_KEY")
     folder = _keys_dir(home) / "worker"
     folder.mkdir(mode=0o700, exist_ok=True)
-    existing = sorted(folder.glob("*.jwk"))
-    if existing:
-        return _load(existing[0], None).key
+    with _home_locked(home):  # two workers starting at once make and trust one key
+        existing = sorted(folder.glob("*.jwk"))
+        if existing:
+            return _load(existing[0], None).key
+        return _new_worker_key(home, folder)
+
+
+def _new_worker_key(home: Path, folder: Path) -> SigningKey:
     kid = f"worker-{secrets.token_hex(6)}"
     key = generate_key(kid, "countersign-worker")
     _write_private(folder / f"{kid}.jwk", key.private_jwk())
@@ -233,6 +257,22 @@ def _trust_issuer(home: Path, issuer: str, jwk: JsonObject, settings: JsonObject
 def _write_trust(home: Path, trust: JsonObject) -> None:
     path = trust_path(home)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(trust, indent=2) + "\n", encoding="utf-8")
-    temporary.replace(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=".trust-", dir=path.parent)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(trust, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+@contextlib.contextmanager
+def _home_locked(home: Path) -> Iterator[None]:
+    """Serialise changes to a home's keys and trust file across processes: a worker, a
+    projector and the CLI started at once on a new home each read, change and write the
+    trust file, and without this one's key could be lost from it (and its commands or
+    anchors refused)."""
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / ".keys.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
