@@ -6,9 +6,8 @@ crash; a worker's trust keeps the keys it knew."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from engine.errors import ConfigurationError
 from engine.http_fetch import FetchError, fetch_document
 from engine.trust.jws import generate_key
 from engine.trust.loading import TrustLoader, read_json
+from tests.helpers import loopback_http
 
 
 class Served:
@@ -48,14 +48,8 @@ def server() -> Iterator[tuple[Served, str]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield served, f"http://127.0.0.1:{httpd.server_address[1]}/doc"
-    finally:
-        httpd.shutdown()
-        thread.join()
+    with loopback_http(Handler) as base:
+        yield served, f"{base}/doc"
 
 
 async def test_a_document_is_fetched(server: tuple[Served, str]) -> None:

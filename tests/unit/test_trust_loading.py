@@ -5,9 +5,8 @@ and local keys made and picked as the CLI does."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from engine.trust.loading import Trust, TrustLoader
 from engine.trust.signing import proof_header
 from events.codec import Codec
 from events.commands import SubmitDecision
+from tests.helpers import loopback_http
 
 CODEC = Codec()
 NOW = 1_800_000_000
@@ -50,14 +50,8 @@ def jwks() -> Iterator[tuple[Jwks, str]]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield served, f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
-    finally:
-        server.shutdown()
-        thread.join()
+    with loopback_http(Handler) as base:
+        yield served, f"{base}/jwks.json"
 
 
 def record(key_name: str, issuer: str) -> tuple[SubmitDecision, Record]:
