@@ -423,6 +423,8 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=25, help="transactions per block")
     parser.add_argument("--brokers", type=int, default=1, help="nodes of the broker it starts")
     args = parser.parse_args()
+    if args.block < 1 or args.rounds < args.block:
+        parser.error("--block must be at least 1 and --rounds at least --block")
     args.rounds -= args.rounds % args.block
     with kafka(args.brokers, name="bench-txn") as (bootstrap, _):
         asyncio.run(bench(bootstrap, args.rounds, args.block))
