@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -124,41 +125,41 @@ def redacted(url: str) -> str:
 
 async def database_url(settings: Settings) -> str:
     """The configured database, else the embedded one under the home dir (started if needed
-    and left running; `database()` is the variant that stops what it started)."""
+    and left running, with a share held until this process exits; `database()` is the
+    variant that stops what it started)."""
     if settings.database_url:
         return settings.database_url
     from countersign import local_pg
 
-    return await asyncio.to_thread(local_pg.start_embedded, settings.pg_dir.resolve())
+    data_dir = settings.pg_dir.resolve()
+    if data_dir not in _LIFETIME_SHARES:
+        _LIFETIME_SHARES[data_dir] = await asyncio.to_thread(local_pg.share, data_dir)
+    return await asyncio.to_thread(local_pg.start_embedded, data_dir)
+
+
+_LIFETIME_SHARES: dict[Path, int] = {}  # closed by the process's exit
 
 
 @contextlib.asynccontextmanager
 async def database(settings: Settings, *, keep_running: bool = False) -> AsyncIterator[str]:
     """The database URL for the time of the block. The embedded server, if this block had to
-    start it, is stopped at the end unless `keep_running` or someone else is connected."""
+    start it, is stopped at the end unless `keep_running` or another process uses it (holds a
+    share, or is connected)."""
     if settings.database_url:
         yield settings.database_url
         return
     from countersign import local_pg
 
     data_dir = settings.pg_dir.resolve()
-    was_running = await asyncio.to_thread(local_pg.is_running, data_dir)
-    url = await database_url(settings)
+    held = await asyncio.to_thread(local_pg.share, data_dir)
     try:
+        was_running = await asyncio.to_thread(local_pg.is_running, data_dir)
+        url = await asyncio.to_thread(local_pg.start_embedded, data_dir)
         yield url
     finally:
+        os.close(held)
         if not (was_running or keep_running):
-            await asyncio.to_thread(_stop_if_idle, data_dir)
-
-
-def _stop_if_idle(data_dir: Path) -> None:
-    from countersign import local_pg
-
-    others = local_pg.other_clients(data_dir)
-    if others:
-        log.debug("postgres_left_running", data_dir=str(data_dir), clients=others)
-        return
-    local_pg.stop_embedded(data_dir)
+            await asyncio.to_thread(local_pg.stop_if_unused, data_dir)
 
 
 # -- the event log ----------------------------------------------------------------------------

@@ -18,12 +18,20 @@ What pgserver does (0.1.4, checked by reading its source and running it):
 - As root, pgserver creates a system user ``pgserver`` to run the server, chowns
   ``data_dir`` to it and adds ``o+rx`` to *every ancestor directory* of ``data_dir`` (and
   of its own binaries): put the data dir somewhere that is acceptable.
+- Who may stop a server that a command started: every process that uses it holds a shared
+  ``flock`` on ``.<data dir name>.users.lock`` beside the data dir (:func:`share`) while it
+  does; :func:`stop_if_unused` stops the server only under the exclusive lock, and only if no
+  client is connected either. A process that starts using the server while another stops it
+  waits for the stop, then starts the server again itself. Counting connections alone was not
+  enough: a worker that had found the server running but not yet connected lost it to the
+  command that had started it.
 - Importing pgserver warns (``RuntimeDirWarning``) when ``XDG_RUNTIME_DIR`` is unset; the
   import is deferred to first use and that warning silenced.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import warnings
@@ -42,8 +50,10 @@ __all__ = [
     "LocalPostgresError",
     "is_running",
     "other_clients",
+    "share",
     "start_embedded",
     "stop_embedded",
+    "stop_if_unused",
 ]
 
 DATABASE = "countersign"
@@ -109,6 +119,45 @@ def stop_embedded(data_dir: Path, *, timeout_s: float = 30.0) -> bool:
         )
     log.info("postgres_stopped", data_dir=str(data_dir))
     return True
+
+
+def share(data_dir: Path) -> int:
+    """Take a share in the server of ``data_dir`` for as long as the returned descriptor is
+    open (close it with ``os.close``; a process's exit closes it too, even on SIGKILL).
+    Waits while another process stops the server, so that this one starts it afresh rather
+    than finding it running and losing it a moment later."""
+    descriptor = os.open(_users_path(data_dir), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def stop_if_unused(data_dir: Path) -> bool:
+    """Stop the server of ``data_dir`` if no process holds a share in it (:func:`share`) and
+    no client is connected; ``True`` if it was stopped. Call it after closing your own share."""
+    descriptor = os.open(_users_path(data_dir), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.debug("postgres_left_running", data_dir=str(data_dir), why="in use")
+            return False
+        clients = other_clients(data_dir)
+        if clients:
+            log.debug("postgres_left_running", data_dir=str(data_dir), clients=clients)
+            return False
+        return stop_embedded(data_dir)
+    finally:
+        os.close(descriptor)  # releases the lock: a process waiting in share() goes on
+
+
+def _users_path(data_dir: Path) -> Path:
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    return data_dir.with_name(f".{data_dir.name}.users.lock")
 
 
 def is_running(data_dir: Path) -> bool:

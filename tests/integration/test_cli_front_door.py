@@ -141,6 +141,39 @@ def test_a_query_stops_the_embedded_database_it_started_and_only_that(cli: Proce
     cli.run("db", "down")
 
 
+def test_a_query_leaves_the_database_to_a_process_that_found_it_running(
+    cli: Processes, home: Path
+) -> None:
+    """A worker starting beside a query can find the server the query started and not be
+    connected yet when the query ends: its share, not its connection, keeps the server up."""
+    user = subprocess.Popen(
+        [sys.executable, "-c", _A_USER_NOT_YET_CONNECTED, str(home / "pg")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert user.stdout is not None
+        assert user.stdout.readline().strip() == "shared"  # before the query starts it
+        cli.run("runs", "list")
+        assert _json(cli.run("db", "status", "--json"))["running"] is True
+    finally:
+        user.kill()
+        user.wait()
+    cli.run("db", "down")
+    cli.run("runs", "list")  # starts it again; nobody else uses it now
+    assert _json(cli.run("db", "status", "--json", check=False))["running"] is False
+
+
+_A_USER_NOT_YET_CONNECTED = """
+import sys, time
+from pathlib import Path
+from countersign import local_pg
+local_pg.share(Path(sys.argv[1]))
+print("shared", flush=True)
+time.sleep(600)
+"""
+
+
 def _demo_run_id(out: str) -> str:
     found = re.search(r"\(run ([0-9a-f-]{36})\)", out)
     assert found is not None, out
