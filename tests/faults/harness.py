@@ -122,6 +122,12 @@ class Proc:
     def alive(self) -> bool:
         return self.popen.poll() is None
 
+    def tail(self, count: int = 25) -> str:
+        """Whether it runs and its last log lines, for a failure message."""
+        state = "running" if self.alive else f"exited {self.popen.returncode}"
+        text = self.log_path.read_text(errors="replace").splitlines()[-count:]
+        return f"{self.name} ({state}), last lines:\n" + "\n".join(t[:300] for t in text)
+
     def lines(self) -> list[dict[str, Any]]:
         out = []
         for text in self.log_path.read_text(errors="replace").splitlines():
@@ -313,6 +319,8 @@ class Operator:
         self.plan: DecisionPlan = Operator.decide_once
         self._tasks: list[asyncio.Task[None]] = []
         self.following = 0
+        self.read_errors: list[str] = []
+        self.workers: Workers | None = None  # their logs' tails go into a timeout's message
 
     async def start(self, partitions: int = PARTITIONS) -> None:
         """Follow the runs topic's first `partitions` (call again after adding some)."""
@@ -424,11 +432,21 @@ class Operator:
             await self.decide(raised, interrupt, "approve", by="operator")
 
     async def _follow(self, partition: int) -> None:
-        async for record in self.log.read(self.topics.runs, partition, 0, follow=True):
-            envelope = self.codec.decode_event(record.value)
-            self.histories[envelope.run_id].append(envelope)
-            self._observe(envelope)
-            self.changed.set()
+        """Every event of the partition once, across broker faults: a reader that loses its
+        broker starts again after the last event it saw, as a client would."""
+        position = 0
+        while True:
+            try:
+                records = self.log.read(self.topics.runs, partition, position, follow=True)
+                async for record in records:
+                    position = record.offset + 1
+                    envelope = self.codec.decode_event(record.value)
+                    self.histories[envelope.run_id].append(envelope)
+                    self._observe(envelope)
+                    self.changed.set()
+            except LogError as error:
+                self.read_errors.append(f"runs[{partition}]@{position}: {error!r}")
+                await asyncio.sleep(0.5)
 
     def _observe(self, envelope: EventEnvelope) -> None:
         payload = envelope.payload
@@ -448,12 +466,29 @@ class Operator:
     async def until(self, predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s
         while not predicate():
+            for task in self._tasks:  # a failed reader or decider would only look like a stall
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise AssertionError(f"{what}: an operator task failed") from task.exception()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"not within {timeout_s:.0f}s: {what}")
+                raise AssertionError(f"not within {timeout_s:.0f}s: {what}\n{self.stalled()}")
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), min(remaining, 1.0))
+
+    def stalled(self) -> str:
+        """Where the runs not yet ended stand, and the reads that failed, for a timeout."""
+        pending = [run for run in self.runs if run not in self.done]
+        lines = [f"{len(pending)} of {len(self.runs)} runs started not ended"]
+        for run in pending[:10]:
+            history = self.histories.get(run, [])
+            last = history[-1] if history else None
+            where = f"seq {last.seq} {type(last.payload).__name__}" if last else "no event"
+            lines.append(f"  {run} (partition {partition_for(run, PARTITIONS)}): {where}")
+        lines += [f"  read failed: {error}" for error in self.read_errors[-5:]]
+        if self.workers is not None:
+            lines += [proc.tail(12) for proc in self.workers.procs]
+        return "\n".join(lines)
 
     def all_done(self) -> bool:
         """Every run this operator was asked to start has started and ended."""

@@ -197,6 +197,7 @@ async def test_failover_loses_and_repeats_nothing(
     chaos = Chaos.from_env(f"failover-{fault}", short_runs=30)
     topics = Topics(fresh_prefix)
     operator = Operator(client, topics, effects, chaos.rng())
+    operator.workers = workers
     projector = LiveProjector(kafka_cluster.bootstrap, pg_url, topics, f"p_{fresh_prefix}")
     await operator.start()
     await projector.start()

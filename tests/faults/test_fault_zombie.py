@@ -61,7 +61,7 @@ async def wait_for_log(proc: Proc, event: str, timeout_s: float, after: float = 
             if line.get("event") == event and _at(line) > after:
                 return _at(line)
         await asyncio.sleep(0.01)
-    raise AssertionError(f"{proc.name} logged no {event} within {timeout_s}s")
+    raise AssertionError(f"{proc.name} logged no {event} within {timeout_s}s\n{proc.tail()}")
 
 
 async def test_a_zombie_s_writes_after_takeover_are_never_visible(
@@ -76,6 +76,7 @@ async def test_a_zombie_s_writes_after_takeover_are_never_visible(
     rng = chaos.rng()
     topics = Topics(fresh_prefix)
     operator = Operator(client, topics, effects, rng)
+    operator.workers = workers
     await operator.start()
     began = time.monotonic()
     zombie, heir = workers.spawn(), workers.spawn()
