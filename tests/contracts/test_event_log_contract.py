@@ -484,23 +484,28 @@ async def test_kafka_topics_keep_runs_forever_and_compact_checkpoints(
     assert checkpoints["cleanup.policy"] == "compact"
 
 
+async def zombie_and_owner(log: KafkaLog, topics: Topics, group: str) -> tuple[Worker, Worker]:
+    """A member whose group session ended (as when a process stalls past session.timeout.ms)
+    while its transactional producers live on and it still believes it owns everything, and
+    the member that owns everything since."""
+    await log.ensure_topics(topics, PARTITIONS)
+    zombie = await Worker(log, group, topics.commands).start()
+    await settled(zombie)
+    await zombie.member._consumer.stop()  # type: ignore[attr-defined]
+    owner = await Worker(log, group, topics.commands).start()
+    await settled(owner)
+    return zombie, owner
+
+
 @pytest.mark.kafka
 async def test_kafka_zombie_with_a_live_producer_is_fenced_by_the_broker(
     kafka_bootstrap: str, fresh_prefix: str
 ) -> None:
     topics = Topics(fresh_prefix)
-    group = f"{fresh_prefix}.g"
     log = KafkaLog(kafka_bootstrap, heartbeat_interval_ms=250)
     await log.start()
     try:
-        await log.ensure_topics(topics, PARTITIONS)
-        zombie = await Worker(log, group, topics.commands).start()
-        await settled(zombie)
-        # Its group session ends (as when a process stalls past session.timeout.ms) while
-        # its transactional producers live on and it still believes it owns everything.
-        await zombie.member._consumer.stop()  # type: ignore[attr-defined]
-        owner = await Worker(log, group, topics.commands).start()
-        await settled(owner)
+        zombie, owner = await zombie_and_owner(log, topics, f"{fresh_prefix}.g")
         assert zombie.member.assigned == ALL
 
         with pytest.raises(Fenced):
@@ -508,6 +513,45 @@ async def test_kafka_zombie_with_a_live_producer_is_fenced_by_the_broker(
 
         await owner.member.commit(0, [event(topics, 0, b"owner")], 1)
         assert values(await read_all(log, topics.runs, 0)) == [b"owner"]
+    finally:
+        await log.close()
+
+
+@pytest.mark.kafka
+async def test_kafka_zombie_fenced_while_it_fills_a_transaction_is_fenced_not_crashed(
+    kafka_bootstrap: str, fresh_prefix: str
+) -> None:
+    """The broker's fencing can reach the sender in the background, while the commit still
+    sends records (adding the first record's partition): aiokafka then refuses the next send
+    as "not in transaction". Found by the zombie scenario, where it stopped the worker."""
+    from engine.log.kafka.clients import transaction_error
+
+    topics = Topics(fresh_prefix)
+    log = KafkaLog(kafka_bootstrap, heartbeat_interval_ms=250)
+    await log.start()
+    try:
+        zombie, owner = await zombie_and_owner(log, topics, f"{fresh_prefix}.g")
+        producer = zombie.member._producers[0]  # type: ignore[attr-defined]
+        real_send, sends = producer.send, 0
+
+        async def second_send_after_the_sender_met_the_fencing(
+            *args: object, **kw: object
+        ) -> object:
+            nonlocal sends
+            sends += 1
+            if sends == 2:  # the interleaving the zombie met, made certain
+                await eventually(lambda: transaction_error(producer) is not None, timeout=30)
+            return await real_send(*args, **kw)
+
+        producer.send = second_send_after_the_sender_met_the_fencing
+        with pytest.raises(Fenced):
+            await zombie.member.commit(0, [event(topics, 0, b"z"), event(topics, 1, b"z")], None)
+        assert sends == 2
+        assert 0 not in zombie.member._producers  # type: ignore[attr-defined]
+
+        await owner.member.commit(0, [event(topics, 0, b"owner")], 1)
+        assert values(await read_all(log, topics.runs, 0)) == [b"owner"]
+        assert values(await read_all(log, topics.runs, 1)) == []
     finally:
         await log.close()
 

@@ -38,6 +38,7 @@ __all__ = [
     "send",
     "start_or_close",
     "to_record",
+    "transaction_error",
 ]
 
 log = structlog.get_logger("engine.log.kafka")
@@ -80,13 +81,21 @@ async def start_or_close(client: Any, timeout_s: float) -> None:
         raise
 
 
+def transaction_error(producer: Any) -> BaseException | None:
+    """The error a transactional producer's sender met in the background, which ended the
+    transaction under the caller (a fencing found while adding a partition: the next `send`
+    only says "not in transaction"); None if there is none."""
+    waiter = getattr(getattr(producer, "_txn_manager", None), "_transaction_waiter", None)
+    if isinstance(waiter, asyncio.Future) and waiter.done() and not waiter.cancelled():
+        return waiter.exception()
+    return None
+
+
 async def close_quietly(client: Any, role: str) -> None:
     """Close a client on the way out; a failure to close is logged, never raised."""
-    # A fenced or broken producer keeps its error in a future nobody awaits; mark it seen,
-    # or asyncio logs "Future exception was never retrieved" with the whole traceback.
-    waiter = getattr(getattr(client, "_txn_manager", None), "_transaction_waiter", None)
-    if isinstance(waiter, asyncio.Future) and waiter.done() and not waiter.cancelled():
-        waiter.exception()
+    # A fenced or broken producer keeps its error in a future nobody awaits; reading it marks
+    # it seen, or asyncio logs "Future exception was never retrieved" with the whole traceback.
+    transaction_error(client)
     try:
         async with asyncio.timeout(CLOSE_TIMEOUT_S):
             await client.stop()
@@ -112,13 +121,22 @@ async def check_partition(producer: Any, out: Outgoing, known: dict[str, Any]) -
 
 
 async def send(producer: Any, out: Outgoing) -> Any:
-    return await producer.send(
+    delivery = await producer.send(
         out.topic,
         value=out.value,
         key=out.key.encode(),
         partition=out.partition,
         headers=list(out.headers),
     )
+    # An aborted transaction fails every delivery; the commit reports why once, and asyncio
+    # must not log each unawaited one as "Future exception was never retrieved".
+    delivery.add_done_callback(_seen)
+    return delivery
+
+
+def _seen(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def to_record(message: Any) -> Record:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalOperation, KafkaError
 
 from engine.errors import ConfigurationError, Fenced, LogError, TransientLogError
 from engine.log.kafka import txn_backoff
@@ -33,6 +33,7 @@ from engine.log.kafka.clients import (
     send,
     start_or_close,
     to_record,
+    transaction_error,
 )
 from engine.log.port import AssignmentListener, Outgoing, Position, Record
 
@@ -157,6 +158,15 @@ class KafkaMember:
             except TimeoutError as error:
                 self._drop(partition, producer, "commit_timed_out")
                 raise TransientLogError(f"commit on {where} timed out") from error
+            except (IllegalOperation, AssertionError) as error:
+                # The sender ended the transaction while we filled it (aiokafka then refuses
+                # the next send, or asserts): its own error says whether we were fenced.
+                cause = transaction_error(producer)
+                if isinstance(cause, FENCING_ERRORS):
+                    self._fence(partition, producer)
+                    raise Fenced(f"{where} is owned by another member") from cause
+                self._drop(partition, producer, "transaction_ended_in_background")
+                raise TransientLogError(f"commit on {where} failed: {cause or error!r}") from error
             except (KafkaError, OSError) as error:
                 await self._abort_or_drop(partition, producer, phase)
                 raise TransientLogError(f"commit on {where} failed: {error!r}") from error
