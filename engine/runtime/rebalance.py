@@ -61,6 +61,7 @@ class Rebalancer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._to_resume: set[int] = set()
+        self._drops: dict[int, int] = {}  # per partition: how often dropped (see _restore)
         self._quarantine: dict[int, dict[str, list[Stray]]] = {}
         self.newer: NewerSchema | None = None
         """A record a newer release wrote, met by a restore: this worker must stand down."""
@@ -102,6 +103,7 @@ class Rebalancer:
     # -- restoring ----------------------------------------------------------------------------
 
     def drop(self, partition: int) -> None:
+        self._drops[partition] = self._drops.get(partition, 0) + 1
         self._table.drop(partition)
         self._own.drop(partition)
         self._to_resume.discard(partition)
@@ -122,6 +124,9 @@ class Rebalancer:
         again at the next poll (`retry`); its commands wait meanwhile."""
         try:
             return await self._restore(partition)
+        except _Revoked:
+            log.info("restore_discarded", partition=partition, why="revoked while restoring")
+            return None
         except TransientLogError as exc:
             log.warning("restore_deferred", partition=partition, error=str(exc))
             self.drop(partition)
@@ -146,7 +151,12 @@ class Rebalancer:
                 await member.seek(partition, position)
 
     async def _restore(self, partition: int) -> Restored:
-        """Rebuild the partition's runs from its checkpoint on (see `engine.runtime.restore`)."""
+        """Rebuild the partition's runs from its checkpoint on (see `engine.runtime.restore`).
+
+        A revocation can come while it reads (a restore after a failed commit runs inside the
+        step, and the client revokes concurrently): what it read then is not installed, or
+        the worker would serve a partition the group gave to another member."""
+        drops = self._drops.get(partition, 0)
         restored = await restore_partition(
             self._log,
             self._topics,
@@ -157,6 +167,8 @@ class Rebalancer:
         )
         if self.sealer is not None:
             await self.sealer.open_runs(restored.live.values())
+        if self._drops.get(partition, 0) != drops:
+            raise _Revoked(partition)
         self._table.install(partition, restored.live, restored.finished, restored.index)
         self._timer.reset()
         self._own.restored(partition, restored.horizon, restored.checkpoint)
@@ -177,3 +189,7 @@ class Rebalancer:
             seconds=round(restored.seconds, 4),
         )
         return restored
+
+
+class _Revoked(Exception):
+    """The partition was dropped while its restore read the log."""

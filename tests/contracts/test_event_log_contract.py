@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from engine.errors import ConfigurationError, Fenced
+from engine.errors import ConfigurationError, Fenced, TransientLogError
 from engine.log.kafka import KafkaLog
 from engine.log.kafka import admin as kafka_admin
 from engine.log.memory import MemoryLog
@@ -552,6 +552,47 @@ async def test_kafka_zombie_fenced_while_it_fills_a_transaction_is_fenced_not_cr
         await owner.member.commit(0, [event(topics, 0, b"owner")], 1)
         assert values(await read_all(log, topics.runs, 0)) == [b"owner"]
         assert values(await read_all(log, topics.runs, 1)) == []
+    finally:
+        await log.close()
+
+
+@pytest.mark.kafka
+async def test_kafka_member_fenced_with_no_new_owner_rejoins_and_serves_its_partition_again(
+    kafka_bootstrap: str, fresh_prefix: str
+) -> None:
+    """The coordinator can end a transaction and bump the epoch by itself (a timeout, a
+    coordinator that moved): the member is fenced though the group still gives it the
+    partition. It must rejoin for a new producer, not keep the partition unserved."""
+    from aiokafka import AIOKafkaProducer  # noqa: TID251
+
+    topics = Topics(fresh_prefix)
+    group = f"{fresh_prefix}.g"
+    log = KafkaLog(kafka_bootstrap, heartbeat_interval_ms=250)
+    await log.start()
+    try:
+        await log.ensure_topics(topics, PARTITIONS)
+        member = await Worker(log, group, topics.commands).start()
+        await settled(member)
+        # The epoch bump, from outside the group: the same transactional id initialised again.
+        bump = AIOKafkaProducer(
+            bootstrap_servers=kafka_bootstrap, transactional_id=f"{group}.{topics.commands}.0"
+        )
+        await bump.start()
+        await bump.stop()
+        with pytest.raises(Fenced):
+            await member.member.commit(0, [event(topics, 0, b"fenced")], 1)
+
+        async def served_again() -> bool:
+            await member.step()
+            try:
+                await member.member.commit(0, [event(topics, 0, b"again")], 1)
+            except (Fenced, TransientLogError):
+                return False
+            return True
+
+        await eventually(served_again, timeout=SETTLE_S, message="partition 0 served again")
+        assert member.member.assigned == ALL
+        assert values(await read_all(log, topics.runs, 0)) == [b"again"]
     finally:
         await log.close()
 

@@ -213,11 +213,17 @@ class KafkaMember:
         return producer
 
     def _fence(self, partition: int, producer: Any) -> None:
+        """Stop writing with a fenced producer, and rejoin. A newer producer with our id means
+        the group moved the partition (the rejoin confirms it), but the coordinator also ends
+        a transaction by itself (a timeout, a coordinator that moved) and then the partition
+        is still ours: only a new assignment brings it a new producer. Without the rejoin it
+        stayed assigned here and served by nobody (the failover suite's paused leader)."""
         self._log.warning("producer_fenced", partition=partition)
         self._fenced.add(partition)
         if self._producers.get(partition) is producer:
             del self._producers[partition]
         self._kafka._close_in_background(producer, "transactional_producer")
+        self._rejoin()
 
     async def _abort_or_drop(self, partition: int, producer: Any, phase: _Phase) -> None:
         if not phase.committing:
