@@ -16,16 +16,19 @@ from countersign import local_kafka
 
 
 @contextlib.contextmanager
-def kafka(brokers: int = 1, *, name: str = "bench") -> Iterator[tuple[str, Path | None]]:
+def kafka(
+    brokers: int = 1, *, name: str = "bench", version: str = local_kafka.KAFKA_VERSION
+) -> Iterator[tuple[str, Path | None]]:
     """(bootstrap, state directory); a broker started here (state directory not None) is
-    stopped and its directory removed on the way out, whatever happened."""
+    stopped and its directory removed on the way out, whatever happened. `version`: Kafka's
+    release for a broker started here (the product's pinned one by default)."""
     bootstrap = os.environ.get("COUNTERSIGN_KAFKA_BOOTSTRAP")
     if bootstrap:
         yield bootstrap, None
         return
     state_dir = Path(tempfile.mkdtemp(prefix=f"cs-{name}-"))
     try:
-        yield local_kafka.start(state_dir, brokers=brokers).bootstrap, state_dir
+        yield local_kafka.start(state_dir, brokers=brokers, version=version).bootstrap, state_dir
     finally:
         with contextlib.suppress(Exception):
             local_kafka.stop(state_dir)
