@@ -1,7 +1,7 @@
 """A worker's transaction on Kafka: as aiokafka runs it, and in the fewest round trips.
 
     .venv/bin/python bench/transactions.py [--rounds 300] [--brokers 1|3] [--gap-ms 0]
-        [--retry-ms 3] [--kafka-version 3.9.1|4.1.1]
+        [--retry-ms 3] [--kafka-version 3.9.1|4.1.1] [--broker-setting KEY=VALUE ...]
 
 Every step a worker commits is one transaction that writes its records and the consumed
 offset of the commands topic (engine/log/kafka/member.py). This times that transaction, one
@@ -267,9 +267,12 @@ class HandMadeV2(HandMade):
     def _init_producer(self) -> Any:
         return txn_v2.InitProducerIdV5(self.txn_id, 60_000)
 
+    bumps = 0
+
     def _adopt(self, producer_id: int, epoch: int) -> None:
         if (producer_id, epoch) != (self.producer_id, self.epoch):
             self.sequence = 0  # a new epoch's batches start again at sequence 0
+            self.bumps += 1
         self.producer_id, self.epoch = producer_id, epoch
 
     async def _produce(self) -> None:
@@ -521,6 +524,11 @@ async def bench(bootstrap: str, rounds: int, block: int, gap_s: float, retry_s: 
         print(f"    {LABELS[way]}: {each}")
     for way, made in ways.hand.items():
         print(f"    {LABELS[way]}: {REQUESTS[way]} + retries {made.retries or 'none'}")
+        if isinstance(made, HandMadeV2):  # the coordinator bumps the epoch at every end
+            print(
+                f"      new producer epochs adopted: {made.bumps} for {made.written} ends "
+                f"(producer {made.producer_id}, epoch now {made.epoch})"
+            )
     for way, made in ways.hand.items():
         if made.spent:
             each = "   ".join(
@@ -558,6 +566,13 @@ def main() -> None:
         help="the hand-made ways' wait before sending a refused request again",
     )
     parser.add_argument(
+        "--broker-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the broker it starts (e.g. add.partitions.to.txn.retry.backoff.ms=1)",
+    )
+    parser.add_argument(
         "--kafka-version",
         default=local_kafka.KAFKA_VERSION,
         help="Kafka release of the broker it starts (4.0+ adds the transactions v2 way)",
@@ -568,7 +583,11 @@ def main() -> None:
     if not 0 <= args.gap_ms <= 10_000 or not 0 <= args.retry_ms <= 1000:
         parser.error("--gap-ms must be between 0 and 10000, --retry-ms between 0 and 1000")
     args.rounds -= args.rounds % args.block
-    with kafka(args.brokers, name="bench-txn", version=args.kafka_version) as (bootstrap, _):
+    settings = dict(setting.partition("=")[::2] for setting in args.broker_setting)
+    if any(not key or not value or "\n" in key + value for key, value in settings.items()):
+        parser.error("--broker-setting takes KEY=VALUE on one line")
+    started = kafka(args.brokers, name="bench-txn", version=args.kafka_version, settings=settings)
+    with started as (bootstrap, _):
         gap_s, retry_s = args.gap_ms / 1000, args.retry_ms / 1000
         asyncio.run(bench(bootstrap, args.rounds, args.block, gap_s, retry_s))
 
