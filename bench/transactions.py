@@ -1,10 +1,12 @@
 """A worker's transaction on Kafka: as aiokafka runs it, and in the fewest round trips.
 
-    .venv/bin/python bench/transactions.py [--rounds 300] [--brokers 1|3]
+    .venv/bin/python bench/transactions.py [--rounds 300] [--brokers 1|3] [--gap-ms 0]
+        [--retry-ms 3] [--kafka-version 3.9.1|4.1.1] [--broker-setting KEY=VALUE ...]
 
 Every step a worker commits is one transaction that writes its records and the consumed
 offset of the commands topic (engine/log/kafka/member.py). This times that transaction, one
-after another, three ways on the same broker (its own, in a temporary directory; or
+after another (or each after --gap-ms idle, as a decision that finds its worker idle),
+several ways on the same broker (its own, in a temporary directory; or
 COUNTERSIGN_KAFKA_BOOTSTRAP), in alternating blocks so the machine's load falls on each alike:
 
 - aiokafka: begin, send_offsets_to_transaction, send, commit, as the worker does, with the
@@ -24,6 +26,12 @@ COUNTERSIGN_KAFKA_BOOTSTRAP), in alternating blocks so the machine's load falls 
   fails its partition's verification with the coordinator (KIP-890, NOT_ENOUGH_REPLICAS to
   this client). KIP-890's second part (Kafka 4.0) lets Produce and TxnOffsetCommit
   register themselves: two round trips.
+- transactions v2 by hand, on a broker that has them (Kafka 4.0+, `transaction.version=2`
+  finalized; `--kafka-version 4.1.1` starts one): InitProducerId v5 once, then Produce v12
+  and TxnOffsetCommit v5 at once, then EndTxn v5, whose answer gives the epoch the next
+  transaction uses (bench/txn_v2.py; aiokafka has none of these versions). Also the same
+  three requests one after another, since the coordinator still registers one partition of
+  a transaction at a time and refuses the other meanwhile.
 
 Also the round trip itself (a Metadata request). Then checks that every transaction of
 every way is visible to a read_committed consumer and that the group's committed offset is
@@ -34,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -47,6 +56,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient, ConnectionGroup, CoordinationType
 from aiokafka.errors import (
     ConcurrentTransactions,
+    CoordinatorLoadInProgressError,
     CoordinatorNotAvailableError,
     KafkaError,
     NotEnoughReplicasError,
@@ -67,14 +77,27 @@ from aiokafka.structs import OffsetAndMetadata
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import txn_v2  # noqa: E402
 from broker import kafka  # noqa: E402
 
+from countersign import local_kafka  # noqa: E402
 from engine.log.kafka import txn_backoff  # noqa: E402
 from engine.log.kafka.config import ClientTimings, client_configs  # noqa: E402
 
-# The hand-made ways retry a refusal after the same 3 ms as the worker's producers.
+# The hand-made ways retry a refusal after the same 3 ms as the worker's producers
+# (--retry-ms changes it).
 RETRY_S = txn_backoff.SOON_S
 VALUE = b"x" * 300  # about one run event
+# A Produce or TxnOffsetCommit whose partition's registration with the transaction
+# coordinator meets the last transaction's end still being written: sent again unchanged.
+# The broker says so as NOT_ENOUGH_REPLICAS or COORDINATOR_LOAD_IN_PROGRESS to clients
+# older than transactions v2, and may say CONCURRENT_TRANSACTIONS to newer ones.
+RETRIED = (
+    NotEnoughReplicasError,
+    CoordinatorNotAvailableError,
+    CoordinatorLoadInProgressError,
+    ConcurrentTransactions,
+)
 
 
 def java_hash(text: str) -> int:
@@ -90,17 +113,9 @@ def offsets_partition(group: str, partitions: int) -> int:
 
 
 def check(response: Any, what: str) -> None:
-    """Raise the first error a transaction response carries (its shape varies by API)."""
-    codes: list[int] = []
-    if hasattr(response, "error_code"):
-        codes.append(response.error_code)
-    for _topic, partitions in getattr(response, "errors", ()):
-        codes.extend(code for _partition, code in partitions)
-    for _topic, partitions in getattr(response, "topics", ()):
-        codes.extend(entry[1] for entry in partitions)
-    for code in codes:
-        if code:
-            raise for_code(code)(f"{what}: {response}")
+    """Raise the first error a response carries (at whatever depth its API puts it)."""
+    for code in txn_v2.error_codes(response):
+        raise for_code(code)(f"{what}: {response}")
 
 
 async def coordinator(client: AIOKafkaClient, kind: Any, key: str) -> int:
@@ -127,6 +142,7 @@ class HandMade:
         self.written = 0
         self.spent: dict[str, list[float]] = {}
         self.retries: dict[str, int] = {}
+        self.retry_s = RETRY_S
 
     async def timed(self, name: str, request: Awaitable[Any]) -> Any:
         started = time.perf_counter()
@@ -149,8 +165,11 @@ class HandMade:
         self.leader: int = leader
         offsets = await client._wait_on_metadata("__consumer_offsets")
         self.offsets_tp = offsets_partition(self.group, len(offsets))
-        response = await self._txn(InitProducerIdRequest(self.txn_id, 60_000), client)
+        response = await self._txn(self._init_producer(), client)
         self.producer_id, self.epoch = response.producer_id, response.producer_epoch
+
+    def _init_producer(self) -> Any:
+        return InitProducerIdRequest(self.txn_id, 60_000)
 
     async def close(self) -> None:
         for client in self.clients:
@@ -169,7 +188,7 @@ class HandMade:
             except ConcurrentTransactions:
                 name = type(request).__name__
                 self.retries[name] = self.retries.get(name, 0) + 1
-                await asyncio.sleep(RETRY_S)
+                await asyncio.sleep(self.retry_s)
 
     def _add_partitions(self) -> Any:
         topics = [(self.topic, [0])]
@@ -178,7 +197,7 @@ class HandMade:
     def _add_offsets(self) -> Any:
         return AddOffsetsToTxnRequest(self.txn_id, self.producer_id, self.epoch, self.group)
 
-    async def _produce(self) -> None:
+    def _batch(self) -> bytes:
         builder = DefaultRecordBatchBuilder(
             2,
             0,
@@ -189,7 +208,10 @@ class HandMade:
             batch_size=1 << 20,
         )
         builder.append(0, timestamp=int(time.time() * 1000), key=b"run", value=VALUE, headers=[])
-        request = ProduceRequest(self.txn_id, -1, 30_000, [(self.topic, [(0, builder.build())])])
+        return bytes(builder.build())
+
+    async def _produce(self) -> None:
+        request = ProduceRequest(self.txn_id, -1, 30_000, [(self.topic, [(0, self._batch())])])
         # Sent again unchanged (same sequence: the broker keeps one copy) while its partition's
         # verification with the coordinator meets a change in flight (KIP-890).
         await self._retrying(lambda: self.clients[0].send(self.leader, request), "Produce")
@@ -215,9 +237,10 @@ class HandMade:
             try:
                 check(await send(), what)
                 return
-            except (NotEnoughReplicasError, CoordinatorNotAvailableError):
-                self.retries[what] = self.retries.get(what, 0) + 1
-                await asyncio.sleep(RETRY_S)
+            except RETRIED as error:
+                name = f"{what} {type(error).__name__}"
+                self.retries[name] = self.retries.get(name, 0) + 1
+                await asyncio.sleep(self.retry_s)
 
     async def _end(self) -> None:
         await self._txn(EndTxnRequest(self.txn_id, self.producer_id, self.epoch, True))
@@ -235,6 +258,68 @@ class HandMade:
         await self._txn(self._add_offsets())
         await asyncio.gather(self._produce(), self._commit_offset(offset))
         await self._end()
+
+
+class HandMadeV2(HandMade):
+    """Transactions v2 (Kafka 4.0+): Produce v12 and TxnOffsetCommit v5 add their partitions
+    to the transaction themselves, at once; EndTxn v5 gives the next epoch."""
+
+    def _init_producer(self) -> Any:
+        return txn_v2.InitProducerIdV5(self.txn_id, 60_000)
+
+    bumps = 0
+
+    def _adopt(self, producer_id: int, epoch: int) -> None:
+        if (producer_id, epoch) != (self.producer_id, self.epoch):
+            self.sequence = 0  # a new epoch's batches start again at sequence 0
+            self.bumps += 1
+        self.producer_id, self.epoch = producer_id, epoch
+
+    async def _produce(self) -> None:
+        request = txn_v2.ProduceV12(self.txn_id, self.topic, 0, self._batch())
+        await self._retrying(lambda: self.clients[0].send(self.leader, request), "Produce")
+        self.sequence += 1
+
+    async def _commit_offset(self, offset: int) -> None:
+        producer = (self.producer_id, self.epoch)
+        request = txn_v2.TxnOffsetCommitV5(
+            self.txn_id, self.group, producer, (self.topic, 0, offset)
+        )
+        await self._retrying(
+            lambda: self.clients[1].send(
+                self.group_node, request, group=ConnectionGroup.COORDINATION
+            ),
+            "TxnOffsetCommit",
+        )
+
+    async def _end(self) -> None:
+        producer = (self.producer_id, self.epoch)
+        response = await self._txn(txn_v2.EndTxnV5(self.txn_id, producer, True))
+        self._adopt(response.producer_id, response.producer_epoch)
+        self.written += 1
+
+    async def two_round_trips(self, offset: int) -> None:
+        produce = self.timed("Produce", self._produce())
+        commit = self.timed("TxnOffsetCommit", self._commit_offset(offset))
+        await self.timed("Produce ∥ TxnOffsetCommit", asyncio.gather(produce, commit))
+        await self.timed("EndTxn", self._end())
+
+    async def three_round_trips(self, offset: int) -> None:
+        await self.timed("Produce", self._produce())
+        await self.timed("TxnOffsetCommit", self._commit_offset(offset))
+        await self.timed("EndTxn", self._end())
+
+
+async def transactions_v2(client: AIOKafkaClient) -> str | None:
+    """Why the broker cannot run transactions v2, or None when it can."""
+    answer = await client.send(client.get_random_node(), txn_v2.ApiVersionsV3())
+    level = txn_v2.finalized_features(answer).get(txn_v2.TRANSACTION_VERSION, 0)
+    versions = txn_v2.max_versions(answer)
+    needed = {"Produce": (0, 12), "TxnOffsetCommit": (28, 5), "EndTxn": (26, 5)}
+    missing = [f"{name} v{v}" for name, (key, v) in needed.items() if versions.get(key, -1) < v]
+    if level < 2 or missing:
+        return f"transaction.version {level} finalized, lacks {missing or 'nothing'}"
+    return None
 
 
 def count_requests(producer: AIOKafkaProducer) -> dict[str, int]:
@@ -307,30 +392,43 @@ def summary(name: str, seconds: list[float]) -> str:
 
 
 AIOKAFKA_WAYS = ("tuned", "as is")  # with and without the worker's tuning, in turn
+V2_WAYS = ("v2", "v2 sequence")  # on a broker with transactions v2 only
 LABELS = {
     "tuned": "aiokafka, worker's tuning",
     "as is": "aiokafka as is",
     "sequence": "by hand, 5 in sequence",
     "overlap": "by hand, overlapped (4 in sequence)",
+    "v2": "by hand, transactions v2 (2 in sequence)",
+    "v2 sequence": "by hand, transactions v2 (3 in sequence)",
     "round trip": "one round trip (Metadata)",
 }
+
+
+REQUESTS = {"sequence": 5, "overlap": 5, "v2": 3, "v2 sequence": 3}
+
+
+def load() -> str:
+    return " ".join(f"{figure:.2f}" for figure in os.getloadavg())
 
 
 class Ways:
     """The ways a transaction is timed, each on its own topic, group and transactional id."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, *, v2: bool) -> None:
         self.bootstrap = bootstrap
         tag = uuid.uuid4().hex[:6]
-        ways = (*AIOKAFKA_WAYS, "sequence", "overlap")
+        hand = ("sequence", "overlap", *V2_WAYS) if v2 else ("sequence", "overlap")
+        ways = (*AIOKAFKA_WAYS, *hand)
         self.topics = {way: f"txn-{way.replace(' ', '-')}-{tag}" for way in ways}
         self.groups = {way: f"g-{topic}" for way, topic in self.topics.items()}
         self.offsets = dict.fromkeys(ways, 0)
         self.sent = {way: dict[str, int]() for way in AIOKAFKA_WAYS}
         self.producers: dict[str, AIOKafkaProducer] = {}
         self.hand = {
-            way: HandMade(bootstrap, self.topics[way], self.groups[way], f"x-{self.topics[way]}")
-            for way in ("sequence", "overlap")
+            way: (HandMadeV2 if way in V2_WAYS else HandMade)(
+                bootstrap, self.topics[way], self.groups[way], f"x-{self.topics[way]}"
+            )
+            for way in hand
         }
         self.client = AIOKafkaClient(bootstrap_servers=bootstrap)
 
@@ -367,6 +465,12 @@ class Ways:
             return await self.hand[way].in_sequence(offset)
         if way == "overlap":
             return await self.hand[way].overlapped(offset)
+        if way in V2_WAYS:
+            hand = self.hand[way]
+            assert isinstance(hand, HandMadeV2)
+            if way == "v2":
+                return await hand.two_round_trips(offset)
+            return await hand.three_round_trips(offset)
         if way == "tuned":
             txn_backoff.install()
         else:
@@ -375,36 +479,63 @@ class Ways:
         return await with_aiokafka(producer, self.topics[way], self.groups[way], offset)
 
 
-async def bench(bootstrap: str, rounds: int, block: int) -> None:
-    ways = Ways(bootstrap)
+async def bench(bootstrap: str, rounds: int, block: int, gap_s: float, retry_s: float) -> None:
+    probe = AIOKafkaClient(bootstrap_servers=bootstrap)
+    await probe.bootstrap()
+    without_v2 = await transactions_v2(probe)
+    await probe.close()
+    print(f"load average {load()} at the start")
+    if without_v2:
+        print(f"transactions v2: not on this broker ({without_v2}); not timed")
+    ways = Ways(bootstrap, v2=without_v2 is None)
+    for made in ways.hand.values():
+        made.retry_s = retry_s
     await ways.start()
-    times: dict[str, list[float]] = {way: [] for way in LABELS}
+    times = {way: list[float]() for way in LABELS if way in ways.offsets or way == "round trip"}
     warm = 20
     for way in times:  # connections, metadata, the first transaction's registration
         for _ in range(warm):
             await ways.once(way)
     for counts in ways.sent.values():
         counts.clear()
+    for made in ways.hand.values():
+        made.spent.clear()
+        made.retries.clear()
     for _ in range(0, rounds, block):
         for way in times:
             for _ in range(block):
+                if gap_s:  # idle: the last transaction's markers are written meanwhile
+                    await asyncio.sleep(gap_s)
                 started = time.perf_counter()
                 await ways.once(way)
                 times[way].append(time.perf_counter() - started)
     await ways.stop()
-    print(f"one transaction = one record of {len(VALUE)} B + the consumed offset, {bootstrap}:")
-    for way, label in LABELS.items():
-        print(summary(label, times[way]))
+    after = f"each after {gap_s * 1000:.0f} ms idle" if gap_s else "back to back"
+    print(
+        f"one transaction = one record of {len(VALUE)} B + the consumed offset, {after}, "
+        f"{bootstrap}:"
+    )
+    for way, spent in times.items():
+        print(summary(LABELS[way], spent))
     print("  requests a transaction:")
     for way in AIOKAFKA_WAYS:
         counts = ways.sent[way]
         each = ", ".join(f"{name} {n / len(times[way]):.2f}" for name, n in counts.items())
         print(f"    {LABELS[way]}: {each}")
     for way, made in ways.hand.items():
-        print(f"    {LABELS[way]}: 5 + retries {made.retries or 'none'}")
-    spent = ways.hand["sequence"].spent
-    each = "   ".join(f"{name} {statistics.median(t) * 1000:.2f}" for name, t in spent.items())
-    print(f"  each request, by hand in sequence (p50, retries included): {each} ms")
+        print(f"    {LABELS[way]}: {REQUESTS[way]} + retries {made.retries or 'none'}")
+        if isinstance(made, HandMadeV2):  # the coordinator bumps the epoch at every end
+            print(
+                f"      new producer epochs adopted: {made.bumps} for {made.written} ends "
+                f"(producer {made.producer_id}, epoch now {made.epoch})"
+            )
+    for way, made in ways.hand.items():
+        if made.spent:
+            each = "   ".join(
+                f"{name} {statistics.median(t) * 1000:.2f}" for name, t in made.spent.items()
+            )
+            print(f"  each step, {LABELS[way]} (p50, retries included): {each} ms")
+    print(f"load average {load()} at the end")
     expected = warm + rounds
     for way, topic in ways.topics.items():
         seen = await committed(bootstrap, topic)
@@ -422,12 +553,43 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300, help="transactions timed per way")
     parser.add_argument("--block", type=int, default=25, help="transactions per block")
     parser.add_argument("--brokers", type=int, default=1, help="nodes of the broker it starts")
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=0.0,
+        help="idle time before each timed transaction (a decision arriving at an idle worker)",
+    )
+    parser.add_argument(
+        "--retry-ms",
+        type=float,
+        default=RETRY_S * 1000,
+        help="the hand-made ways' wait before sending a refused request again",
+    )
+    parser.add_argument(
+        "--broker-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the broker it starts (e.g. add.partitions.to.txn.retry.backoff.ms=1)",
+    )
+    parser.add_argument(
+        "--kafka-version",
+        default=local_kafka.KAFKA_VERSION,
+        help="Kafka release of the broker it starts (4.0+ adds the transactions v2 way)",
+    )
     args = parser.parse_args()
     if args.block < 1 or args.rounds < args.block:
         parser.error("--block must be at least 1 and --rounds at least --block")
+    if not 0 <= args.gap_ms <= 10_000 or not 0 <= args.retry_ms <= 1000:
+        parser.error("--gap-ms must be between 0 and 10000, --retry-ms between 0 and 1000")
     args.rounds -= args.rounds % args.block
-    with kafka(args.brokers, name="bench-txn") as (bootstrap, _):
-        asyncio.run(bench(bootstrap, args.rounds, args.block))
+    settings = dict(setting.partition("=")[::2] for setting in args.broker_setting)
+    if any(not key or not value or "\n" in key + value for key, value in settings.items()):
+        parser.error("--broker-setting takes KEY=VALUE on one line")
+    started = kafka(args.brokers, name="bench-txn", version=args.kafka_version, settings=settings)
+    with started as (bootstrap, _):
+        gap_s, retry_s = args.gap_ms / 1000, args.retry_ms / 1000
+        asyncio.run(bench(bootstrap, args.rounds, args.block, gap_s, retry_s))
 
 
 if __name__ == "__main__":

@@ -109,6 +109,7 @@ class _Shape:
     brokers: int = 1
     secure: bool = False
     cluster_id: str | None = None
+    version: str = KAFKA_VERSION
 
     @classmethod
     def load(cls, state_dir: Path) -> _Shape | None:
@@ -116,10 +117,18 @@ class _Shape:
         if not path.exists():
             return None
         stored = json.loads(path.read_text())
-        return cls(int(stored["brokers"]), bool(stored["secure"]), str(stored["cluster_id"]))
+        version = str(stored.get("version", KAFKA_VERSION))
+        return cls(
+            int(stored["brokers"]), bool(stored["secure"]), str(stored["cluster_id"]), version
+        )
 
     def store(self, state_dir: Path) -> None:
-        shape = {"brokers": self.brokers, "secure": self.secure, "cluster_id": self.cluster_id}
+        shape = {
+            "brokers": self.brokers,
+            "secure": self.secure,
+            "cluster_id": self.cluster_id,
+            "version": self.version,
+        }
         (state_dir / "cluster.json").write_text(json.dumps(shape))
 
 
@@ -146,33 +155,40 @@ def start(
     brokers: int = 1,
     secure: bool = False,
     timeout_s: float = 90.0,
+    version: str = KAFKA_VERSION,
 ) -> LocalKafka:
     """Start (or return the already running) cluster of ``state_dir``; wait until ready.
 
     A restarted cluster keeps its data and its ports; ``partitions`` (the default for new
     topics) applies from the next start. Concurrent callers are serialised by a lock file
     in ``state_dir``. This function blocks; from async code call it through
-    ``asyncio.to_thread``.
+    ``asyncio.to_thread``. ``version``: Kafka's, for benchmarks against another release
+    (the state dir keeps it).
     """
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(state_dir / ".lock"):
-        shape = _shape_for(state_dir, brokers, secure)
+        shape = _shape_for(state_dir, brokers, secure, version)
         return _start_locked(state_dir, shape, partitions, timeout_s)
 
 
-def _shape_for(state_dir: Path, brokers: int, secure: bool) -> _Shape:
+def _shape_for(state_dir: Path, brokers: int, secure: bool, version: str) -> _Shape:
     stored = _Shape.load(state_dir)
     if stored is None:
         legacy = (state_dir / "data" / "meta.properties").exists()
-        if legacy and (brokers, secure) != (1, False):
+        if legacy and (brokers, secure, version) != (1, False, KAFKA_VERSION):
             raise LocalKafkaError(
                 f"{state_dir} holds a single plain broker: use another state dir (or "
                 "`kafka down` and delete it) for a cluster or a secure broker"
             )
-        shape = _Shape(brokers, secure, cluster_id())
+        shape = _Shape(brokers, secure, cluster_id(), version)
         shape.store(state_dir)
         return shape
+    if stored.version != version:
+        raise LocalKafkaError(
+            f"{state_dir} holds a Kafka {stored.version} cluster: start it with that version, "
+            f"or `kafka down` and delete {state_dir}"
+        )
     if (stored.brokers, stored.secure) != (brokers, secure):
         raise LocalKafkaError(
             f"{state_dir} holds a {stored.brokers}-broker {'secure ' if stored.secure else ''}"
@@ -185,7 +201,7 @@ def _start_locked(state_dir: Path, shape: _Shape, partitions: int, timeout_s: fl
     java = shutil.which("java")
     if java is None:
         raise ToolMissingError("java not found: install Java 17 (the Kafka broker runs on it)")
-    classpath = f"{ensure_jars()}/*"
+    classpath = f"{ensure_jars(shape.version)}/*"
     material = SecureMaterial.create_once(state_dir / "secure") if shape.secure else None
     nodes = _nodes(state_dir, shape)
     voters = ",".join(n.voter for n in nodes)

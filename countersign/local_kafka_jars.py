@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -37,13 +38,13 @@ __all__ = [
 
 KAFKA_VERSION = "3.9.1"
 SCALA_VERSION = "2.13"
-_ARTIFACTS = (
-    ("org.apache.kafka", f"kafka_{SCALA_VERSION}", KAFKA_VERSION),
+_LOGGING = (  # the broker logs through slf4j 1.7 to log4j 1's API (reload4j)
     ("org.slf4j", "slf4j-reload4j", "1.7.36"),
     ("ch.qos.reload4j", "reload4j", "1.2.25"),
 )
 _DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 _MARKER = ".complete"
+_VERSION = re.compile(r"[0-9]{1,3}(\.[0-9]{1,3}){2}")
 _TAIL_LINES = 20
 
 log = structlog.get_logger("countersign.local_kafka")
@@ -71,9 +72,13 @@ def cache_dir() -> Path:
     return Path(configured) if configured else Path.home() / ".cache" / "countersign"
 
 
-def ensure_jars() -> Path:
-    """Return the directory holding the broker's jars, fetching them with Maven if needed."""
-    root = cache_dir() / f"kafka-{KAFKA_VERSION}"
+def ensure_jars(version: str = KAFKA_VERSION) -> Path:
+    """Return the directory holding the broker's jars, fetching them with Maven if needed.
+
+    Another ``version`` than the pinned one is for benchmarks against newer brokers."""
+    if not _VERSION.fullmatch(version):  # it names a directory and goes into a pom
+        raise LocalKafkaError(f"not a Kafka version: {version!r} (expected e.g. 4.1.1)")
+    root = cache_dir() / f"kafka-{version}"
     libs = root / "libs"
     if (root / _MARKER).exists():
         return libs
@@ -81,20 +86,20 @@ def ensure_jars() -> Path:
     with file_lock(root / ".lock"):
         if (root / _MARKER).exists():  # another process fetched them while we waited
             return libs
-        _fetch_jars(root, libs)
+        _fetch_jars(root, libs, version)
     return libs
 
 
-def _fetch_jars(root: Path, libs: Path) -> None:
+def _fetch_jars(root: Path, libs: Path, version: str) -> None:
     mvn = shutil.which("mvn")
     if mvn is None:
         raise ToolMissingError("mvn not found: install Maven 3.8+ (it fetches the Kafka jars)")
     pom = root / "pom.xml"
-    pom.write_text(_pom_xml())
+    pom.write_text(_pom_xml(version))
     staging = root / "libs.partial"
     shutil.rmtree(staging, ignore_errors=True)
     shutil.rmtree(libs, ignore_errors=True)
-    log.info("kafka_jars_fetching", version=KAFKA_VERSION, into=str(libs))
+    log.info("kafka_jars_fetching", version=version, into=str(libs))
     began = time.monotonic()
     command = [
         mvn, "-q", "-B", "-f", str(pom),
@@ -106,7 +111,7 @@ def _fetch_jars(root: Path, libs: Path) -> None:
     if result.returncode != 0 or not jars:
         output = tail((result.stdout + result.stderr).splitlines())
         raise JarFetchError(
-            f"mvn failed (exit {result.returncode}) fetching Kafka {KAFKA_VERSION}; check network "
+            f"mvn failed (exit {result.returncode}) fetching Kafka {version}; check network "
             f"access to Maven Central and ~/.m2/settings.xml, then retry:\n{output}"
         )
     staging.rename(libs)
@@ -114,17 +119,19 @@ def _fetch_jars(root: Path, libs: Path) -> None:
     log.info("kafka_jars_fetched", jars=len(jars), seconds=round(time.monotonic() - began, 1))
 
 
-def _pom_xml() -> str:
+def _pom_xml(version: str) -> str:
+    # 4.x brings log4j 2 but no slf4j binding for it: reload4j serves every version.
+    artifacts = (("org.apache.kafka", f"kafka_{SCALA_VERSION}", version), *_LOGGING)
     dependencies = "\n".join(
         f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
         f"<version>{v}</version></dependency>"
-        for g, a, v in _ARTIFACTS
+        for g, a, v in artifacts
     )
     return f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>countersign</groupId>
   <artifactId>local-kafka</artifactId>
-  <version>{KAFKA_VERSION}</version>
+  <version>{version}</version>
   <packaging>pom</packaging>
   <dependencies>
 {dependencies}
