@@ -216,8 +216,8 @@ class KafkaMember:
         """Stop writing with a fenced producer, and rejoin. A newer producer with our id means
         the group moved the partition (the rejoin confirms it), but the coordinator also ends
         a transaction by itself (a timeout, a coordinator that moved) and then the partition
-        is still ours: only a new assignment brings it a new producer. Without the rejoin it
-        stayed assigned here and served by nobody (the failover suite's paused leader)."""
+        is still ours: only a new assignment brings it a new producer (docs/kafka-internals.md,
+        "Errors of a commit")."""
         self._log.warning("producer_fenced", partition=partition)
         self._fenced.add(partition)
         if self._producers.get(partition) is producer:
