@@ -152,6 +152,7 @@ async def database(settings: Settings, *, keep_running: bool = False) -> AsyncIt
 
     data_dir = settings.pg_dir.resolve()
     held = await asyncio.to_thread(local_pg.share, data_dir)
+    was_running = True  # until known: a failure before then stops nothing
     try:
         was_running = await asyncio.to_thread(local_pg.is_running, data_dir)
         url = await asyncio.to_thread(local_pg.start_embedded, data_dir)
