@@ -264,10 +264,12 @@ class HandMadeV2(HandMade):
     """Transactions v2 (Kafka 4.0+): Produce v12 and TxnOffsetCommit v5 add their partitions
     to the transaction themselves, at once; EndTxn v5 gives the next epoch."""
 
+    def __init__(self, bootstrap: str, topic: str, group: str, txn_id: str) -> None:
+        super().__init__(bootstrap, topic, group, txn_id)
+        self.bumps = 0  # new epochs adopted from EndTxn answers
+
     def _init_producer(self) -> Any:
         return txn_v2.InitProducerIdV5(self.txn_id, 60_000)
-
-    bumps = 0
 
     def _adopt(self, producer_id: int, epoch: int) -> None:
         if (producer_id, epoch) != (self.producer_id, self.epoch):
@@ -583,9 +585,12 @@ def main() -> None:
     if not 0 <= args.gap_ms <= 10_000 or not 0 <= args.retry_ms <= 1000:
         parser.error("--gap-ms must be between 0 and 10000, --retry-ms between 0 and 1000")
     args.rounds -= args.rounds % args.block
-    settings = dict(setting.partition("=")[::2] for setting in args.broker_setting)
-    if any(not key or not value or "\n" in key + value for key, value in settings.items()):
-        parser.error("--broker-setting takes KEY=VALUE on one line")
+    try:
+        settings = local_kafka.checked_settings(
+            dict(setting.partition("=")[::2] for setting in args.broker_setting)
+        )
+    except local_kafka.LocalKafkaError as error:
+        parser.error(f"--broker-setting takes KEY=VALUE: {error}")
     started = kafka(args.brokers, name="bench-txn", version=args.kafka_version, settings=settings)
     with started as (bootstrap, _):
         gap_s, retry_s = args.gap_ms / 1000, args.retry_ms / 1000

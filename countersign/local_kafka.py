@@ -37,10 +37,10 @@ from countersign.local_kafka_jars import (
     ToolMissingError,
     cache_dir,
     ensure_jars,
-    file_lock,
 )
 from countersign.local_kafka_node import Node, cluster_id
 from countersign.local_kafka_secure import ADMIN, SecureMaterial
+from engine.file_lock import file_lock
 from engine.log.kafka import admin as kafka_admin
 from engine.log.kafka.acls import role_acls
 from engine.log.kafka.connection import Connection
@@ -55,6 +55,7 @@ __all__ = [
     "LocalKafkaError",
     "ToolMissingError",
     "cache_dir",
+    "checked_settings",
     "ensure_jars",
     "grant",
     "node",
@@ -156,6 +157,7 @@ def start(
     secure: bool = False,
     timeout_s: float = 90.0,
     version: str = KAFKA_VERSION,
+    settings: Mapping[str, str] | None = None,
 ) -> LocalKafka:
     """Start (or return the already running) cluster of ``state_dir``; wait until ready.
 
@@ -163,13 +165,24 @@ def start(
     topics) applies from the next start. Concurrent callers are serialised by a lock file
     in ``state_dir``. This function blocks; from async code call it through
     ``asyncio.to_thread``. ``version``: Kafka's, for benchmarks against another release
-    (the state dir keeps it).
+    (the state dir keeps it). ``settings``: broker settings over ours, for nodes this call
+    starts (benchmarks of a broker setting); not kept for later starts.
     """
+    extra = checked_settings(settings or {})
     state_dir = state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(state_dir / ".lock"):
         shape = _shape_for(state_dir, brokers, secure, version)
-        return _start_locked(state_dir, shape, partitions, timeout_s)
+        return _start_locked(state_dir, shape, partitions, timeout_s, extra)
+
+
+def checked_settings(settings: Mapping[str, str]) -> dict[str, str]:
+    """Settings that can only be what they say in server.properties: one line each, a key
+    with no separator, a value."""
+    for key, value in settings.items():
+        if not key or not value or any(c in key for c in "=:# \t") or "\n" in key + value:
+            raise LocalKafkaError(f"not a broker setting: {key!r}={value!r}")
+    return dict(settings)
 
 
 def _shape_for(state_dir: Path, brokers: int, secure: bool, version: str) -> _Shape:
@@ -197,7 +210,13 @@ def _shape_for(state_dir: Path, brokers: int, secure: bool, version: str) -> _Sh
     return stored
 
 
-def _start_locked(state_dir: Path, shape: _Shape, partitions: int, timeout_s: float) -> LocalKafka:
+def _start_locked(
+    state_dir: Path,
+    shape: _Shape,
+    partitions: int,
+    timeout_s: float,
+    settings: Mapping[str, str] | None = None,
+) -> LocalKafka:
     java = shutil.which("java")
     if java is None:
         raise ToolMissingError("java not found: install Java 17 (the Kafka broker runs on it)")
@@ -210,7 +229,8 @@ def _start_locked(state_dir: Path, shape: _Shape, partitions: int, timeout_s: fl
     for each in nodes:
         if each.running_pid() is not None:
             continue
-        each.write_config(_properties(each, voters, partitions, shape, material))
+        ours = _properties(each, voters, partitions, shape, material)
+        each.write_config(ours | dict(settings or {}))
         assert shape.cluster_id is not None
         extra = material.scram_arguments() if material else ()
         each.format_storage(java, classpath, shape.cluster_id, extra)

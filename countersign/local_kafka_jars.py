@@ -12,17 +12,16 @@ Errors (all :class:`LocalKafkaError`; each message says what to do):
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import structlog
+
+from engine.file_lock import file_lock
 
 __all__ = [
     "KAFKA_VERSION",
@@ -32,7 +31,6 @@ __all__ = [
     "ToolMissingError",
     "cache_dir",
     "ensure_jars",
-    "file_lock",
     "tail",
 ]
 
@@ -138,16 +136,6 @@ def _pom_xml(version: str) -> str:
   </dependencies>
 </project>
 """
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # ---------------------------------------------------------------------------------------

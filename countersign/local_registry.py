@@ -20,7 +20,8 @@ from pathlib import Path
 
 import structlog
 
-from countersign.local_kafka_jars import cache_dir, file_lock
+from countersign.local_kafka_jars import cache_dir
+from engine.file_lock import file_lock
 
 log = structlog.get_logger(__name__)
 

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
@@ -26,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import ConfigurationError
+from engine.file_lock import file_lock
 from engine.trust.jws import BadToken, SigningKey, generate_key
 from engine.trust.loading import read_json
 from engine.trust.principal import canonical_principal
@@ -270,9 +270,5 @@ def _home_locked(home: Path) -> Iterator[None]:
     trust file, and without this one's key could be lost from it (and its commands or
     anchors refused)."""
     home.mkdir(parents=True, exist_ok=True)
-    with (home / ".keys.lock").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(home / ".keys.lock"):
+        yield

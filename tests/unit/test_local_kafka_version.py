@@ -26,3 +26,26 @@ def test_a_state_dir_of_another_release_is_refused(tmp_path: Path) -> None:
     (tmp_path / "cluster.json").write_text(json.dumps(shape))
     with pytest.raises(LocalKafkaError, match=r"Kafka 4\.1\.1 cluster"):
         local_kafka.start(tmp_path)  # the pinned release, not the stored one
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"log.retention.ms": "1\nauthorizer.class.name=x"},  # a second line smuggled in
+        {"a=b": "1"},
+        {"a b": "1"},
+        {"": "1"},
+        {"log.retention.ms": ""},
+    ],
+)
+def test_a_broker_setting_that_is_not_one_line_key_value_is_refused(
+    setting: dict[str, str], tmp_path: Path
+) -> None:
+    with pytest.raises(LocalKafkaError, match="not a broker setting"):
+        local_kafka.start(tmp_path, settings=setting)
+    assert not (tmp_path / "cluster.json").exists()  # refused before anything is made
+
+
+def test_a_broker_setting_that_is_one_line_key_value_is_taken() -> None:
+    setting = {"add.partitions.to.txn.retry.backoff.ms": "1"}
+    assert local_kafka.checked_settings(setting) == setting
