@@ -29,6 +29,11 @@ def kafka(
     broker settings over the local broker's own."""
     bootstrap = os.environ.get("COUNTERSIGN_KAFKA_BOOTSTRAP")
     if bootstrap:
+        if settings or version != local_kafka.KAFKA_VERSION:  # they would be ignored
+            raise SystemExit(
+                "a Kafka version or broker settings apply to the bench's own broker: "
+                "unset COUNTERSIGN_KAFKA_BOOTSTRAP to use them"
+            )
         yield bootstrap, None
         return
     state_dir = Path(tempfile.mkdtemp(prefix=f"cs-{name}-"))
