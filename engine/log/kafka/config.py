@@ -22,7 +22,10 @@ class ClientTimings:
     """The knobs a deployment (or a test) may turn; the safety settings are not among them."""
 
     client_id: str = "countersign"
-    linger_ms: int = 2
+    linger_ms: int = 0
+    """The shared publisher's: a decision someone just made goes at once (lingering 2 ms
+    cost a lone decision 2.2 ms, bench/stages.py). Batching is not lost under load: aiokafka
+    sends one request at a time per broker, so records wait in batches meanwhile."""
     max_batch_bytes: int = 16_384
     fetch_max_wait_ms: int = 20
     session_timeout_ms: int = 10_000

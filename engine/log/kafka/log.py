@@ -59,7 +59,7 @@ class KafkaLog:
         bootstrap: str | Connection,
         *,
         client_id: str = "countersign",
-        linger_ms: int = 2,
+        linger_ms: int = 0,
         max_batch_bytes: int = 16_384,
         fetch_max_wait_ms: int = 20,
         session_timeout_ms: int = 10_000,
