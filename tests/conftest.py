@@ -127,6 +127,15 @@ def fresh_prefix() -> str:
 
 
 @pytest.fixture(autouse=True)
+def _own_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads the checkout's own `.countersign` (the default home, relative to the
+    working directory): keys a developer made there once made `verify` expect anchors. A
+    test that names a home of its own still gets it."""
+    if "COUNTERSIGN_HOME" not in os.environ:
+        monkeypatch.setenv("COUNTERSIGN_HOME", str(tmp_path_factory.mktemp("home")))
+
+
+@pytest.fixture(autouse=True)
 def _restore_structlog() -> Iterator[None]:
     """A test that runs the CLI in-process configures structlog (level, renderer); the next
     test must not inherit that, or its `capture_logs` would miss filtered-out events."""
