@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.processes import CpuMeter, Fleet, kafka_env, machine_line, postmaster_pid
 from bench.tally import cpu_lines, scaling_line
 from countersign import local_kafka, local_pg
+from countersign.batch_gc import tune_for_batches
 from engine.log.memory import MemoryLog
 from engine.log.port import EventLog, Outgoing, Topics
 from events.approval import ApprovalRequest
@@ -389,6 +390,7 @@ async def throughput(url: str, events: int, use_kafka: bool, max_records: int) -
         log, topic = await make()
         store = await fresh_store(url)
         meter = service_meter()
+        tune_for_batches()  # as `countersign projector` does (it also freezes the data set here)
         try:
             meter.start()
             seconds = await project_all(log, store, topic, max_records)
