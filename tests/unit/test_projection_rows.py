@@ -81,7 +81,7 @@ def _same_record(fast: tuple[Any, ...], general: tuple[Any, ...]) -> None:
     assert _json(fast[payload]) == _json(general[payload])
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(get_args(RunEventPayload)).flatmap(envelope_strategy))
 def test_event_record_is_the_record_of_the_event_row(envelope: EventEnvelope) -> None:
     event = LoggedEvent(envelope=envelope, partition=3, offset=7, hash="h", raw=b"\x00raw")
@@ -138,7 +138,7 @@ _VALUES = st.recursive(
 )
 
 
-@settings(max_examples=400)
+@settings(max_examples=300, deadline=None)
 @given(_VALUES)
 def test_jsonb_writes_what_the_standard_encoder_wrote(value: Json) -> None:
     fast, general = jsonb(value), _standard(value)
