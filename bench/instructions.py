@@ -23,6 +23,32 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The projector's pure path over one batch of `bench/projections.py`'s runs (200 runs of ~11
+# events, interleaved as they are published): what `Projector._item` and the store's `apply`
+# compute between their round trips to the log and PostgreSQL.
+_PROJECTOR_BATCH = """
+import random
+from bench.projections import CODEC, DAY, encode_run
+from events.envelope import hash_encoded
+from projections import applying
+from projections.batch import LoggedEvent
+from projections.fold import event_row, fold
+from projections.store_tables import AUDIT, EVENTS, INTERRUPTS, RUNS
+try:
+    from projections.event_record import event_record
+except ImportError:  # a checkout from before event_record: what the store did then
+    def event_record(event):
+        return EVENTS.record(event_row(event))
+rng = random.Random(42)
+runs = [encode_run(n, rng, 90 * DAY) for n in range(200)]
+raw = [r[i][1] for i in range(max(map(len, runs))) for r in runs if i < len(r)][:2000]
+def item(offset, value):
+    envelope = CODEC.decode_event(value)
+    return LoggedEvent(
+        envelope=envelope, partition=0, offset=offset, hash=hash_encoded(value), raw=value
+    )
+"""
+
 # name → (operations, Python that sets up `op` in the checkout at sys.path[0])
 WORKLOADS: dict[str, tuple[int, str]] = {
     "encode interrupt_raised": (
@@ -117,10 +143,28 @@ c = Codec(); run, encoded = refund_events(c); packed = PackedHistory(encoded, c.
 op = lambda: packed.unpack()
 """,
     ),
+    "projector: decode a batch of 2,000 records": (
+        2,
+        _PROJECTOR_BATCH + "op = lambda: [item(o, v) for o, v in enumerate(raw)]\n",
+    ),
+    "projector: fold and rows of a batch of 2,000 events": (
+        3,
+        _PROJECTOR_BATCH
+        + """
+events = [item(o, v) for o, v in enumerate(raw)]
+def op():
+    chained, _ = applying.chained(events, {})
+    [event_record(e) for e in chained]
+    folded = fold({}, chained)
+    RUNS.params(folded.runs), INTERRUPTS.params(folded.interrupts), AUDIT.records(folded.audit)
+""",
+    ),
 }
 PER_EVENT = {
     "decode replay event (1,000-event run, per event)": 1001,
     "fold 1,000 events into RunState": 1001,
+    "projector: decode a batch of 2,000 records": 2000,
+    "projector: fold and rows of a batch of 2,000 events": 2000,
 }
 
 RUNNER = """

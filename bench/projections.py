@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.processes import CpuMeter, Fleet, kafka_env, machine_line, postmaster_pid
 from bench.tally import cpu_lines, scaling_line
 from countersign import local_kafka, local_pg
+from countersign.batch_gc import tune_for_batches
 from engine.log.memory import MemoryLog
 from engine.log.port import EventLog, Outgoing, Topics
 from events.approval import ApprovalRequest
@@ -70,8 +71,8 @@ from events.run_events import (
 )
 from projections import Insights, Policy, ProjectionStore, Projector, Queries
 from projections.batch import LoggedEvent
-from projections.fold import event_row, fold
-from projections.store_tables import EVENTS
+from projections.event_record import event_record
+from projections.fold import fold
 from projections.verify import verify
 
 CODEC = Codec()
@@ -368,7 +369,7 @@ def per_event_costs(data: list[tuple[str, bytes]]) -> None:
     started = time.perf_counter()
     for start in range(0, len(events), 1000):
         chunk = events[start : start + 1000]
-        EVENTS.records(event_row(e) for e in chunk)
+        [event_record(e) for e in chunk]
         fold({}, chunk)
     rows = (time.perf_counter() - started) / len(events)
     print(f"  per event: decode {decode * 1e6:.1f} µs (events/codec.py), "
@@ -388,9 +389,15 @@ async def throughput(url: str, events: int, use_kafka: bool, max_records: int) -
     for name, make in logs:
         log, topic = await make()
         store = await fresh_store(url)
+        meter = service_meter()
+        tune_for_batches()  # as `countersign projector` does (it also freezes the data set here)
         try:
+            meter.start()
             seconds = await project_all(log, store, topic, max_records)
+            used = meter.stop()
             print(f"  {name:<10} {len(data) / seconds:>10,.0f} events/s  ({seconds:.1f} s)")
+            print(f"    CPU meanwhile (bench: the projector, in this process); {machine_line()}:")
+            print("\n".join(cpu_lines(used, len(data), "event", seconds)))
         finally:
             await drop(url, store)
             await log.close()
@@ -546,11 +553,17 @@ async def projected(store: ProjectionStore, topic: str, ends: dict[int, int]) ->
 
 
 def projector_meter(fleet: Fleet) -> CpuMeter:
+    return service_meter(fleet.pids)
+
+
+def service_meter(projectors: list[int] | None = None) -> CpuMeter:
+    """CPU of the projector processes (if any), the broker and PostgreSQL this script runs,
+    and this process ("bench")."""
     broker = local_kafka.status(KAFKA_DIR)
     postgres = None if os.environ.get("COUNTERSIGN_DATABASE_URL") else postmaster_pid(PG_DIR)
     return CpuMeter(
         {
-            "projectors": fleet.pids,
+            "projectors": projectors or [],
             "broker": broker.pids
             if broker and "COUNTERSIGN_KAFKA_BOOTSTRAP" not in os.environ
             else (),

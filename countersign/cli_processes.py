@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from countersign import bootstrap
+from countersign.batch_gc import tune_for_batches
 from countersign.cli_options import json_logs
 from countersign.logging import configure_logging
 from countersign.observed import observed
@@ -138,6 +139,7 @@ async def run_projector(settings: Settings, args: argparse.Namespace) -> int:
         await _check_topics(settings, runtime.log)
         projector = runtime.projector(store, group=args.group, metrics=seen.metrics)
         seen.probes.watched = projector.watch
+        tune_for_batches()  # a process of its own that works in batches: countersign.batch_gc
         await projector.run(stop)
         if projector.stood_down is not None and seen.port is not None:
             await stop.wait()  # stay up, not ready, saying why, until the newer one replaces it

@@ -12,7 +12,7 @@ open again changes no count, so a duplicated event cannot skew `open_interrupts`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, assert_never
@@ -661,18 +661,38 @@ def _audit(
 
 
 _Row = TypeVar("_Row", RunRow, InterruptRow)
-_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+_Copier = Callable[[Any, dict[str, Any]], Any]
+_COPIERS: dict[type[Any], tuple[frozenset[str], _Copier]] = {}
 
 
 def _replace(row: _Row, **changes: Any) -> _Row:
-    """`dataclasses.replace`, about three times faster (it matters: once per event)."""
+    """`dataclasses.replace` for the rows (which have no `__post_init__`), about twice as
+    fast: it runs about once per event. An unknown field is a TypeError, as there."""
     cls = type(row)
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    values = {name: getattr(row, name) for name in names}
-    values.update(changes)
-    return cls(**values)
+    found = _COPIERS.get(cls)
+    if found is None:
+        found = _COPIERS[cls] = _copier(cls)
+    names, copy = found
+    if not names.issuperset(changes):
+        raise TypeError(f"{cls.__name__} has no field {sorted(set(changes) - names)}")
+    copied: _Row = copy(row, changes)
+    return copied
+
+
+def _copier(cls: type[Any]) -> tuple[frozenset[str], _Copier]:
+    """A function that copies a frozen row with `changes`, compiled once per row type (as
+    dataclasses compiles `__init__`): attribute reads and slot stores, no keyword parsing."""
+    names = tuple(f.name for f in fields(cls))
+    lines = [
+        f"    set_(new, {n!r}, changes[{n!r}] if {n!r} in changes else row.{n})" for n in names
+    ]
+    source = (
+        "def copy(row, changes):\n    new = new_(cls)\n" + "\n".join(lines) + "\n    return new"
+    )
+    scope: dict[str, Any] = {"new_": object.__new__, "set_": object.__setattr__, "cls": cls}
+    exec(compile(source, f"<copy {cls.__name__}>", "exec"), scope)
+    copy: _Copier = scope["copy"]
+    return frozenset(names), copy
 
 
 def _same(a: Json, b: Json) -> bool:

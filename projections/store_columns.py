@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Generic, Literal, TypeVar
 
+import orjson
+
 from events.json import Json
 from projections.errors import CorruptRow
 
@@ -42,9 +44,21 @@ def text(value: str) -> str:
 
 
 def jsonb(value: Json) -> str | None:
-    """JSON text for a jsonb parameter; Python None is SQL NULL."""
+    """JSON text for a jsonb parameter; Python None is SQL NULL.
+
+    orjson first (several times faster than the standard encoder; it writes NaN and infinity
+    as null, as cleaning does, and numbers with the same decimal value). What it refuses
+    (integers past 64 bits, lone surrogates, nesting past its limit) and text holding NUL go
+    the standard way, which cleans or refuses as before."""
     if value is None:
         return None
+    try:
+        fast = orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError
+        pass
+    else:
+        if b"\\u0000" not in fast:
+            return fast.decode()
     try:
         dumped = _ENCODER.encode(value)
     except ValueError:  # NaN or infinity somewhere

@@ -22,7 +22,8 @@ import asyncpg
 
 from projections import applying
 from projections.batch import Applied, BatchItem, LoggedEvent, Unusable
-from projections.fold import RunView, event_row, fold
+from projections.event_record import event_record
+from projections.fold import RunView, fold
 from projections.store_columns import Table, columns_of
 from projections.store_db import StorePart
 from projections.store_tables import AUDIT, ERRORS, EVENTS, INTERRUPTS, RUNS
@@ -159,7 +160,7 @@ async def _insert_events(conn: Any, events: Sequence[LoggedEvent]) -> set[tuple[
     """
     if not events:
         return set()
-    records = EVENTS.records(event_row(e) for e in events)
+    records = [event_record(e) for e in events]
     try:
         async with conn.transaction():  # nested: a savepoint
             await conn.copy_records_to_table(

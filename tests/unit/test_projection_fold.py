@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -35,7 +37,15 @@ from events.run_events import (
 )
 from projections.batch import LoggedEvent
 from projections.describe import summarize
-from projections.fold import RunView, edit_diff, event_row, fold, project, timestamp
+from projections.fold import (
+    RunView,
+    _replace,
+    edit_diff,
+    event_row,
+    fold,
+    project,
+    timestamp,
+)
 from projections.rows import InterruptRow, RunRow
 
 T0 = 1_700_000_000_000_000  # µs
@@ -687,3 +697,31 @@ def test_fold_of_a_batch_equals_projecting_event_by_event() -> None:
 
     assert {r.run_id: r for r in folded.runs} == last
     assert folded.runs[3].started_at == timestamp(T0 + 5000)  # its first event we saw
+
+
+def test_the_rows_copy_is_dataclasses_replace() -> None:
+    at = timestamp(1_700_000_000_000_000)
+    run = RunRow(
+        run_id="r",
+        agent="a",
+        agent_version="1",
+        requested_by="u",
+        status="running",
+        started_at=at,
+        updated_at=at,
+        finished_at=None,
+        last_seq=1,
+        open_interrupts=0,
+        input={"x": 1},
+        output=None,
+        error=None,
+    )
+    changes = {"status": "completed", "last_seq": 9, "finished_at": at, "error": "e"}
+
+    copied = _replace(run, **changes)
+
+    assert copied == dataclasses.replace(run, **changes)  # type: ignore[arg-type]
+    assert copied is not run
+    assert run.status == "running"
+    with pytest.raises(TypeError, match="no field"):
+        _replace(run, colour="red")
