@@ -71,6 +71,7 @@ class Codec:
         self._by_fingerprint = {
             v.fingerprint: writer_for(catalog, self._types, v) for v in catalog.versions
         }
+        self._claims: dict[bytes, tuple[str, bytes]] = {}
         self.registry: RegistrySchemas | None = (
             RegistrySchemas(self._types, self._by_fingerprint) if registry_format else None
         )
@@ -147,9 +148,13 @@ class Codec:
     def schema_header(self, encoded: bytes) -> tuple[str, bytes]:
         """The record header to write beside `encoded` (`countersign-schema`): which schema,
         version and release wrote it, so an older release can tell "newer" from "corrupt"."""
-        writer = self._by_fingerprint[bytes(encoded[2:HEADER_LEN])]
-        claim = SchemaClaim(writer.name, writer.version, writer.release, encoded[2:HEADER_LEN])
-        return SCHEMA_HEADER, claim.encode()
+        fingerprint = bytes(encoded[2:HEADER_LEN])
+        header = self._claims.get(fingerprint)
+        if header is None:  # made once a schema: every record of a step carries one
+            writer = self._by_fingerprint[fingerprint]
+            claim = SchemaClaim(writer.name, writer.version, writer.release, fingerprint)
+            header = self._claims[fingerprint] = (SCHEMA_HEADER, claim.encode())
+        return header
 
     # -- decoding -----------------------------------------------------------------------------
 

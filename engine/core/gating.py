@@ -38,10 +38,12 @@ class GateWalk:
 
     def __init__(self, *, evaluation: GateEvaluated, args: JsonObject) -> None:
         self.evaluation = evaluation
+        self.levels = levels_of(evaluation)
+        """The evaluation's levels, parsed once (set with it, by `restart`)."""
         self.args = args
         self.round = 1
         self.level = 1
-        self.quorum = levels_of(evaluation)[0].quorum
+        self.quorum = self.levels[0].quorum
         self.excluded: list[str] = []
         self.decided_by = ""
         self.escalation: InterruptEscalated | None = None
@@ -54,7 +56,7 @@ class GateWalk:
 
     def next_level(self) -> bool:
         """Move to the next level; False when the last level was passed."""
-        levels = levels_of(self.evaluation)
+        levels = self.levels
         if self.level >= len(levels):
             return False
         self.level += 1
@@ -64,8 +66,9 @@ class GateWalk:
     def restart(self, evaluation: GateEvaluated) -> None:
         """Back to level 1 of a new plan; the editor may not approve their own edit."""
         self.evaluation = evaluation
+        self.levels = levels_of(evaluation)
         self.level = 1
-        self.quorum = levels_of(evaluation)[0].quorum
+        self.quorum = self.levels[0].quorum
         self.excluded = [self.decided_by] if self.decided_by else []
 
 
@@ -225,8 +228,7 @@ def gate_request(
 ) -> ApprovalRequest:
     """The request for the walk's current step: its level (or escalation), exactly the
     arguments that will run, and a digest binding tool, arguments, agent version and id."""
-    evaluation, escalation = walk.evaluation, walk.escalation
-    levels = levels_of(evaluation)
+    evaluation, escalation, levels = walk.evaluation, walk.escalation, walk.levels
     previous = None if walk.previous is None else masked(walk.previous, call.args_schema)
     title = f"{call.tool}({short_args(masked(walk.args, call.args_schema), first=previous)})"
     if evaluation.action == "escalate" or escalation is not None:

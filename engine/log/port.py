@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -209,6 +210,14 @@ class EventLog(Protocol):
 
 def partition_for(key: str, partitions: int) -> int:
     """Kafka's default partitioner (murmur2 of the UTF-8 key), so every adapter agrees."""
+    return _murmur2(key) % partitions
+
+
+@lru_cache(maxsize=4096)
+def _murmur2(key: str) -> int:
+    """murmur2 of the UTF-8 key, positive (Kafka's `toPositive`). Cached: a decision hashes
+    its run id several times (routing, the log's partitioner), each ~5 µs in Python; the
+    bound keeps hostile keys from growing it."""
     data = key.encode()
     length = len(data)
     seed = 0x9747B28C
@@ -234,4 +243,4 @@ def partition_for(key: str, partitions: int) -> int:
     h ^= h >> 13
     h = (h * m) & 0xFFFFFFFF
     h ^= h >> 15
-    return (h & 0x7FFFFFFF) % partitions
+    return h & 0x7FFFFFFF

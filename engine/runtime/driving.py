@@ -94,7 +94,12 @@ class Driver:
             if any(not self._idempotent(effect) for _, effect in effects):
                 await self._commit(step)  # the schedule must be durable before the tool runs
                 self._still_owned(step, epoch, "tools_not_started")
-            results = await asyncio.gather(*(self._execute(run, fx) for run, fx in effects))
+            if len(effects) == 1:  # the usual case: gather's bookkeeping is not needed
+                # Still a task, as under gather: a tool runs in a copy of the worker's context,
+                # so what it sets there (structlog's bound contextvars) stays its own.
+                results = [await asyncio.create_task(self._execute(*effects[0]))]
+            else:
+                results = await asyncio.gather(*(self._execute(run, fx) for run, fx in effects))
             self._still_owned(step, epoch, "tool_results_discarded")
             for (run, _), result in zip(effects, results, strict=True):
                 await self._keys_for(run, [result])
