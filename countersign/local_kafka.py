@@ -38,7 +38,7 @@ from countersign.local_kafka_jars import (
     cache_dir,
     ensure_jars,
 )
-from countersign.local_kafka_node import Node, cluster_id
+from countersign.local_kafka_node import Node, cluster_id, replace_text
 from countersign.local_kafka_secure import ADMIN, SecureMaterial
 from engine.file_lock import file_lock
 from engine.log.kafka import admin as kafka_admin
@@ -114,10 +114,10 @@ class _Shape:
 
     @classmethod
     def load(cls, state_dir: Path) -> _Shape | None:
-        path = state_dir / "cluster.json"
-        if not path.exists():
+        try:
+            stored = json.loads((state_dir / "cluster.json").read_text())
+        except FileNotFoundError:
             return None
-        stored = json.loads(path.read_text())
         version = str(stored.get("version", KAFKA_VERSION))
         return cls(
             int(stored["brokers"]), bool(stored["secure"]), str(stored["cluster_id"]), version
@@ -130,7 +130,7 @@ class _Shape:
             "cluster_id": self.cluster_id,
             "version": self.version,
         }
-        (state_dir / "cluster.json").write_text(json.dumps(shape))
+        replace_text(state_dir / "cluster.json", json.dumps(shape))
 
 
 async def wait_until_ready(target: str | Connection, timeout_s: float, *, brokers: int = 1) -> None:
@@ -142,7 +142,7 @@ def status(state_dir: Path) -> LocalKafka | None:
     """The cluster of ``state_dir`` if any of its nodes runs (ready or not), else ``None``."""
     state_dir = state_dir.resolve()
     shape = _Shape.load(state_dir) or _Shape()
-    nodes = _nodes(state_dir, shape)
+    nodes = _set_up_nodes(state_dir, shape)
     pids = tuple(pid for pid in (n.running_pid() for n in nodes) if pid is not None)
     if not pids:
         return None
@@ -325,6 +325,15 @@ def _nodes(state_dir: Path, shape: _Shape | None = None) -> list[Node]:
         Node.load_or_create(i, state_dir / f"node-{i}", internal=shape.secure)
         for i in range(1, shape.brokers + 1)
     ]
+
+
+def _set_up_nodes(state_dir: Path, shape: _Shape) -> list[Node]:
+    """The nodes set up in `state_dir` so far, creating nothing (for `status`)."""
+    if shape.brokers == 1:
+        found = [Node.load(1, state_dir)]
+    else:
+        found = [Node.load(i, state_dir / f"node-{i}") for i in range(1, shape.brokers + 1)]
+    return [each for each in found if each is not None]
 
 
 def _describe(

@@ -28,7 +28,7 @@ import structlog
 
 from countersign.local_kafka_jars import BrokerStartError, LocalKafkaError, tail
 
-__all__ = ["Node", "cluster_id", "free_ports"]
+__all__ = ["Node", "cluster_id", "free_ports", "replace_text"]
 
 log = structlog.get_logger("countersign.local_kafka")
 
@@ -37,6 +37,14 @@ _LOG_FILES = ("kafka.out", "server.log")
 _LOG_ERROR_LINES = 12
 _ERROR_LINE = re.compile(r"^\[[^]]+\] (ERROR|FATAL) |^Caused by: |^Exception in thread ")
 _KEPT_WHEN_WIPED = ("meta.properties", "bootstrap.checkpoint", "__cluster_metadata-0")
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Write `path` whole or not at all: another process (any CLI command asking whether a
+    broker runs) may read it at any moment, and must never see it half written."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    os.replace(partial, path)
 
 
 @dataclass(frozen=True)
@@ -51,18 +59,15 @@ class Node:
     """A separate inter-broker listener (the secure broker's mutual-TLS one), if any."""
 
     @classmethod
-    def load_or_create(cls, node_id: int, directory: Path, *, internal: bool) -> Node:
-        """The node with its stored ports, or fresh ones stored for restarts."""
+    def load(cls, node_id: int, directory: Path) -> Node | None:
+        """The node with its stored ports; None if it was never set up here. Reads only: a
+        command that merely asks whether a broker runs (every CLI command does) writes
+        nothing."""
         path = directory / "ports.json"
-        if path.exists():
+        try:
             stored = json.loads(path.read_text())
-        else:
-            client, controller, extra = free_ports(3)
-            stored = {"broker": client, "controller": controller}
-            if internal:
-                stored["internal"] = extra
-            directory.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(stored))
+        except FileNotFoundError:
+            return None
         return cls(
             node_id,
             directory,
@@ -70,6 +75,20 @@ class Node:
             int(stored["controller"]),
             int(stored["internal"]) if "internal" in stored else None,
         )
+
+    @classmethod
+    def load_or_create(cls, node_id: int, directory: Path, *, internal: bool) -> Node:
+        """The node with its stored ports, or fresh ones stored for restarts."""
+        found = cls.load(node_id, directory)
+        if found is not None:
+            return found
+        client, controller, extra = free_ports(3)
+        stored = {"broker": client, "controller": controller}
+        if internal:
+            stored["internal"] = extra
+        directory.mkdir(parents=True, exist_ok=True)
+        replace_text(directory / "ports.json", json.dumps(stored))
+        return cls(node_id, directory, client, controller, extra if internal else None)
 
     @property
     def bootstrap(self) -> str:
