@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from countersign import bootstrap, run_source
+from countersign.atomic_write import write_atomically
 from countersign.cli_options import wait_option
 from countersign.personal_view import opener
 from countersign.render import clean
@@ -242,7 +242,7 @@ async def run_timeline(settings: Settings, args: argparse.Namespace) -> int:
     if args.html is None:
         print(_safe(render_text(events)))
         return 0
-    _write_atomically(args.html, render_html(events).encode())
+    write_atomically(args.html, render_html(events).encode())
     print(
         _safe(f"wrote the timeline of run {events[0].run_id} ({len(events)} events) to {args.html}")
     )
@@ -265,7 +265,7 @@ async def run_export(settings: Settings, args: argparse.Namespace) -> int:
         origin_head = hash_encoded(raws[-1])
         raws = redact_run(codec, loaded.events)
     data = write_history(codec, raws, redacted=args.redact, origin_head=origin_head)
-    _write_atomically(args.output, data)
+    write_atomically(args.output, data)
     done = {"run_id": args.run_id, "file": str(args.output), "events": len(raws)}
     if args.json:
         print(json.dumps({**done, "redacted": args.redact, "bytes": len(data)}))
@@ -273,12 +273,6 @@ async def run_export(settings: Settings, args: argparse.Namespace) -> int:
     redacted = ", personal fields redacted" if args.redact else ""
     print(f"exported {len(raws)} events of run {args.run_id} to {args.output}{redacted}")
     return 0
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
 
 
 async def run_import(settings: Settings, args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from countersign.atomic_write import write_atomically
 from countersign.local_kafka_jars import (
     KAFKA_VERSION,
     BrokerStartError,
@@ -38,7 +39,7 @@ from countersign.local_kafka_jars import (
     cache_dir,
     ensure_jars,
 )
-from countersign.local_kafka_node import Node, cluster_id, replace_text
+from countersign.local_kafka_node import Node, cluster_id
 from countersign.local_kafka_secure import ADMIN, SecureMaterial
 from engine.file_lock import file_lock
 from engine.log.kafka import admin as kafka_admin
@@ -130,7 +131,7 @@ class _Shape:
             "cluster_id": self.cluster_id,
             "version": self.version,
         }
-        replace_text(state_dir / "cluster.json", json.dumps(shape))
+        write_atomically(state_dir / "cluster.json", json.dumps(shape).encode())
 
 
 async def wait_until_ready(target: str | Connection, timeout_s: float, *, brokers: int = 1) -> None:

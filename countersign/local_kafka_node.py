@@ -26,9 +26,10 @@ from pathlib import Path
 
 import structlog
 
+from countersign.atomic_write import write_atomically
 from countersign.local_kafka_jars import BrokerStartError, LocalKafkaError, tail
 
-__all__ = ["Node", "cluster_id", "free_ports", "replace_text"]
+__all__ = ["Node", "cluster_id", "free_ports"]
 
 log = structlog.get_logger("countersign.local_kafka")
 
@@ -37,14 +38,6 @@ _LOG_FILES = ("kafka.out", "server.log")
 _LOG_ERROR_LINES = 12
 _ERROR_LINE = re.compile(r"^\[[^]]+\] (ERROR|FATAL) |^Caused by: |^Exception in thread ")
 _KEPT_WHEN_WIPED = ("meta.properties", "bootstrap.checkpoint", "__cluster_metadata-0")
-
-
-def replace_text(path: Path, text: str) -> None:
-    """Write `path` whole or not at all: another process (any CLI command asking whether a
-    broker runs) may read it at any moment, and must never see it half written."""
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 @dataclass(frozen=True)
@@ -87,7 +80,7 @@ class Node:
         if internal:
             stored["internal"] = extra
         directory.mkdir(parents=True, exist_ok=True)
-        replace_text(directory / "ports.json", json.dumps(stored))
+        write_atomically(directory / "ports.json", json.dumps(stored).encode())
         return cls(node_id, directory, client, controller, extra if internal else None)
 
     @property

@@ -9,7 +9,8 @@ import multiprocessing
 from pathlib import Path
 
 from countersign import local_kafka
-from countersign.local_kafka_node import Node, replace_text
+from countersign.atomic_write import write_atomically
+from countersign.local_kafka_node import Node
 
 
 def test_asking_about_a_home_never_used_for_kafka_writes_nothing(tmp_path: Path) -> None:
@@ -31,14 +32,15 @@ def test_a_node_set_up_and_not_running_is_found_not_running(tmp_path: Path) -> N
 
 def _rewrite(path: Path, rounds: int) -> None:
     for n in range(rounds):
-        replace_text(path, json.dumps({"broker": n, "controller": n, "pad": "x" * 50_000}))
+        stored = {"broker": n, "controller": n, "pad": "x" * 50_000}
+        write_atomically(path, json.dumps(stored).encode())
 
 
 def test_a_reader_sees_the_file_whole_while_another_process_rewrites_it(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "ports.json"
-    replace_text(path, json.dumps({"broker": 0, "controller": 0}))
+    write_atomically(path, json.dumps({"broker": 0, "controller": 0}).encode())
     writer = multiprocessing.get_context("spawn").Process(target=_rewrite, args=(path, 300))
     writer.start()
     reads = 0
