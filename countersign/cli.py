@@ -30,6 +30,7 @@ from countersign import (
     cli_servers,
     cli_topics,
 )
+from countersign.local_kafka_jars import LocalKafkaError
 from countersign.logging import configure_logging
 from countersign.settings import Settings
 from engine.errors import EngineError
@@ -103,7 +104,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = asyncio.run(args.handler(settings, args))
     except KeyboardInterrupt:
         return 130
-    except (EngineError, EventsError, ProjectionsError, OSError, TimeoutError) as exc:
+    except (
+        EngineError,
+        EventsError,
+        ProjectionsError,
+        LocalKafkaError,
+        OSError,
+        TimeoutError,
+    ) as exc:
         print(f"countersign: error: {exc}", file=sys.stderr)
         return 1
     return code

@@ -39,7 +39,7 @@ from countersign.local_kafka_jars import (
     cache_dir,
     ensure_jars,
 )
-from countersign.local_kafka_node import Node, cluster_id
+from countersign.local_kafka_node import Node, cluster_id, unreadable
 from countersign.local_kafka_secure import ADMIN, SecureMaterial
 from engine.file_lock import file_lock
 from engine.log.kafka import admin as kafka_admin
@@ -115,14 +115,17 @@ class _Shape:
 
     @classmethod
     def load(cls, state_dir: Path) -> _Shape | None:
+        path = state_dir / "cluster.json"
         try:
-            stored = json.loads((state_dir / "cluster.json").read_text())
+            stored = json.loads(path.read_text())
+            version = str(stored.get("version", KAFKA_VERSION))
+            return cls(
+                int(stored["brokers"]), bool(stored["secure"]), str(stored["cluster_id"]), version
+            )
         except FileNotFoundError:
             return None
-        version = str(stored.get("version", KAFKA_VERSION))
-        return cls(
-            int(stored["brokers"]), bool(stored["secure"]), str(stored["cluster_id"]), version
-        )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise unreadable(path, exc) from exc
 
     def store(self, state_dir: Path) -> None:
         shape = {

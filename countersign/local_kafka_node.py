@@ -29,7 +29,7 @@ import structlog
 from countersign.atomic_write import write_atomically
 from countersign.local_kafka_jars import BrokerStartError, LocalKafkaError, tail
 
-__all__ = ["Node", "cluster_id", "free_ports"]
+__all__ = ["Node", "cluster_id", "free_ports", "unreadable"]
 
 log = structlog.get_logger("countersign.local_kafka")
 
@@ -38,6 +38,13 @@ _LOG_FILES = ("kafka.out", "server.log")
 _LOG_ERROR_LINES = 12
 _ERROR_LINE = re.compile(r"^\[[^]]+\] (ERROR|FATAL) |^Caused by: |^Exception in thread ")
 _KEPT_WHEN_WIPED = ("meta.properties", "bootstrap.checkpoint", "__cluster_metadata-0")
+
+
+def unreadable(path: Path, error: Exception) -> LocalKafkaError:
+    return LocalKafkaError(
+        f"{path} is unreadable ({type(error).__name__}: {str(error)[:80]}): stop the local "
+        f"broker's processes, then remove {path.parent} (a fresh one is set up)"
+    )
 
 
 @dataclass(frozen=True)
@@ -59,15 +66,17 @@ class Node:
         path = directory / "ports.json"
         try:
             stored = json.loads(path.read_text())
+            return cls(
+                node_id,
+                directory,
+                int(stored["broker"]),
+                int(stored["controller"]),
+                int(stored["internal"]) if "internal" in stored else None,
+            )
         except FileNotFoundError:
             return None
-        return cls(
-            node_id,
-            directory,
-            int(stored["broker"]),
-            int(stored["controller"]),
-            int(stored["internal"]) if "internal" in stored else None,
-        )
+        except (ValueError, KeyError, TypeError) as exc:  # not written by us, or hand-edited
+            raise unreadable(path, exc) from exc
 
     @classmethod
     def load_or_create(cls, node_id: int, directory: Path, *, internal: bool) -> Node:

@@ -8,8 +8,12 @@ import json
 import multiprocessing
 from pathlib import Path
 
+import pytest
+
 from countersign import local_kafka
 from countersign.atomic_write import write_atomically
+from countersign.cli import main
+from countersign.local_kafka_jars import LocalKafkaError
 from countersign.local_kafka_node import Node
 
 
@@ -53,3 +57,42 @@ def test_a_reader_sees_the_file_whole_while_another_process_rewrites_it(
         writer.join(60)
     assert writer.exitcode == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ports.json"]
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("ports.json", '{"broker": '),  # cut short
+        ("ports.json", "[1]"),
+        ("ports.json", '{"broker": "x", "controller": 1}'),
+        ("ports.json", '{"controller": 1}'),
+        ("cluster.json", "[]"),
+        ("cluster.json", '{"brokers": "many", "secure": false, "cluster_id": "c"}'),
+    ],
+)
+def test_a_state_file_not_of_ours_is_refused_with_what_to_do(
+    tmp_path: Path, name: str, content: str
+) -> None:
+    (tmp_path / name).write_text(content)
+
+    with pytest.raises(LocalKafkaError, match=rf"{name} is unreadable .*remove {tmp_path}"):
+        local_kafka.status(tmp_path)
+
+
+def test_the_cli_says_so_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kafka_dir = tmp_path / "kafka"
+    kafka_dir.mkdir()
+    (kafka_dir / "ports.json").write_text("{")
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("COUNTERSIGN_HOME", str(tmp_path))
+        code = main(["kafka", "status"])
+
+    assert code == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith("countersign: error: ")
+    assert "ports.json is unreadable" in err
+    assert "Traceback" not in err
