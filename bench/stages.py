@@ -53,6 +53,7 @@ from engine.log.kafka.member import KafkaMember  # noqa: E402
 from engine.log.port import Topics  # noqa: E402
 from engine.runtime.worker import Worker, WorkerSettings  # noqa: E402
 from events.codec import Codec  # noqa: E402
+from tests.helpers import eventually  # noqa: E402
 
 PARTITIONS = 4
 STAMPED = {
@@ -127,7 +128,11 @@ async def bench(args: argparse.Namespace, bootstrap: str) -> None:
     publisher = CommandPublisher(publisher_log, topics, codec)
     try:
         await follower.start(PARTITIONS)
-        await _owning(worker, PARTITIONS)
+        await eventually(
+            lambda: len(worker.owned_partitions) == PARTITIONS,
+            timeout=60,
+            message="the worker was given every partition",
+        )
         rows = []
         for n in range(args.warmup + args.decisions):
             row = await one_decision(args, publisher, follower, stamps, n)
@@ -170,14 +175,6 @@ async def one_decision(
     acked = time.perf_counter()
     await follower.wait(partial(contains, follower.completed, run_id))
     return stamps.stages(sent, acked, follower.completed[run_id])
-
-
-async def _owning(worker: Worker, partitions: int, limit_s: float = 60.0) -> None:
-    deadline = time.monotonic() + limit_s
-    while len(worker.owned_partitions) < partitions:
-        if time.monotonic() > deadline:
-            raise TimeoutError("the worker was not given every partition")
-        await asyncio.sleep(0.05)
 
 
 def _linger(linger_ms: int | None) -> dict[str, int]:
