@@ -324,9 +324,8 @@ async def transactions_v2(client: AIOKafkaClient) -> str | None:
     return None
 
 
-def count_requests(producer: AIOKafkaProducer) -> dict[str, int]:
-    """Requests the producer's client sends, by name (a refused one is sent again)."""
-    counts: dict[str, int] = {}
+def count_requests(producer: AIOKafkaProducer, counts: dict[str, int]) -> None:
+    """Count the requests the producer's client sends, by name (a refused one is sent again)."""
     client = producer.client
     original = client.send
 
@@ -336,7 +335,6 @@ def count_requests(producer: AIOKafkaProducer) -> dict[str, int]:
         return await original(node_id, request, **kwargs)
 
     client.send = send  # type: ignore[method-assign]
-    return counts
 
 
 async def with_aiokafka(producer: AIOKafkaProducer, topic: str, group: str, offset: int) -> None:
@@ -393,11 +391,14 @@ def summary(name: str, seconds: list[float]) -> str:
     )
 
 
-AIOKAFKA_WAYS = ("tuned", "as is")  # with and without the worker's tuning, in turn
+AIOKAFKA_WAYS = ("tuned", "as is", "pair")  # with and without the worker's tuning, in turn
+# "pair": two transactional producers on one partition, taking turns, so a transaction never
+# begins while its own producer's last one still has markers to write.
 V2_WAYS = ("v2", "v2 sequence")  # on a broker with transactions v2 only
 LABELS = {
     "tuned": "aiokafka, worker's tuning",
     "as is": "aiokafka as is",
+    "pair": "aiokafka, tuned, 2 producers in turn",
     "sequence": "by hand, 5 in sequence",
     "overlap": "by hand, overlapped (4 in sequence)",
     "v2": "by hand, transactions v2 (2 in sequence)",
@@ -441,13 +442,15 @@ class Ways:
         await admin.close()
         await self.client.bootstrap()
         settings = client_configs(self.bootstrap, ClientTimings(client_id="bench"))
-        for way in AIOKAFKA_WAYS:
+        for way in (*AIOKAFKA_WAYS, "pair b"):
+            base = way.removesuffix(" b")
             producer = AIOKafkaProducer(
-                **settings["transactional_producer"], transactional_id=f"x-{self.topics[way]}"
+                **settings["transactional_producer"],
+                transactional_id=f"x-{self.topics[base]}{'-b' if way != base else ''}",
             )
             await producer.start()
             self.producers[way] = producer
-            self.sent[way] = count_requests(producer)
+            count_requests(producer, self.sent[base])
         for made in self.hand.values():
             await asyncio.wait_for(made.start(), 60)
 
@@ -473,12 +476,15 @@ class Ways:
             if way == "v2":
                 return await hand.two_round_trips(offset)
             return await hand.three_round_trips(offset)
-        if way == "tuned":
-            txn_backoff.install()
-        else:
+        if way == "as is":
             txn_backoff.restore()
+        else:
+            txn_backoff.install()
+        if way == "pair" and offset % 2:
+            way = "pair b"
         producer = self.producers[way]
-        return await with_aiokafka(producer, self.topics[way], self.groups[way], offset)
+        topic = self.topics[way.removesuffix(" b")]
+        return await with_aiokafka(producer, topic, self.groups[way.removesuffix(" b")], offset)
 
 
 async def bench(bootstrap: str, rounds: int, block: int, gap_s: float, retry_s: float) -> None:

@@ -7,7 +7,9 @@ To add an adapter, write a factory like `_postgres` below and add one line to `A
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
 
 import pytest
 
@@ -19,6 +21,7 @@ from engine.log.postgres import PostgresLog
 PARTITIONS = 4
 
 Connect = Callable[[], EventLog]
+Log = TypeVar("Log", bound=EventLog)
 
 
 def _memory(request: pytest.FixtureRequest) -> Connect:
@@ -57,12 +60,18 @@ def topics(fresh_prefix: str) -> Topics:
     return Topics(fresh_prefix)
 
 
-@pytest.fixture
-async def log(connect: Connect, topics: Topics) -> AsyncIterator[EventLog]:
-    log = connect()
+@contextlib.asynccontextmanager
+async def started(log: Log, topics: Topics) -> AsyncIterator[Log]:
+    """`log` started, with `topics` ensured, closed on the way out."""
     await log.start()
     try:
         await log.ensure_topics(topics, PARTITIONS)
         yield log
     finally:
         await log.close()
+
+
+@pytest.fixture
+async def log(connect: Connect, topics: Topics) -> AsyncIterator[EventLog]:
+    async with started(connect(), topics) as log:
+        yield log

@@ -20,7 +20,7 @@ from engine.log.kafka import admin as kafka_admin
 from engine.log.memory import MemoryLog
 from engine.log.port import EventLog, GroupMember, Outgoing, Position, Record, Topics, partition_for
 from engine.log.postgres import PostgresLog
-from tests.contracts.conftest import Connect
+from tests.contracts.conftest import Connect, started
 from tests.helpers import eventually
 
 PARTITIONS = 4  # as the `log` fixture ensures them
@@ -95,6 +95,16 @@ async def polled(worker: Worker, count: int) -> None:
         return len(worker.polled) >= count
 
     await eventually(enough, timeout=SETTLE_S, message=f"{count} records polled")
+
+
+async def resumes_at(log: EventLog, group: str, topics: Topics, partition: int, at: int) -> None:
+    """A new member of `group` starts `partition` at `at`: the group position committed."""
+    member = await Worker(log, group, topics.commands).start()
+    try:
+        await polled(member, 1)
+        assert member.offsets(partition) == [at]
+    finally:
+        await member.member.stop()
 
 
 async def read_all(log: EventLog, topic: str, partition: int, start: int = 0) -> list[Record]:
@@ -240,12 +250,7 @@ async def test_a_new_connection_sees_the_records_and_the_group_position(
         assert await restarted.partition_count(topics.runs) == PARTITIONS
         assert values(await read_all(restarted, topics.runs, 3)) == [b"e0"]
         assert await restarted.end_offset(topics.commands, 3) == 4
-        b = await Worker(restarted, group, topics.commands).start()
-        try:
-            await polled(b, 1)
-            assert b.offsets(3) == [3]
-        finally:
-            await b.member.stop()
+        await resumes_at(restarted, group, topics, 3, 3)
     finally:
         await restarted.close()
 
@@ -326,12 +331,7 @@ async def test_commit_appends_and_moves_the_group_position_together(
     assert values(await read_all(log, topics.runs, 1)) == [b"e0", b"e1"]
     await a.member.stop()
 
-    b = await Worker(log, group, topics.commands).start()  # resumes after the commit
-    try:
-        await polled(b, 1)
-        assert b.offsets(1) == [2]
-    finally:
-        await b.member.stop()
+    await resumes_at(log, group, topics, 1, 2)  # after the commit
 
 
 async def test_the_listener_chooses_where_a_partition_starts(log: EventLog, topics: Topics) -> None:
@@ -498,15 +498,18 @@ async def zombie_and_owner(log: KafkaLog, topics: Topics, group: str) -> tuple[W
 
 
 @pytest.mark.kafka
+@pytest.mark.parametrize("turn", [0, 1], ids=["first producer", "its twin"])
 async def test_kafka_zombie_with_a_live_producer_is_fenced_by_the_broker(
-    kafka_bootstrap: str, fresh_prefix: str
+    kafka_bootstrap: str, fresh_prefix: str, turn: int
 ) -> None:
+    """A partition's two transactional producers take turns: the new owner fences both."""
     topics = Topics(fresh_prefix)
     log = KafkaLog(kafka_bootstrap, heartbeat_interval_ms=250)
     await log.start()
     try:
         zombie, owner = await zombie_and_owner(log, topics, f"{fresh_prefix}.g")
         assert zombie.member.assigned == ALL
+        zombie.member._producers[0].turn = turn  # type: ignore[attr-defined]
 
         with pytest.raises(Fenced):
             await zombie.member.commit(0, [event(topics, 0, b"zombie")], 1)
@@ -515,6 +518,70 @@ async def test_kafka_zombie_with_a_live_producer_is_fenced_by_the_broker(
         assert values(await read_all(log, topics.runs, 0)) == [b"owner"]
     finally:
         await log.close()
+
+
+@pytest.mark.kafka
+async def test_kafka_commits_take_turns_between_a_partitions_two_producers(
+    kafka_bootstrap: str, fresh_prefix: str
+) -> None:
+    """Back-to-back commits alternate between the partition's two transactional ids, and
+    records and group position come out as if one producer had written them all."""
+    topics = Topics(fresh_prefix)
+    group = f"{fresh_prefix}.g"
+    async with started(KafkaLog(kafka_bootstrap, heartbeat_interval_ms=250), topics) as log:
+        await log.publish([command(topics, "k", b"c%d" % i, partition=0) for i in range(7)])
+        a = await Worker(log, group, topics.commands).start()
+        await settled(a)
+        pair = a.member._producers[0]  # type: ignore[attr-defined]
+        ids = [p._txn_manager.transactional_id for p in pair.producers]
+        assert ids == [f"{group}.{topics.commands}.0", f"{group}.{topics.commands}.0.b"]
+        used: list[str] = []
+        for producer in pair.producers:
+            real = producer.commit_transaction
+
+            async def commit(real: object = real, producer: object = producer) -> None:
+                used.append(producer._txn_manager.transactional_id)  # type: ignore[attr-defined]
+                await real()  # type: ignore[operator]
+
+            producer.commit_transaction = commit
+
+        for n in range(6):
+            await a.member.commit(0, [event(topics, 0, b"e%d" % n)], n + 1)
+
+        assert used == ids * 3
+        assert values(await read_all(log, topics.runs, 0)) == [b"e%d" % n for n in range(6)]
+        await a.member.stop()
+        await resumes_at(log, group, topics, 0, 6)  # after the last commit
+
+
+@pytest.mark.kafka
+async def test_kafka_partition_whose_second_producer_cannot_start_has_neither(
+    kafka_bootstrap: str, fresh_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both producers or neither: a partition served by one would leave a zombie's other id
+    unfenced. Its commit then asks for a new assignment, as when a lone producer failed."""
+    from engine.log.kafka import clients
+
+    async def refuse_the_twin(client: object, timeout_s: float) -> None:
+        txn = getattr(client, "_txn_manager", None)  # the group's consumer starts here too
+        if txn is not None and txn.transactional_id.endswith(".0.b"):
+            await clients.close_quietly(client, "transactional_producer")
+            raise TransientLogError("could not connect to Kafka: refused by the test")
+        await clients.start_or_close(client, timeout_s)
+
+    monkeypatch.setattr("engine.log.kafka.member.start_or_close", refuse_the_twin)
+    topics = Topics(fresh_prefix)
+    async with started(KafkaLog(kafka_bootstrap, heartbeat_interval_ms=250), topics) as log:
+        a = await Worker(log, f"{fresh_prefix}.g", topics.commands).start()
+        await settled(a)
+        producers = a.member._producers  # type: ignore[attr-defined]
+        assert 0 not in producers
+        assert sorted(producers) == sorted(ALL - {0})
+
+        with pytest.raises(TransientLogError, match="rejoining"):
+            await a.member.commit(0, [event(topics, 0, b"e")], None)
+        await a.member.stop()
+        assert values(await read_all(log, topics.runs, 0)) == []
 
 
 @pytest.mark.kafka
@@ -531,7 +598,8 @@ async def test_kafka_zombie_fenced_while_it_fills_a_transaction_is_fenced_not_cr
     await log.start()
     try:
         zombie, owner = await zombie_and_owner(log, topics, f"{fresh_prefix}.g")
-        producer = zombie.member._producers[0]  # type: ignore[attr-defined]
+        pair = zombie.member._producers[0]  # type: ignore[attr-defined]
+        producer = pair.producers[pair.turn]
         real_send, sends = producer.send, 0
 
         async def second_send_after_the_sender_met_the_fencing(
@@ -567,10 +635,7 @@ async def test_kafka_member_fenced_with_no_new_owner_rejoins_and_serves_its_part
 
     topics = Topics(fresh_prefix)
     group = f"{fresh_prefix}.g"
-    log = KafkaLog(kafka_bootstrap, heartbeat_interval_ms=250)
-    await log.start()
-    try:
-        await log.ensure_topics(topics, PARTITIONS)
+    async with started(KafkaLog(kafka_bootstrap, heartbeat_interval_ms=250), topics) as log:
         member = await Worker(log, group, topics.commands).start()
         await settled(member)
         # The epoch bump, from outside the group: the same transactional id initialised again.
@@ -593,8 +658,6 @@ async def test_kafka_member_fenced_with_no_new_owner_rejoins_and_serves_its_part
         await eventually(served_again, timeout=SETTLE_S, message="partition 0 served again")
         assert member.member.assigned == ALL
         assert values(await read_all(log, topics.runs, 0)) == [b"again"]
-    finally:
-        await log.close()
 
 
 @pytest.mark.kafka

@@ -1,12 +1,15 @@
-"""A consumer-group member with one transactional producer per assigned partition (I/O).
+"""A consumer-group member with two transactional producers per assigned partition (I/O).
 
-aiokafka has no KIP-447, so the transactional id is per partition ("<group>.<topic>.<n>"):
-the new owner's InitProducerId fences a zombie. Producers are created eagerly on assignment,
-before the group position is read, and never re-created outside one (a zombie doing so would
-fence the rightful owner): a broken producer is dropped and the member rejoins. Rebalances
-are eager; the listener hears `on_assigned` from `poll`, not from aiokafka's callback, so a
-long restore does not stop heartbeats. docs/kafka-internals.md has the whole argument and
-the aiokafka reports (#1098, #1004, #1017) this is shaped around.
+aiokafka has no KIP-447, so the transactional ids are per partition ("<group>.<topic>.<n>"
+and "<group>.<topic>.<n>.b"): the new owner's InitProducerId fences a zombie. The two take
+turns, so a commit never begins while its producer's last transaction still has markers to
+write (the coordinator refuses that, and the refusal costs a retry). Producers are created
+eagerly on assignment, both or neither, before the group position is read, and never
+re-created outside one (a zombie doing so would fence the rightful owner): a broken producer
+is dropped with its twin and the member rejoins. Rebalances are eager; the listener hears
+`on_assigned` from `poll`, not from aiokafka's callback, so a long restore does not stop
+heartbeats. docs/kafka-internals.md has the whole argument and the aiokafka reports (#1098,
+#1004, #1017) this is shaped around.
 """
 
 from __future__ import annotations
@@ -50,8 +53,9 @@ txn_backoff.install()  # a transaction refused while the last one ends is asked 
 
 
 class KafkaMember:
-    """One member of a consumer group over one topic, with a transactional producer per
-    assigned partition (created eagerly on assignment; see the module docstring)."""
+    """One member of a consumer group over one topic, with two transactional producers per
+    assigned partition that take turns (created eagerly on assignment; see the module
+    docstring)."""
 
     def __init__(
         self, kafka: KafkaLog, group: str, topic: str, listener: AssignmentListener
@@ -64,7 +68,7 @@ class KafkaMember:
         self._bridge = _RebalanceBridge(self)
         self._assigned: frozenset[int] = frozenset()
         self._pending: frozenset[int] = frozenset()  # assigned, listener not told yet
-        self._producers: dict[int, Any] = {}
+        self._producers: dict[int, _Pair] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._fenced: set[int] = set()
         self._failure: BaseException | None = None
@@ -135,7 +139,7 @@ class KafkaMember:
         self, partition: int, records: Sequence[Outgoing], consumed: int | None
     ) -> list[Position]:
         async with self._lock(partition):
-            producer = self._producer_for(partition)
+            producer = self._producer_for(partition).take()
             if not records and consumed is None:
                 return []
             where = f"{self._topic}[{partition}]"
@@ -201,7 +205,7 @@ class KafkaMember:
     def _lock(self, partition: int) -> asyncio.Lock:
         return self._locks.setdefault(partition, asyncio.Lock())
 
-    def _producer_for(self, partition: int) -> Any:
+    def _producer_for(self, partition: int) -> _Pair:
         if partition in self._fenced or partition not in self._assigned:
             raise Fenced(f"{self._topic}[{partition}] is not assigned to this member")
         producer = self._producers.get(partition)
@@ -220,9 +224,7 @@ class KafkaMember:
         "Errors of a commit")."""
         self._log.warning("producer_fenced", partition=partition)
         self._fenced.add(partition)
-        if self._producers.get(partition) is producer:
-            del self._producers[partition]
-        self._kafka._close_in_background(producer, "transactional_producer")
+        self._forget(partition, producer)
         self._rejoin()
 
     async def _abort_or_drop(self, partition: int, producer: Any, phase: _Phase) -> None:
@@ -239,10 +241,19 @@ class KafkaMember:
         """Forget a producer in an unknown state and rejoin to get a new one (never re-create
         it here: if this member were a zombie, that would fence the rightful owner)."""
         self._log.warning("producer_dropped", partition=partition, reason=reason)
-        if self._producers.get(partition) is producer:
-            del self._producers[partition]
-        self._kafka._close_in_background(producer, "transactional_producer")
+        self._forget(partition, producer)
         self._rejoin()
+
+    def _forget(self, partition: int, producer: Any) -> None:
+        """Close a producer and its twin: a partition has both or neither (its other id
+        would otherwise stay unfenced by this member's next assignment's own)."""
+        pair = self._producers.get(partition)
+        if pair is not None and producer in pair.producers:
+            del self._producers[partition]
+            for each in pair.producers:
+                self._kafka._close_in_background(each, "transactional_producer")
+        else:
+            self._kafka._close_in_background(producer, "transactional_producer")
 
     def _rejoin(self) -> None:
         """Rejoin the group: revocation, then a new assignment with fresh producers.
@@ -270,9 +281,9 @@ class KafkaMember:
             self._assigned = frozenset()
             for partition in lost | undelivered:
                 async with self._lock(partition):  # let a commit in flight finish
-                    producer = self._producers.pop(partition, None)
-                if producer is not None:
-                    await close_quietly(producer, "transactional_producer")
+                    pair = self._producers.pop(partition, None)
+                if pair is not None:
+                    await pair.close()
 
     async def _assign(self, partitions: frozenset[int]) -> None:
         """The part of an assignment that cannot wait: fence, then position. The partitions
@@ -315,18 +326,26 @@ class KafkaMember:
     async def _start_producer(self, partition: int) -> None:
         stale = self._producers.pop(partition, None)
         if stale is not None:
-            await close_quietly(stale, "transactional_producer")
-        config = self._kafka._config("transactional_producer")
-        config["client_id"] = f"{config['client_id']}-{partition}"
-        producer = AIOKafkaProducer(
-            **config, transactional_id=f"{self._group}.{self._topic}.{partition}"
+            await stale.close()
+        producers = [self._new_producer(partition, suffix) for suffix in _TWINS]
+        started = await asyncio.gather(
+            *(start_or_close(p, self._kafka._timeouts[1]) for p in producers),
+            return_exceptions=True,
         )
-        try:
-            await start_or_close(producer, self._kafka._timeouts[1])
-        except LogError as error:  # commit on this partition will rejoin for another try
-            self._log.warning("producer_start_failed", partition=partition, error=str(error))
+        failed = [error for error in started if error is not None]
+        if failed:  # commit on this partition will rejoin for another try
+            await asyncio.gather(*(close_quietly(p, "transactional_producer") for p in producers))
+            if not all(isinstance(error, LogError) for error in failed):
+                raise next(e for e in failed if not isinstance(e, LogError))
+            self._log.warning("producer_start_failed", partition=partition, error=str(failed[0]))
             return
-        self._producers[partition] = producer
+        self._producers[partition] = _Pair((producers[0], producers[1]))
+
+    def _new_producer(self, partition: int, suffix: str) -> Any:
+        config = self._kafka._config("transactional_producer")
+        config["client_id"] = f"{config['client_id']}-{partition}{suffix}"
+        transactional_id = f"{self._group}.{self._topic}.{partition}{suffix}"
+        return AIOKafkaProducer(**config, transactional_id=transactional_id)
 
     async def _seek_committed(self, consumer: Any, partitions: frozenset[int]) -> None:
         """Seek to the group position as read now, after our producers fenced any zombie:
@@ -339,6 +358,28 @@ class KafkaMember:
         for partition, offset in zip(ordered, committed, strict=True):
             if offset is not None:  # else auto_offset_reset: the earliest record
                 consumer.seek(TopicPartition(self._topic, partition), offset)
+
+
+# The second id ends in a letter: "<group>.<topic>.<n>" ends in digits, so no other
+# partition's or topic's id can equal it.
+_TWINS = ("", ".b")
+
+
+@dataclass(slots=True)
+class _Pair:
+    """A partition's two transactional producers, used in turn: each one's last transaction
+    has had a whole commit's time to have its markers written before it begins another."""
+
+    producers: tuple[Any, Any]
+    turn: int = 0
+
+    def take(self) -> Any:
+        producer = self.producers[self.turn]
+        self.turn ^= 1
+        return producer
+
+    async def close(self) -> None:
+        await asyncio.gather(*(close_quietly(p, "transactional_producer") for p in self.producers))
 
 
 @dataclass(slots=True)
