@@ -139,9 +139,10 @@ class KafkaMember:
         self, partition: int, records: Sequence[Outgoing], consumed: int | None
     ) -> list[Position]:
         async with self._lock(partition):
-            producer = self._producer_for(partition).take()
+            pair = self._producer_for(partition)
             if not records and consumed is None:
                 return []
+            producer = pair.take()
             where = f"{self._topic}[{partition}]"
             phase = _Phase()
             try:
