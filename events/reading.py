@@ -41,10 +41,13 @@ def read(reader: Read, data: bytes, start: int) -> tuple[Any, int]:
         raise DecodeError("message nests too deep") from exc
 
 
-def compile_reader(schema: Any) -> Read:
-    """The reader for a parsed schema (fastavro's form: full names, references by name)."""
+def compile_reader(schema: Any, *, values: bool = False) -> Read:
+    """The reader for a parsed schema (fastavro's form: full names, references by name).
+    With `values`, a record schema is read as the tuple of its fields' values in the
+    schema's order instead of a dict (`events.building` takes them from there); records
+    nested in it are dicts either way."""
     source = _Source()
-    entry = source.function(schema, field="")
+    entry = source.values(schema) if values else source.function(schema, field="")
     namespace = source.namespace()
     # The source holds no text from the schema but field names, spelled as repr() literals.
     exec(compile("\n".join(source.lines), "<events.reading>", "exec"), namespace)
@@ -113,18 +116,30 @@ class _Source:
             self.named[schema["name"]] = name
         return name
 
-    def _record(self, schema: Mapping[str, Any]) -> str:
+    def values(self, schema: Any) -> str:
+        """The name of a function reading a record as a tuple of its fields' values."""
+        if not isinstance(schema, dict) or schema.get("type") not in ("record", "error"):
+            raise DecodeError("only a record is read as a tuple of values")
+        if schema["name"] not in self.named:  # the dict form, for a reference to itself
+            self._record(schema)
+        return self._record(schema, as_tuple=True)
+
+    def _record(self, schema: Mapping[str, Any], as_tuple: bool = False) -> str:
         name = self._name("r")
-        self.named[schema["name"]] = name
+        if not as_tuple:
+            self.named[schema["name"]] = name
         body: list[str] = []
         names = []
         for index, f in enumerate(schema["fields"]):
             target = f"f{index}"
             self.value(f["type"], f["name"], target, body)
-            names.append(f"{f['name']!r}: {target}")
+            names.append(target if as_tuple else f"{f['name']!r}: {target}")
         self.lines.append(f"def {name}(data, pos):")
         self.lines.extend(f"    {line}" for line in body)
-        self.lines.append(f"    return {{{', '.join(names)}}}, pos")
+        if as_tuple:
+            self.lines.append(f"    return ({''.join(n + ', ' for n in names)}), pos")
+        else:
+            self.lines.append(f"    return {{{', '.join(names)}}}, pos")
         return name
 
     def value(self, schema: Any, field: str, target: str, out: list[str]) -> None:
