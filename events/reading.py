@@ -64,6 +64,7 @@ def _refuse(message: str) -> None:
 
 
 _DOUBLE = struct.Struct("<d").unpack_from
+_ZIGZAG = tuple((byte >> 1) ^ -(byte & 1) for byte in range(0x80))  # one-byte varints
 _FLOAT = struct.Struct("<f").unpack_from
 
 
@@ -84,6 +85,7 @@ class _Source:
             "_string_at": string_at,
             "_block_count": block_count,
             "_DOUBLE": _DOUBLE,
+            "_ZIGZAG": _ZIGZAG,
             "_FLOAT": _FLOAT,
             "_isfinite": math.isfinite,
             "_INT_MIN": _INT_MIN,
@@ -109,7 +111,7 @@ class _Source:
             return self._record(schema)
         name = self._name("v")
         self.value(schema, field, "value", body)
-        self.lines.append(f"def {name}(data, pos):")
+        self.lines.extend([f"def {name}(data, pos):", "    size = len(data)"])
         self.lines.extend(f"    {line}" for line in body)
         self.lines.append("    return value, pos")
         if isinstance(schema, dict) and schema.get("type") in ("enum", "fixed"):
@@ -134,7 +136,7 @@ class _Source:
             target = f"f{index}"
             self.value(f["type"], f["name"], target, body)
             names.append(target if as_tuple else f"{f['name']!r}: {target}")
-        self.lines.append(f"def {name}(data, pos):")
+        self.lines.extend([f"def {name}(data, pos):", "    size = len(data)"])
         self.lines.extend(f"    {line}" for line in body)
         if as_tuple:
             self.lines.append(f"    return ({''.join(n + ', ' for n in names)}), pos")
@@ -209,7 +211,8 @@ class _Source:
         lines = [
             f"def {function}(data, pos):",
             f"    items = {'{}' if key else '[]'}",
-            "    budget = len(data) - pos",
+            "    size = len(data)",
+            "    budget = size - pos",
             "    while True:",
             "        count, pos, budget = _block_count(data, pos, budget)",
             "        if count == 0:",
@@ -244,7 +247,7 @@ class _Source:
 _LONG = [
     "{t} = data[pos]",
     "if {t} < 0x80:",
-    "    {t} = ({t} >> 1) ^ -({t} & 1)",
+    "    {t} = _ZIGZAG[{t}]",
     "    pos += 1",
     "elif data[pos + 1] < 0x80:",
     "    {t} = ({t} & 0x7F) | (data[pos + 1] << 7)",
@@ -263,7 +266,8 @@ _INT = [
     "if not _INT_MIN <= {t} <= _INT_MAX:",
     "    _refuse(f'int {{{t}}} is out of the 32-bit range')",
 ]
-_LENGTH = [  # a zig-zag length: even when not negative
+_LENGTH = [  # a zig-zag length: even when not negative; `size` is len(data)
+    "at = pos",
     "{t} = data[pos]",
     "if {t} < 0x80:",
     "    start = pos + 1",
@@ -273,10 +277,9 @@ _LENGTH = [  # a zig-zag length: even when not negative
     "else:",
     "    {t} = 1",
     "    start = pos",
-    "if not {t} & 1 and start + ({t} >> 1) <= len(data):",
-    "    pos = start + ({t} >> 1)",
-    "else:",
-    "    start, pos = _string_at(data, pos)",
+    "pos = start + ({t} >> 1)",
+    "if {t} & 1 or pos > size:",
+    "    start, pos = _string_at(data, at)",
 ]
 _PRIMITIVES: dict[str, list[str]] = {
     "null": ["{t} = None"],
