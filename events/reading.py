@@ -65,6 +65,8 @@ def _refuse(message: str) -> None:
 
 _DOUBLE = struct.Struct("<d").unpack_from
 _ZIGZAG = tuple((byte >> 1) ^ -(byte & 1) for byte in range(0x80))  # one-byte varints
+# A one-byte string length (0 to 63), or past any message: the other lengths' slow path.
+_LENGTHS = tuple(byte >> 1 if byte < 0x80 and not byte & 1 else 1 << 60 for byte in range(256))
 _FLOAT = struct.Struct("<f").unpack_from
 
 
@@ -86,6 +88,7 @@ class _Source:
             "_block_count": block_count,
             "_DOUBLE": _DOUBLE,
             "_ZIGZAG": _ZIGZAG,
+            "_LENGTHS": _LENGTHS,
             "_FLOAT": _FLOAT,
             "_isfinite": math.isfinite,
             "_INT_MIN": _INT_MIN,
@@ -267,19 +270,19 @@ _INT = [
     "    _refuse(f'int {{{t}}} is out of the 32-bit range')",
 ]
 _LENGTH = [  # a zig-zag length: even when not negative; `size` is len(data)
-    "at = pos",
-    "{t} = data[pos]",
-    "if {t} < 0x80:",
-    "    start = pos + 1",
-    "elif data[pos + 1] < 0x80:",
-    "    {t} = ({t} & 0x7F) | (data[pos + 1] << 7)",
-    "    start = pos + 2",
-    "else:",
-    "    {t} = 1",
-    "    start = pos",
-    "pos = start + ({t} >> 1)",
-    "if {t} & 1 or pos > size:",
-    "    start, pos = _string_at(data, at)",
+    "start = pos + 1",
+    "pos = start + _LENGTHS[data[pos]]",
+    "if pos > size:  # a length of two bytes (64 to 8,191), or one to refuse",
+    "    at = start - 1",
+    "    {t} = data[at]",
+    "    if {t} >= 0x80 and data[start] < 0x80:",
+    "        {t} = ({t} & 0x7F) | (data[start] << 7)",
+    "        start += 1",
+    "        pos = start + ({t} >> 1)",
+    "        if {t} & 1 or pos > size:",
+    "            start, pos = _string_at(data, at)",
+    "    else:",
+    "        start, pos = _string_at(data, at)",
 ]
 _PRIMITIVES: dict[str, list[str]] = {
     "null": ["{t} = None"],
