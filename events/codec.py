@@ -185,9 +185,13 @@ class Codec:
             raise DecodeError(f"expected a run event, got {writer.name}")
         return message, end
 
-    def _message(self, writer: Writer, record: dict[str, Any]) -> Message:
+    def _message(self, writer: Writer, record: dict[str, Any] | tuple[Any, ...]) -> Message:
         target = writer.target
         try:
+            if isinstance(record, tuple):  # the values `_body` read for the writer's builder
+                assert writer.fused is not None
+                built: Message = writer.fused[1](record)
+                return built
             if not target.envelope:
                 message: Message = target.mapper.from_avro(record)
                 return message
@@ -275,9 +279,16 @@ class Codec:
             return self.registry.writer(int.from_bytes(data[1:REGISTRY_HEADER_LEN], "big")), 5
         raise DecodeError("not an Avro single-object message (missing C3 01 header)")
 
-    def _body(self, writer: Writer, data: bytes, start: int) -> tuple[dict[str, Any], int]:
+    def _body(
+        self, writer: Writer, data: bytes, start: int
+    ) -> tuple[dict[str, Any] | tuple[Any, ...], int]:
         """The record whose body starts at `start`, bounds-walked, and where it ends: in one
-        pass when the writer schema is today's, else the walk then fastavro's resolution."""
+        pass when the writer schema is today's (as the tuple of its values when the writer
+        has a builder, `events.building`), else the walk then fastavro's resolution."""
+        if type(data) is bytes and writer.fused is not None:
+            values: tuple[Any, ...]
+            values, end = read(writer.fused[0], data, start)
+            return values, end
         if writer.read is not None and type(data) is bytes:
             record, end = read(writer.read, data, start)
             if not isinstance(record, dict):

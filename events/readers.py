@@ -11,7 +11,9 @@ from typing import Any
 
 from events import avro
 from events.bounds import Walk, compile_walk
+from events.building import Build, compile_builder
 from events.catalog import COMMANDS, EVENTS, Catalog, SchemaVersion
+from events.envelope import EventEnvelope
 from events.limits import COMMAND_STRING_CAPS, MAX_COMMAND_JSON_CHARS, MAX_JSON_CHARS
 from events.reading import Read, compile_reader
 from events.records import RecordMapper
@@ -54,6 +56,18 @@ class Writer:
         compiled when first needed: a codec is built in every process and command, and
         compiling all its schemas would triple what that costs."""
         return compile_reader(self.schema.parsed) if self.current else None
+
+    @functools.cached_property
+    def fused(self) -> tuple[Read, Build] | None:
+        """For a current schema: the read as a tuple of the record's values, and the message
+        built from them (`events.building`), when the schema has every field it needs."""
+        if not self.current:
+            return None
+        parsed = self.schema.parsed
+        envelope = EventEnvelope if self.target.envelope else None
+        names = [f["name"] for f in parsed["fields"]]
+        build = compile_builder(names, self.target.mapper, envelope)
+        return None if build is None else (compile_reader(parsed, values=True), build)
 
 
 def mapper_for(cls: type[Any], name: str) -> RecordMapper:

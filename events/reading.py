@@ -41,10 +41,13 @@ def read(reader: Read, data: bytes, start: int) -> tuple[Any, int]:
         raise DecodeError("message nests too deep") from exc
 
 
-def compile_reader(schema: Any) -> Read:
-    """The reader for a parsed schema (fastavro's form: full names, references by name)."""
+def compile_reader(schema: Any, *, values: bool = False) -> Read:
+    """The reader for a parsed schema (fastavro's form: full names, references by name).
+    With `values`, a record schema is read as the tuple of its fields' values in the
+    schema's order instead of a dict (`events.building` takes them from there); records
+    nested in it are dicts either way."""
     source = _Source()
-    entry = source.function(schema, field="")
+    entry = source.values(schema) if values else source.function(schema, field="")
     namespace = source.namespace()
     # The source holds no text from the schema but field names, spelled as repr() literals.
     exec(compile("\n".join(source.lines), "<events.reading>", "exec"), namespace)
@@ -61,6 +64,9 @@ def _refuse(message: str) -> None:
 
 
 _DOUBLE = struct.Struct("<d").unpack_from
+_ZIGZAG = tuple((byte >> 1) ^ -(byte & 1) for byte in range(0x80))  # one-byte varints
+# A one-byte string length (0 to 63), or past any message: the other lengths' slow path.
+_LENGTHS = tuple(byte >> 1 if byte < 0x80 and not byte & 1 else 1 << 60 for byte in range(256))
 _FLOAT = struct.Struct("<f").unpack_from
 
 
@@ -81,6 +87,8 @@ class _Source:
             "_string_at": string_at,
             "_block_count": block_count,
             "_DOUBLE": _DOUBLE,
+            "_ZIGZAG": _ZIGZAG,
+            "_LENGTHS": _LENGTHS,
             "_FLOAT": _FLOAT,
             "_isfinite": math.isfinite,
             "_INT_MIN": _INT_MIN,
@@ -106,25 +114,37 @@ class _Source:
             return self._record(schema)
         name = self._name("v")
         self.value(schema, field, "value", body)
-        self.lines.append(f"def {name}(data, pos):")
+        self.lines.extend([f"def {name}(data, pos):", "    size = len(data)"])
         self.lines.extend(f"    {line}" for line in body)
         self.lines.append("    return value, pos")
         if isinstance(schema, dict) and schema.get("type") in ("enum", "fixed"):
             self.named[schema["name"]] = name
         return name
 
-    def _record(self, schema: Mapping[str, Any]) -> str:
+    def values(self, schema: Any) -> str:
+        """The name of a function reading a record as a tuple of its fields' values."""
+        if not isinstance(schema, dict) or schema.get("type") not in ("record", "error"):
+            raise DecodeError("only a record is read as a tuple of values")
+        if schema["name"] not in self.named:  # the dict form, for a reference to itself
+            self._record(schema)
+        return self._record(schema, as_tuple=True)
+
+    def _record(self, schema: Mapping[str, Any], as_tuple: bool = False) -> str:
         name = self._name("r")
-        self.named[schema["name"]] = name
+        if not as_tuple:
+            self.named[schema["name"]] = name
         body: list[str] = []
         names = []
         for index, f in enumerate(schema["fields"]):
             target = f"f{index}"
             self.value(f["type"], f["name"], target, body)
-            names.append(f"{f['name']!r}: {target}")
-        self.lines.append(f"def {name}(data, pos):")
+            names.append(target if as_tuple else f"{f['name']!r}: {target}")
+        self.lines.extend([f"def {name}(data, pos):", "    size = len(data)"])
         self.lines.extend(f"    {line}" for line in body)
-        self.lines.append(f"    return {{{', '.join(names)}}}, pos")
+        if as_tuple:
+            self.lines.append(f"    return ({''.join(n + ', ' for n in names)}), pos")
+        else:
+            self.lines.append(f"    return {{{', '.join(names)}}}, pos")
         return name
 
     def value(self, schema: Any, field: str, target: str, out: list[str]) -> None:
@@ -194,7 +214,8 @@ class _Source:
         lines = [
             f"def {function}(data, pos):",
             f"    items = {'{}' if key else '[]'}",
-            "    budget = len(data) - pos",
+            "    size = len(data)",
+            "    budget = size - pos",
             "    while True:",
             "        count, pos, budget = _block_count(data, pos, budget)",
             "        if count == 0:",
@@ -229,7 +250,7 @@ class _Source:
 _LONG = [
     "{t} = data[pos]",
     "if {t} < 0x80:",
-    "    {t} = ({t} >> 1) ^ -({t} & 1)",
+    "    {t} = _ZIGZAG[{t}]",
     "    pos += 1",
     "elif data[pos + 1] < 0x80:",
     "    {t} = ({t} & 0x7F) | (data[pos + 1] << 7)",
@@ -248,20 +269,20 @@ _INT = [
     "if not _INT_MIN <= {t} <= _INT_MAX:",
     "    _refuse(f'int {{{t}}} is out of the 32-bit range')",
 ]
-_LENGTH = [  # a zig-zag length: even when not negative
-    "{t} = data[pos]",
-    "if {t} < 0x80:",
-    "    start = pos + 1",
-    "elif data[pos + 1] < 0x80:",
-    "    {t} = ({t} & 0x7F) | (data[pos + 1] << 7)",
-    "    start = pos + 2",
-    "else:",
-    "    {t} = 1",
-    "    start = pos",
-    "if not {t} & 1 and start + ({t} >> 1) <= len(data):",
-    "    pos = start + ({t} >> 1)",
-    "else:",
-    "    start, pos = _string_at(data, pos)",
+_LENGTH = [  # a zig-zag length: even when not negative; `size` is len(data)
+    "start = pos + 1",
+    "pos = start + _LENGTHS[data[pos]]",
+    "if pos > size:  # a length of two bytes (64 to 8,191), or one to refuse",
+    "    at = start - 1",
+    "    {t} = data[at]",
+    "    if {t} >= 0x80 and data[start] < 0x80:",
+    "        {t} = ({t} & 0x7F) | (data[start] << 7)",
+    "        start += 1",
+    "        pos = start + ({t} >> 1)",
+    "        if {t} & 1 or pos > size:",
+    "            start, pos = _string_at(data, at)",
+    "    else:",
+    "        start, pos = _string_at(data, at)",
 ]
 _PRIMITIVES: dict[str, list[str]] = {
     "null": ["{t} = None"],

@@ -23,7 +23,7 @@ from events.json import loads as json_loads
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class _Field:
+class FieldRule:
     name: str
     to_avro: Callable[[Any], Any] | None
     from_avro: Callable[[Any], Any] | None
@@ -48,6 +48,11 @@ class RecordMapper:
         self._as_is = tuple(r.name for r in self._fields if r.cap is None and r.from_avro is None)
         self._checked = tuple(r for r in self._fields if r.cap is not None or r.from_avro)
 
+    @property
+    def rules(self) -> tuple[FieldRule, ...]:
+        """One rule per field of the class, in its order (`events.building` compiles them)."""
+        return self._fields
+
     def to_avro(self, obj: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for rule in self._fields:
@@ -60,7 +65,7 @@ class RecordMapper:
         for rule in self._checked:
             value = data[rule.name]
             if rule.cap is not None and isinstance(value, str) and len(value) > rule.cap:
-                self._over_cap(rule, value)
+                self.over_cap(rule, value)
             kwargs[rule.name] = rule.from_avro(value) if rule.from_avro is not None else value
         return self.cls(**kwargs)
 
@@ -72,11 +77,12 @@ class RecordMapper:
         for rule in self._fields:
             value = data[rule.name]
             if rule.cap is not None and isinstance(value, str) and len(value) > rule.cap:
-                self._over_cap(rule, value)
+                self.over_cap(rule, value)
             if rule.accept is not None:
                 rule.accept(value)
 
-    def _over_cap(self, rule: _Field, value: str) -> None:
+    def over_cap(self, rule: FieldRule, value: str) -> None:
+        """Refuse `value`, over its field's cap."""
         raise InvalidField(
             f"{self.cls.__name__}.{rule.name}",
             f"{len(value)} characters is over the {rule.cap}-character limit",
@@ -84,11 +90,11 @@ class RecordMapper:
 
     def _rule(
         self, field: dataclasses.Field[Any], hint: Any, caps: Mapping[str, int] | None
-    ) -> _Field:
+    ) -> FieldRule:
         name = field.name
         if is_json_field(field):
             read, accept = self._json_rules(name)
-            return _Field(name, canonical_json, read, None, accept)
+            return FieldRule(name, canonical_json, read, None, accept)
         origin = typing.get_origin(hint)
         cap = cap_of(field)
         if caps is not None and str in (hint, *typing.get_args(hint)) and cap is None:
@@ -96,16 +102,16 @@ class RecordMapper:
             if cap is None:
                 raise TypeError(f"{self.cls.__name__}.{name}: a command string needs a cap")
         if origin is tuple:
-            return _Field(name, list, tuple, None)
+            return FieldRule(name, list, tuple, None)
         if hint is ApprovalRequest:
             nested = RecordMapper(ApprovalRequest, json_chars=self._json_chars)
-            return _Field(name, nested.to_avro, nested.from_avro, None, nested.accept)
+            return FieldRule(name, nested.to_avro, nested.from_avro, None, nested.accept)
         if (
             origin in (typing.Union, types.UnionType)
             or hint in (str, int, float, bool)
             or origin is typing.Literal
         ):
-            return _Field(name, None, None, cap)
+            return FieldRule(name, None, None, cap)
         raise TypeError(f"{self.cls.__name__}.{name}: no Avro mapping for {hint!r}")
 
     def _json_rules(self, name: str) -> tuple[Callable[[str], Json], Callable[[str], None]]:
