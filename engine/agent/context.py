@@ -15,7 +15,7 @@ import datetime as dt
 import inspect
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar
 
 import structlog
 
@@ -28,7 +28,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, init=False)
 class ToolResult(Generic[R]):
     """What a tool call came to. A rejected call never ran; `reason` says why, for the model.
 
@@ -42,6 +42,25 @@ class ToolResult(Generic[R]):
     args: JsonObject | None = None
     reason: str = ""
     decided_by: str = ""
+
+    def __init__(
+        self,
+        *,
+        status: Literal["ok", "rejected", "failed"],
+        value: R | None = None,
+        args: JsonObject | None = None,
+        reason: str = "",
+        decided_by: str = "",
+    ) -> None:
+        # Frozen, so written straight into the instance's dict: the generated __init__ goes
+        # through object.__setattr__ per field, twice the instructions, and a rebuild makes
+        # one result per recorded call.
+        fields = self.__dict__
+        fields["status"] = status
+        fields["value"] = value
+        fields["args"] = args
+        fields["reason"] = reason
+        fields["decided_by"] = decided_by
 
     @property
     def ok(self) -> bool:
@@ -138,9 +157,9 @@ class ToolCall(Call, Generic[R]):
         self.confidence = confidence if confidence is not None else self.confidence
         return self
 
-    def __await__(self) -> Generator[Call, None, ToolResult[R]]:
-        result: ToolResult[R] = yield from super().__await__()
-        return result
+    if TYPE_CHECKING:  # typed here; at run time `Call.__await__`, without a generator around it
+
+        def __await__(self) -> Generator[Call, None, ToolResult[R]]: ...
 
 
 class InterruptCall(Call):
@@ -181,9 +200,9 @@ class InterruptCall(Call):
         self.on_timeout = on_timeout
         self.escalate_to = escalate_to
 
-    def __await__(self) -> Generator[Call, None, Decision]:
-        decision: Decision = yield from super().__await__()
-        return decision
+    if TYPE_CHECKING:  # as for ToolCall
+
+        def __await__(self) -> Generator[Call, None, Decision]: ...
 
 
 class AllCalls:
