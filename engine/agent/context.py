@@ -133,7 +133,8 @@ class ToolCall(Call, Generic[R]):
         context: Json,
         confidence: float | None = None,
     ) -> None:
-        super().__init__(resolver)
+        self._resolver = resolver  # Call.__init__'s two lines: super() costs a rebuild per call
+        self.position = resolver.next_position()
         self.tool = tool
         self.args = args
         self.reasoning = reasoning

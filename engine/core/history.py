@@ -98,7 +98,8 @@ class HistoryIndex:
                     rec.schedules += 1
                 rec.scheduled = event
             case ToolCallCompleted(call=call):
-                self._record(call, "tool", "", "").completed = event
+                # Nearly always after its schedule: the record exists, the lookup is enough.
+                (self.calls.get(call) or self._record(call, "tool", "", "")).completed = event
             case InterruptRaised(call=call, request=request):
                 if request.kind == "tool":
                     # Arguments whose personal values were erased match by name alone.
