@@ -15,7 +15,7 @@ import datetime as dt
 import inspect
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar
 
 import structlog
 
@@ -28,7 +28,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, init=False)
 class ToolResult(Generic[R]):
     """What a tool call came to. A rejected call never ran; `reason` says why, for the model.
 
@@ -42,6 +42,25 @@ class ToolResult(Generic[R]):
     args: JsonObject | None = None
     reason: str = ""
     decided_by: str = ""
+
+    def __init__(
+        self,
+        *,
+        status: Literal["ok", "rejected", "failed"],
+        value: R | None = None,
+        args: JsonObject | None = None,
+        reason: str = "",
+        decided_by: str = "",
+    ) -> None:
+        # Frozen, so written straight into the instance's dict: the generated __init__ goes
+        # through object.__setattr__ per field, twice the instructions, and a rebuild makes
+        # one result per recorded call.
+        fields = self.__dict__
+        fields["status"] = status
+        fields["value"] = value
+        fields["args"] = args
+        fields["reason"] = reason
+        fields["decided_by"] = decided_by
 
     @property
     def ok(self) -> bool:
@@ -114,7 +133,8 @@ class ToolCall(Call, Generic[R]):
         context: Json,
         confidence: float | None = None,
     ) -> None:
-        super().__init__(resolver)
+        self._resolver = resolver  # Call.__init__'s two lines: super() costs a rebuild per call
+        self.position = resolver.next_position()
         self.tool = tool
         self.args = args
         self.reasoning = reasoning
@@ -138,9 +158,9 @@ class ToolCall(Call, Generic[R]):
         self.confidence = confidence if confidence is not None else self.confidence
         return self
 
-    def __await__(self) -> Generator[Call, None, ToolResult[R]]:
-        result: ToolResult[R] = yield from super().__await__()
-        return result
+    if TYPE_CHECKING:  # typed here; at run time `Call.__await__`, without a generator around it
+
+        def __await__(self) -> Generator[Call, None, ToolResult[R]]: ...
 
 
 class InterruptCall(Call):
@@ -181,9 +201,9 @@ class InterruptCall(Call):
         self.on_timeout = on_timeout
         self.escalate_to = escalate_to
 
-    def __await__(self) -> Generator[Call, None, Decision]:
-        decision: Decision = yield from super().__await__()
-        return decision
+    if TYPE_CHECKING:  # as for ToolCall
+
+        def __await__(self) -> Generator[Call, None, Decision]: ...
 
 
 class AllCalls:
@@ -203,13 +223,22 @@ class AllCalls:
 
 
 class _ReplayAwareLogger:
-    """Drops log calls while the agent is replaying recorded history (Temporal does the same)."""
+    """Drops log calls while the agent is replaying recorded history (Temporal does the same).
 
-    def __init__(self, resolver: _Resolver, logger: Any) -> None:
+    The structlog logger is bound when agent code first reaches for a level: binding costs
+    ~30k instructions, a tenth of rebuilding a short run, and most agents never log."""
+
+    def __init__(self, resolver: _Resolver, run_id: str, agent: str) -> None:
         self._resolver = resolver
-        self._logger = logger
+        self._run_id = run_id
+        self._agent = agent
+        self._logger: Any = None
 
     def __getattr__(self, level: str) -> Any:
+        if self._logger is None:
+            self._logger = structlog.get_logger("countersign.agent").bind(
+                run_id=self._run_id, agent=self._agent
+            )
         method = getattr(self._logger, level)
 
         def log(event: str, **kw: Any) -> None:
@@ -259,9 +288,7 @@ class RunContext:
         self.requested_by = requested_by
         self.dry_run = dry_run
         """True in a dry-run fork (`countersign fork`): no tool runs for real."""
-        self.log = _ReplayAwareLogger(
-            resolver, structlog.get_logger("countersign.agent").bind(run_id=run_id, agent=agent)
-        )
+        self.log = _ReplayAwareLogger(resolver, run_id, agent)
 
     @property
     def is_replaying(self) -> bool:

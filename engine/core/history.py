@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from engine.privacy.sealing import withheld_in
 from events.json import digest
@@ -21,27 +21,40 @@ from events.run_events import (
 )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class CallRecord:
     """What the history says about one call position."""
 
     kind: str
     name: str
     digest: str
-    evaluations: list[GateEvaluated] = field(default_factory=list)
+    evaluations: list[GateEvaluated]
     """The policy's verdicts on this call, by round (1: as called; then one per edit)."""
-    gates: list[InterruptRaised] = field(default_factory=list)
+    gates: list[InterruptRaised]
     """Approval interrupts for this call, in order (levels, re-approvals, escalations)."""
-    in_doubt: list[InterruptRaised] = field(default_factory=list)
+    in_doubt: list[InterruptRaised]
     """One per crash mid-call, in order: the k-th asks about the k-th schedule."""
-    schedules: int = 0
-    questions: list[InterruptRaised] = field(default_factory=list)
+    schedules: int
+    questions: list[InterruptRaised]
     """A question, then one re-asked question per escalation."""
-    scheduled: ToolCallScheduled | None = None
-    completed: ToolCallCompleted | None = None
-    failed: ToolCallFailed | None = None
-    value: ValueRecorded | None = None
-    model: ModelCalled | None = None
+    scheduled: ToolCallScheduled | None
+    completed: ToolCallCompleted | None
+    failed: ToolCallFailed | None
+    value: ValueRecorded | None
+    model: ModelCalled | None
+
+    def __init__(self, kind: str, name: str, digest: str) -> None:
+        # Written by hand: a rebuild makes one record per call, and the generated __init__
+        # (keyword defaults, a sentinel test per list) cost ~45 % more instructions.
+        self.kind = kind
+        self.name = name
+        self.digest = digest
+        self.evaluations = []
+        self.gates = []
+        self.in_doubt = []
+        self.schedules = 0
+        self.questions = []
+        self.scheduled = self.completed = self.failed = self.value = self.model = None
 
     def matches(self, kind: str, name: str, call_digest: str) -> bool:
         """Whether a call made now is the one recorded here. A call refused for its
@@ -73,10 +86,9 @@ class HistoryIndex:
         self.calls: dict[int, CallRecord] = {}
         self.outcomes: dict[str, DecisionAccepted | InterruptExpired] = {}
         self.escalations: dict[str, InterruptEscalated] = {}
-
-    @property
-    def max_position(self) -> int:
-        return max(self.calls, default=-1)
+        self.max_position = -1
+        """The highest recorded call position (-1: none). Kept as records are made, not
+        computed from `calls`: `replaying` reads it on every log line of the agent."""
 
     def add(self, event: RunEventPayload) -> None:
         match event:  # the classes are unrelated: the most frequent come first
@@ -86,7 +98,8 @@ class HistoryIndex:
                     rec.schedules += 1
                 rec.scheduled = event
             case ToolCallCompleted(call=call):
-                self._record(call, "tool", "", "").completed = event
+                # Nearly always after its schedule: the record exists, the lookup is enough.
+                (self.calls.get(call) or self._record(call, "tool", "", "")).completed = event
             case InterruptRaised(call=call, request=request):
                 if request.kind == "tool":
                     # Arguments whose personal values were erased match by name alone.
@@ -122,7 +135,9 @@ class HistoryIndex:
     def _record(self, call: int, kind: str, name: str, call_digest: str) -> CallRecord:
         rec = self.calls.get(call)
         if rec is None:
-            rec = self.calls[call] = CallRecord(kind=kind, name=name, digest=call_digest)
+            rec = self.calls[call] = CallRecord(kind, name, call_digest)
+            if call > self.max_position:
+                self.max_position = call
         elif not rec.digest and call_digest:
             rec.digest = call_digest
         return rec
