@@ -334,13 +334,15 @@ class KafkaMember:
             return_exceptions=True,
         )
         failed = [error for error in started if error is not None]
-        if failed:  # commit on this partition will rejoin for another try
-            await asyncio.gather(*(close_quietly(p, "transactional_producer") for p in producers))
-            if not all(isinstance(error, LogError) for error in failed):
-                raise next(e for e in failed if not isinstance(e, LogError))
-            self._log.warning("producer_start_failed", partition=partition, error=str(failed[0]))
+        if not failed:
+            self._producers[partition] = _Pair((producers[0], producers[1]))
             return
-        self._producers[partition] = _Pair((producers[0], producers[1]))
+        await _Pair((producers[0], producers[1])).close()  # both or neither
+        for error in failed:  # a refused configuration, a cancellation: raised as before
+            if not isinstance(error, LogError):
+                raise error
+        # Not connected: a commit on this partition will rejoin for another try.
+        self._log.warning("producer_start_failed", partition=partition, error=str(failed[0]))
 
     def _new_producer(self, partition: int, suffix: str) -> Any:
         config = self._kafka._config("transactional_producer")
