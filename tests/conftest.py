@@ -25,7 +25,14 @@ from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+import hypothesis  # noqa: F401  # see below
 import pytest
+
+# Imported here, at collection, not first by hypothesis's plugin in pytest's closing summary:
+# a run of tests that never import it (`-k kafka` on one file) otherwise had pytest rewrite
+# and parse hypothesis at the summary's stack depth, where CPython 3.11.7's parser sometimes
+# fails with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905),
+# and the run exits 1 after every test passed.
 
 if TYPE_CHECKING:
     from tests.cluster import Cluster
