@@ -21,6 +21,10 @@
    answering) until the positions stored in PostgreSQL reach the end of every partition;
    events/s counts what was projected in that window. Also the CPU seconds each process
    tree used meanwhile (projectors, broker, PostgreSQL, this process).
+5. cpu (only when asked): the projector's own CPU per event, without the overlap of the
+   projecting loop: each batch decoded as the projector decodes a record, then applied and
+   awaited alone; this thread's CPU time, so waiting for PostgreSQL or for a core is not
+   counted (the figure moves far less than events/s on a shared machine).
 
 PostgreSQL: $COUNTERSIGN_DATABASE_URL, else an embedded server under .countersign/bench-pg.
 Kafka: $COUNTERSIGN_KAFKA_BOOTSTRAP, else a local broker under .countersign/bench-kafka.
@@ -572,6 +576,44 @@ def service_meter(projectors: list[int] | None = None) -> CpuMeter:
     )
 
 
+# -- 5. the projector's own CPU, batch by batch ---------------------------------------------------
+
+
+async def projector_cpu(url: str, events: int, max_records: int) -> None:
+    data = dataset(events)
+    print(f"\n5. the projector's CPU, {len(data):,} events in batches of {max_records}")
+    store = await fresh_store(url)
+    tune_for_batches()  # as `countersign projector` does
+    decode = apply = 0.0
+    started = time.perf_counter()
+    try:
+        for start in range(0, len(data), max_records):
+            before = time.thread_time()
+            items = [
+                LoggedEvent(
+                    envelope=CODEC.decode_event(value),
+                    partition=0,
+                    offset=offset,
+                    hash=hash_encoded(value),
+                    raw=value,
+                )
+                for offset, (_, value) in enumerate(data[start : start + max_records], start)
+            ]
+            decoded = time.thread_time()
+            await store.apply("core", "bench.runs", items)
+            decode, apply = decode + decoded - before, apply + time.thread_time() - decoded
+        seconds = time.perf_counter() - started
+    finally:
+        await drop(url, store)
+    n = len(data)
+    print(
+        f"  decode {decode / n * 1e6:.1f} µs, apply {apply / n * 1e6:.1f} µs (fold, rows,"
+        f" asyncpg, the loop): {(decode + apply) / n * 1e6:.1f} µs an event of this thread's"
+        f" CPU, {n / (decode + apply):,.0f} events/s on a core of its own; {machine_line()}"
+    )
+    print(f"  one batch after the other, never overlapped: {n / seconds:,.0f} events/s")
+
+
 # -- 3. queries on a million events ---------------------------------------------------------------
 
 
@@ -652,6 +694,8 @@ async def main(args: argparse.Namespace) -> None:
         await processes(url, args.events, args.projectors, args.partitions)
     if "throughput" in only:
         await throughput(url, args.events, args.kafka, args.max_records)
+    if "cpu" in only:
+        await projector_cpu(url, args.events, args.max_records)
     if "lag" in only:
         await lag_under_load(url, args.rate, args.seconds, args.kafka)
     if "queries" in only:
@@ -661,7 +705,7 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--only", action="append", choices=["throughput", "lag", "queries", "processes"]
+        "--only", action="append", choices=["throughput", "lag", "queries", "processes", "cpu"]
     )
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--max-records", type=int, default=2000)

@@ -38,7 +38,7 @@ from events.run_events import (
 _PLANS: dict[type[Any], tuple[tuple[str, str], ...]] = {}
 
 
-def _plan(cls: type[Any]) -> tuple[tuple[str, str], ...]:
+def field_plan(cls: type[Any]) -> tuple[tuple[str, str], ...]:
     """Per field: "request" (a nested ApprovalRequest), "tuple" (to a list) or "" (as is)."""
     plan = _PLANS.get(cls)
     if plan is None:
@@ -54,7 +54,7 @@ def _plan(cls: type[Any]) -> tuple[tuple[str, str], ...]:
 def payload_json(payload: RunEventPayload | ApprovalRequest) -> JsonObject:
     """The payload's fields as a JSON object (nested requests as objects, tuples as lists)."""
     out: JsonObject = {}
-    for name, kind in _plan(type(payload)):
+    for name, kind in field_plan(type(payload)):
         value = getattr(payload, name)
         if kind == "tuple":
             value = list(value)

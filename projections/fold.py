@@ -164,13 +164,17 @@ def fold(views: Mapping[str, RunView], events: Sequence[LoggedEvent]) -> Folded:
         env = event.envelope
         run_id = env.run_id
         view = current.get(run_id) or _NO_VIEW
-        if view.run is not None and type(env.payload) in _PASSIVE:
+        kind = type(env.payload)
+        if kind in _PASSIVE and view.run is not None:
+            seq, at_us = env.seq, env.occurred_at_us
             known = pending.get(run_id)
-            if known is None:
-                pending[run_id] = (env.seq, env.occurred_at_us)
-            else:
-                pending[run_id] = (max(known[0], env.seq), max(known[1], env.occurred_at_us))
-            if type(env.payload) is GateEvaluated:
+            if known is not None:  # the later of each, as max() gives: most events are these
+                if known[0] > seq:
+                    seq = known[0]
+                if known[1] > at_us:
+                    at_us = known[1]
+            pending[run_id] = (seq, at_us)
+            if type(env.payload) is GateEvaluated:  # narrows the payload for mypy
                 audit.append(_gated(env, env.payload, timestamp(env.occurred_at_us)))
             continue
         merged = pending.pop(run_id, None)

@@ -76,19 +76,29 @@ class PostgresWriter(StorePart):
         """
         if not items:
             return Applied()
+        try:
+            async with self._db.writing("apply") as conn:
+                return await _apply(conn, projection, topic, items, copy=True)
+        except _AlreadyIndexed:
+            pass  # that transaction was rolled back: write the batch again, knowing
         async with self._db.writing("apply") as conn:
-            return await _apply(conn, projection, topic, items)
+            return await _apply(conn, projection, topic, items, copy=False)
 
 
-async def _apply(conn: Any, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
+class _AlreadyIndexed(Exception):
+    """COPY met an event already indexed (the same run and seq from another record)."""
+
+
+async def _apply(
+    conn: Any, projection: str, topic: str, items: Sequence[BatchItem], *, copy: bool
+) -> Applied:
     stored = await _lock_positions(conn, projection, topic, sorted({i.partition for i in items}))
     fresh = applying.fresh(stored, items)
     logged = [i for i in fresh if isinstance(i, LoggedEvent)]
     events, unchained = applying.chained(logged, await _heads(conn, logged))
     unusable = [i for i in fresh if isinstance(i, Unusable)] + unchained
-    inserted = await _insert_events(conn, events)
-    new = [e for e in events if (e.partition, e.offset) in inserted]
-    duplicates = [applying.duplicate(e) for e in events if (e.partition, e.offset) not in inserted]
+    new, repeated = await _insert_events(conn, events, copy=copy)
+    duplicates = [applying.duplicate(e) for e in repeated]
     folded = fold(await _load_views(conn, new), new)
     await _execute(conn, _UPSERT_RUNS, RUNS.params(folded.runs))
     await _execute(conn, _UPSERT_INTERRUPTS, INTERRUPTS.params(folded.interrupts))
@@ -151,25 +161,32 @@ async def _save_positions(
     )
 
 
-async def _insert_events(conn: Any, events: Sequence[LoggedEvent]) -> set[tuple[int, int]]:
-    """Insert the events index rows; the (partition, offset) of those that were new.
+async def _insert_events(
+    conn: Any, events: Sequence[LoggedEvent], *, copy: bool
+) -> tuple[list[LoggedEvent], list[LoggedEvent]]:
+    """Insert the events index rows; the events that were new, and those already indexed.
 
-    COPY first (about twice as fast as INSERT ... SELECT FROM unnest), in a savepoint; if an
-    event is already indexed (the same run and seq from another record), that step is undone
-    and the rows go in with ON CONFLICT DO NOTHING instead, which says which were new.
+    COPY (about twice as fast as INSERT ... SELECT FROM unnest) when `copy`: an event already
+    indexed fails it, and with it the transaction (`_AlreadyIndexed`), so the batch is
+    written again with INSERT ... ON CONFLICT DO NOTHING, which says which were new. COPY
+    ran in a savepoint before, for the same fallback in one transaction: two more round
+    trips every batch, and rows written under a subtransaction, for a case that is rare.
     """
     if not events:
-        return set()
+        return [], []
     records = [event_record(e) for e in events]
-    try:
-        async with conn.transaction():  # nested: a savepoint
+    if copy:
+        try:
             await conn.copy_records_to_table(
                 EVENTS.name, records=records, columns=list(EVENTS.written)
             )
-    except asyncpg.UniqueViolationError:
-        inserted = await conn.fetch(_INSERT_EVENTS, *(columns_of(records) or ()))
-        return {(int(r["partition"]), int(r["offset"])) for r in inserted}
-    return {(e.partition, e.offset) for e in events}
+        except asyncpg.UniqueViolationError as error:
+            raise _AlreadyIndexed(str(error)) from error
+        return list(events), []
+    rows = await conn.fetch(_INSERT_EVENTS, *(columns_of(records) or ()))
+    inserted = {(int(r["partition"]), int(r["offset"])) for r in rows}
+    new = [e for e in events if (e.partition, e.offset) in inserted]
+    return new, [e for e in events if (e.partition, e.offset) not in inserted]
 
 
 async def _heads(conn: Any, events: Sequence[LoggedEvent]) -> dict[str, applying.Head]:

@@ -16,6 +16,11 @@ class _Node:
         self.me = self  # a reference cycle: only the cyclic collector frees it
 
 
+def _dropped_cycle() -> weakref.ref[_Node]:
+    """A reference cycle made and let go: alive until the cyclic collector runs."""
+    return weakref.ref(_Node())
+
+
 @pytest.fixture
 def collector_restored() -> Iterator[None]:
     threshold = gc.get_threshold()
@@ -40,10 +45,19 @@ def test_start_up_objects_are_frozen_and_young_collections_are_rarer() -> None:
 @pytest.mark.usefixtures("collector_restored")
 def test_cycles_made_after_it_are_still_collected() -> None:
     tune_for_batches()
-    made_after = _Node()
-    gone = weakref.ref(made_after)
-    del made_after
+    gone = _dropped_cycle()
 
     gc.collect()
+
+    assert gone() is None
+
+
+@pytest.mark.usefixtures("collector_restored")
+def test_garbage_cycles_are_collected_without_being_asked() -> None:
+    tune_for_batches()
+    gone = _dropped_cycle()
+
+    for _ in range(2 * YOUNG_THRESHOLD):  # unreachable cycles count until a collection runs
+        _Node()
 
     assert gone() is None

@@ -8,6 +8,7 @@ import math
 from decimal import Decimal
 from typing import Any, get_args
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ from events.envelope import EventEnvelope, hash_encoded
 from events.json import Json
 from events.run_events import InterruptRaised, RunEventPayload, RunStarted, ToolCallCompleted
 from projections.batch import LoggedEvent
-from projections.event_record import event_record
+from projections.event_record import event_record, payload_object
 from projections.fold import event_row
 from projections.store_columns import _clean, columns_of, jsonb
 from projections.store_tables import EVENTS
@@ -154,3 +155,22 @@ def test_jsonb_refuses_a_lone_surrogate_as_before() -> None:
     assert written == _standard({"s": "\ud800"})
     with pytest.raises(UnicodeEncodeError):  # and the driver refuses it: an unstorable batch
         str(written).encode("utf-8")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(get_args(RunEventPayload)).flatmap(envelope_strategy))
+def test_the_payload_object_dumps_as_orjson_dumped_the_payload(envelope: EventEnvelope) -> None:
+    """What orjson wrote from the dataclass before, byte for byte (or refused the same way)."""
+    try:
+        before = orjson.dumps(envelope.payload)
+    except orjson.JSONEncodeError:
+        with pytest.raises(orjson.JSONEncodeError):
+            orjson.dumps(payload_object(envelope.payload))
+        return
+    assert orjson.dumps(payload_object(envelope.payload)) == before
+
+
+def test_the_payload_object_of_every_golden_event() -> None:
+    for message in payload_fixtures().values():
+        if isinstance(message, EventEnvelope):
+            assert orjson.dumps(payload_object(message.payload)) == orjson.dumps(message.payload)
