@@ -447,9 +447,37 @@ class KafkaMember:
         committed = await asyncio.gather(
             *(consumer.committed(TopicPartition(self._topic, p)) for p in ordered)
         )
+        unread = []
         for partition, offset in zip(ordered, committed, strict=True):
-            if offset is not None:  # else auto_offset_reset: the earliest record
-                consumer.seek(TopicPartition(self._topic, partition), offset)
+            tp = TopicPartition(self._topic, partition)
+            if offset is not None:
+                consumer.seek(tp, offset)
+            else:
+                unread.append(tp)
+        if unread:
+            await self._seek_earliest(consumer, unread)
+
+    async def _seek_earliest(self, consumer: Any, unread: list[Any]) -> None:
+        """A partition the group never consumed starts at its earliest record, looked up here
+        and not left to aiokafka's position reset. That one asks the leader its metadata
+        names and, refused, asks the same node again without refreshing the metadata (its
+        error lines are retriable: DEBUG here): after a paused broker came back such a
+        partition stayed unread, silently, until the metadata's next refresh five minutes
+        later (tests/unit/test_kafka_member_seek.py). `beginning_offsets` refreshes the
+        metadata and asks again; if it cannot answer within the request timeout, the
+        member rejoins to try again."""
+        try:
+            earliest = await consumer.beginning_offsets(unread)
+        except KafkaError as error:
+            self._log.warning(
+                "earliest_offset_unknown",
+                partitions=[tp.partition for tp in unread],
+                error=repr(error),
+            )
+            self._rejoin()
+            return
+        for tp in unread:
+            consumer.seek(tp, earliest[tp])
 
 
 # The second id ends in a letter: "<group>.<topic>.<n>" ends in digits, so no other
