@@ -13,7 +13,9 @@ COUNTERSIGN_KAFKA_BOOTSTRAP), in alternating blocks so the machine's load falls 
   worker's producer settings; with the worker's tuning of aiokafka's retries
   (engine/log/kafka/txn_backoff.py) and without it, in turn. aiokafka's
   sender issues one transaction request at a time: AddOffsetsToTxn, TxnOffsetCommit,
-  AddPartitionsToTxn, Produce, EndTxn, five round trips in sequence.
+  AddPartitionsToTxn, Produce, EndTxn, five round trips in sequence. Also tuned with two
+  producers taking turns, and the same with each producer's next transaction begun and
+  registered as soon as it has committed (engine/log/kafka/early.py): what the worker does.
 - by hand, in sequence: the same five requests on aiokafka's client, awaited one by one (so
   what the next way saves is the overlap, not aiokafka's own overhead).
 - by hand, overlapped: AddPartitionsToTxn, AddOffsetsToTxn, then Produce to the partition's
@@ -81,7 +83,7 @@ import txn_v2  # noqa: E402
 from broker import kafka  # noqa: E402
 
 from countersign import local_kafka  # noqa: E402
-from engine.log.kafka import txn_backoff  # noqa: E402
+from engine.log.kafka import early, txn_backoff  # noqa: E402
 from engine.log.kafka.config import ClientTimings, client_configs  # noqa: E402
 
 # The hand-made ways retry a refusal after the same 3 ms as the worker's producers
@@ -345,14 +347,21 @@ def count_requests(producer: AIOKafkaProducer, counts: dict[str, int]) -> None:
     client.send = send  # type: ignore[method-assign]
 
 
-async def with_aiokafka(producer: AIOKafkaProducer, topic: str, group: str, offset: int) -> None:
-    await producer.begin_transaction()
+async def with_aiokafka(
+    producer: AIOKafkaProducer, topic: str, group: str, offset: int, *, ahead: bool = False
+) -> None:
+    """One transaction as the worker's member makes it; `ahead`: the producer then begins
+    its next one at once, registered with the partition and the group (early.py)."""
+    if not early.begun(producer):
+        await producer.begin_transaction()
     await producer.send_offsets_to_transaction(
         {TopicPartition(topic, 0): OffsetAndMetadata(offset, "")}, group
     )
     sent = await producer.send(topic, VALUE, key=b"run", partition=0)
     await producer.commit_transaction()
     await sent
+    if ahead:
+        early.begin(producer, [TopicPartition(topic, 0)], group)
 
 
 async def round_trip(client: AIOKafkaClient, node: int) -> None:
@@ -399,14 +408,17 @@ def summary(name: str, seconds: list[float]) -> str:
     )
 
 
-AIOKAFKA_WAYS = ("tuned", "as is", "pair")  # with and without the worker's tuning, in turn
+AIOKAFKA_WAYS = ("tuned", "as is", "pair", "ahead")  # with and without the worker's tuning
 # "pair": two transactional producers on one partition, taking turns, so a transaction never
-# begins while its own producer's last one still has markers to write.
+# begins while its own producer's last one still has markers to write. "ahead": the same, and
+# each producer begins its next transaction as soon as it has committed (the worker's way).
+PAIRED = ("pair", "ahead")
 V2_WAYS = ("v2", "v2 sequence")  # on a broker with transactions v2 only
 LABELS = {
     "tuned": "aiokafka, worker's tuning",
     "as is": "aiokafka as is",
     "pair": "aiokafka, tuned, 2 producers in turn",
+    "ahead": "the same, next one begun ahead",
     "sequence": "by hand, 5 in sequence",
     "overlap": "by hand, overlapped (4 in sequence)",
     "registered": "by hand, registered while idle (2)",
@@ -453,12 +465,14 @@ class Ways:
         await admin.close()
         await self.client.bootstrap()
         settings = client_configs(self.bootstrap, ClientTimings(client_id="bench"))
-        for way in (*AIOKAFKA_WAYS, "pair b"):
+        for way in (*AIOKAFKA_WAYS, *(f"{paired} b" for paired in PAIRED)):
             base = way.removesuffix(" b")
             producer = AIOKafkaProducer(
                 **settings["transactional_producer"],
                 transactional_id=f"x-{self.topics[base]}{'-b' if way != base else ''}",
             )
+            if base == "ahead":
+                early.install(producer)
             await producer.start()
             self.producers[way] = producer
             count_requests(producer, self.sent[base])
@@ -493,11 +507,14 @@ class Ways:
             txn_backoff.restore()
         else:
             txn_backoff.install()
-        if way == "pair" and offset % 2:
-            way = "pair b"
+        base = way
+        if way in PAIRED and offset % 2:
+            way = f"{way} b"
         producer = self.producers[way]
-        topic = self.topics[way.removesuffix(" b")]
-        return await with_aiokafka(producer, topic, self.groups[way.removesuffix(" b")], offset)
+        topic = self.topics[base]
+        return await with_aiokafka(
+            producer, topic, self.groups[base], offset, ahead=base == "ahead"
+        )
 
 
 async def bench(bootstrap: str, rounds: int, block: int, gap_s: float, retry_s: float) -> None:

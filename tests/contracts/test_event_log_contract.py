@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pytest
+from aiokafka import TopicPartition  # noqa: TID251  (the Kafka adapter's own)
 
 from engine.errors import ConfigurationError, Fenced, TransientLogError
-from engine.log.kafka import KafkaLog
+from engine.log.kafka import KafkaLog, early
 from engine.log.kafka import admin as kafka_admin
 from engine.log.memory import MemoryLog
 from engine.log.port import EventLog, GroupMember, Outgoing, Position, Record, Topics, partition_for
@@ -484,13 +486,22 @@ async def test_kafka_topics_keep_runs_forever_and_compact_checkpoints(
     assert checkpoints["cleanup.policy"] == "compact"
 
 
-async def zombie_and_owner(log: KafkaLog, topics: Topics, group: str) -> tuple[Worker, Worker]:
+async def zombie_and_owner(
+    log: KafkaLog, topics: Topics, group: str, before: Sequence[Outgoing] = ()
+) -> tuple[Worker, Worker]:
     """A member whose group session ended (as when a process stalls past session.timeout.ms)
     while its transactional producers live on and it still believes it owns everything, and
-    the member that owns everything since."""
+    the member that owns everything since. `before`: records the zombie committed on
+    partition 0 while it was the owner, one commit each; it then waited for its producers to
+    begin their next transactions ahead."""
     await log.ensure_topics(topics, PARTITIONS)
     zombie = await Worker(log, group, topics.commands).start()
     await settled(zombie)
+    for record in before:
+        await zombie.member.commit(0, [record], None)
+    producers = zombie.member._producers[0].producers if before else ()  # type: ignore[attr-defined]
+    for producer in producers[: len(before)]:
+        await eventually(lambda p=producer: begun_ahead(p, group), timeout=SETTLE_S)
     await zombie.member._consumer.stop()  # type: ignore[attr-defined]
     owner = await Worker(log, group, topics.commands).start()
     await settled(owner)
@@ -520,12 +531,34 @@ async def test_kafka_zombie_with_a_live_producer_is_fenced_by_the_broker(
         await log.close()
 
 
+def begun_ahead(producer: Any, group: str) -> bool:
+    """Its next transaction is open and has registered the group (and its partitions before)."""
+    return bool(early.begun(producer)) and producer._txn_manager._txn_consumer_group == group
+
+
+def calls_by_id(producers: Sequence[Any], method: str) -> list[str]:
+    """The transactional id of each producer, each time `method` is called on it."""
+    calls: list[str] = []
+    for producer in producers:
+        real = getattr(producer, method)
+
+        async def spy(*args: Any, real: Any = real, producer: Any = producer) -> Any:
+            calls.append(producer._txn_manager.transactional_id)
+            return await real(*args)
+
+        setattr(producer, method, spy)
+    return calls
+
+
 @pytest.mark.kafka
 async def test_kafka_commits_take_turns_between_a_partitions_two_producers(
     kafka_bootstrap: str, fresh_prefix: str
 ) -> None:
     """Back-to-back commits alternate between the partition's two transactional ids, and
-    records and group position come out as if one producer had written them all."""
+    records and group position come out as if one producer had written them all. Once a
+    commit is done, both producers begin their next transactions ahead, registered with the
+    partitions written and the group (engine/log/kafka/early.py), so only the first commit
+    begins its own."""
     topics = Topics(fresh_prefix)
     group = f"{fresh_prefix}.g"
     async with started(KafkaLog(kafka_bootstrap, heartbeat_interval_ms=250), topics) as log:
@@ -535,21 +568,20 @@ async def test_kafka_commits_take_turns_between_a_partitions_two_producers(
         pair = a.member._producers[0]  # type: ignore[attr-defined]
         ids = [p._txn_manager.transactional_id for p in pair.producers]
         assert ids == [f"{group}.{topics.commands}.0", f"{group}.{topics.commands}.0.b"]
-        used: list[str] = []
-        for producer in pair.producers:
-            real = producer.commit_transaction
-
-            async def commit(real: object = real, producer: object = producer) -> None:
-                used.append(producer._txn_manager.transactional_id)  # type: ignore[attr-defined]
-                await real()  # type: ignore[operator]
-
-            producer.commit_transaction = commit
+        used = calls_by_id(pair.producers, "commit_transaction")
+        begins = calls_by_id(pair.producers, "begin_transaction")
+        written = {TopicPartition(topics.runs, 0), TopicPartition(topics.runs, 1)}
 
         for n in range(6):
-            await a.member.commit(0, [event(topics, 0, b"e%d" % n)], n + 1)
+            await a.member.commit(0, [event(topics, 0, b"e%d" % n), event(topics, 1, b"x")], n + 1)
+            done = pair.producers[n % 2]
+            await eventually(lambda done=done: begun_ahead(done, group), timeout=SETTLE_S)
+            assert done._txn_manager.txn_partitions == written
 
         assert used == ids * 3
+        assert begins == ids[:1]  # the twin's first transaction was begun ahead too
         assert values(await read_all(log, topics.runs, 0)) == [b"e%d" % n for n in range(6)]
+        assert values(await read_all(log, topics.runs, 1)) == [b"x"] * 6
         await a.member.stop()
         await resumes_at(log, group, topics, 0, 6)  # after the last commit
 

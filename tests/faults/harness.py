@@ -471,10 +471,50 @@ class Operator:
                     raise AssertionError(f"{what}: an operator task failed") from task.exception()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"not within {timeout_s:.0f}s: {what}\n{self.stalled()}")
+                await self._dump_workers()
+                stable = await self._unstable_partitions()
+                raise AssertionError(
+                    f"not within {timeout_s:.0f}s: {what}\n{self.stalled()}\n{stable}"
+                )
             self.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.changed.wait(), min(remaining, 1.0))
+
+    async def _dump_workers(self) -> None:
+        """Have every live worker write its tasks' stacks and its partitions' state to its
+        log (tests/faults/worker.py, on SIGUSR1), for the stall's diagnosis."""
+        if self.workers is None:
+            return
+        for proc in self.workers.alive:
+            with contextlib.suppress(ProcessLookupError):
+                proc.popen.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(1.0)
+
+    async def _unstable_partitions(self) -> str:
+        """Partitions whose last stable offset is behind their high watermark: a transaction
+        left open there hides everything after it from read_committed readers."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition  # noqa: TID251  (the uncommitted end)
+
+        topics = (self.topics.commands, self.topics.runs, self.topics.checkpoints)
+        tps = [TopicPartition(t, p) for t in topics for p in range(PARTITIONS)]
+        ends, bootstrap = [], self.log.bootstrap
+        for isolation in ("read_committed", "read_uncommitted"):
+            reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
+            try:
+                async with asyncio.timeout(20):
+                    await reader.start()
+                    ends.append(await reader.end_offsets(tps))
+            except Exception as error:  # a diagnosis only (a broker may be down)
+                return f"stable offsets not read: {error!r}"
+            finally:
+                await reader.stop()
+        stable, high = ends
+        unstable = [
+            f"  {tp.topic}[{tp.partition}] lso {stable[tp]} hw {high[tp]}"
+            for tp in tps
+            if stable[tp] != high[tp]
+        ]
+        return "partitions not stable:\n" + ("\n".join(unstable) or "  none")
 
     def stalled(self) -> str:
         """Where the runs not yet ended stand, and the reads that failed, for a timeout."""

@@ -59,6 +59,7 @@ async def run(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, dump_state, event_log)
     try:
         await event_log.ensure_topics(bootstrap.topics(settings), settings.partitions)
         worker = Worker(
@@ -76,6 +77,46 @@ async def run(settings: Settings) -> None:
         await worker.run(stop)
     finally:
         await event_log.close()
+
+
+def dump_state(event_log: KafkaLog) -> None:
+    """On SIGUSR1 (the harness sends it before it reports a stall), to stderr (the worker's
+    log): every asyncio task's stack, then each group member's partitions as its consumer
+    holds them and its producers' transaction states (last: the harness quotes the tail)."""
+    out = sys.stderr
+    print(f"=== state of {os.getpid()} at {time.time():.3f}: tasks ===", file=out)
+    for task in asyncio.all_tasks():
+        task.print_stack(file=out)
+    for member in list(event_log._members):
+        print(
+            f"member {member._topic}: assigned={sorted(member._assigned)} "
+            f"pending={sorted(member._pending)} fenced={sorted(member._fenced)} "
+            f"rejoining={member._rejoining} rebalancing={member._rebalancing.locked()} "
+            f"locked={sorted(p for p, lock in member._locks.items() if lock.locked())}",
+            file=out,
+        )
+        subscription = member._consumer._subscription.subscription if member._consumer else None
+        assignment = subscription.assignment if subscription else None
+        for tp in sorted(assignment.tps if assignment else ()):
+            state = assignment.state_value(tp)
+            position = state.position if state.has_valid_position else None
+            print(
+                f"  {tp.topic}[{tp.partition}] position={position} paused={state.paused} "
+                f"awaiting_reset={state.awaiting_reset} highwater={state.highwater} "
+                f"lso={state.lso}",
+                file=out,
+            )
+        for _, pair in sorted(member._producers.items()):
+            for producer in pair.producers:
+                txn = producer._txn_manager
+                print(
+                    f"  producer {txn.transactional_id}: {txn.state.name} "
+                    f"epoch={txn.producer_epoch} adding={len(txn._pending_txn_partitions)} "
+                    f"added={len(txn._txn_partitions)} group={txn._txn_consumer_group} "
+                    f"sender_done={producer._sender.sender_task.done()}",
+                    file=out,
+                )
+    print("=== end of state ===", file=out, flush=True)
 
 
 def main() -> int:

@@ -3,20 +3,23 @@
 aiokafka has no KIP-447, so the transactional ids are per partition ("<group>.<topic>.<n>"
 and "<group>.<topic>.<n>.b"): the new owner's InitProducerId fences a zombie. The two take
 turns, so a commit never begins while its producer's last transaction still has markers to
-write (the coordinator refuses that, and the refusal costs a retry). Producers are created
-eagerly on assignment, both or neither, before the group position is read, and never
-re-created outside one (a zombie doing so would fence the rightful owner): a broken producer
-is dropped with its twin and the member rejoins. Rebalances are eager; the listener hears
-`on_assigned` from `poll`, not from aiokafka's callback, so a long restore does not stop
-heartbeats. docs/kafka-internals.md has the whole argument and the aiokafka reports (#1098,
-#1004, #1017) this is shaped around.
+write (the coordinator refuses that, and the refusal costs a retry). Once a partition is
+quiet, both begin their next transactions ahead and register what it wrote lately
+(early.py). Producers are created eagerly on assignment, both or neither, before the group
+position is read, and never re-created outside one (a zombie doing so would fence the
+rightful owner): a broken producer is dropped with its twin and the member rejoins.
+Rebalances are eager; the listener hears `on_assigned` from `poll`, not from aiokafka's
+callback, so a long restore does not stop heartbeats. docs/kafka-internals.md has the whole
+argument and the aiokafka reports (#1098, #1004, #1017) this is shaped around.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -24,7 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import IllegalOperation, KafkaError
 
 from engine.errors import ConfigurationError, Fenced, LogError, TransientLogError
-from engine.log.kafka import txn_backoff
+from engine.log.kafka import early, txn_backoff
 from engine.log.kafka.clients import (
     CLOSE_TIMEOUT_S,
     FENCING_ERRORS,
@@ -48,6 +51,12 @@ __all__ = ["KafkaMember"]
 log = structlog.get_logger("engine.log.kafka")
 
 _POLL_GRACE_S = 0.5
+_QUIET_S = 0.02
+"""How long a partition has had no commit before its producers begin their next
+transactions ahead."""
+_KEPT_READY_S = 300.0
+"""How long after a partition's last commit its producers keep their next transactions begun
+ahead (renewing them): each renewal writes an abort marker to the partitions registered."""
 
 txn_backoff.install()  # a transaction refused while the last one ends is asked again soon
 
@@ -74,6 +83,10 @@ class KafkaMember:
         self._failure: BaseException | None = None
         self._rebalancing = asyncio.Lock()
         self._rejoining = False
+        self._renewal: asyncio.Task[None] | None = None
+        self._quiet: dict[int, asyncio.TimerHandle] = {}
+        timeout_ms = kafka._config("transactional_producer")["transaction_timeout_ms"]
+        self._renew_after_s = timeout_ms / 4000  # well before the coordinator's own timeout
         self._log = log.bind(group=group, topic=topic)
 
     @property
@@ -85,11 +98,20 @@ class KafkaMember:
         await start_or_close(consumer, self._kafka._timeouts[1])
         consumer.subscribe([self._topic], listener=self._bridge)
         self._consumer = consumer
+        self._renewal = asyncio.create_task(self._keep_renewed())
 
     async def stop(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is None:
             return
+        for armed in self._quiet.values():
+            armed.cancel()
+        self._quiet.clear()
+        renewal, self._renewal = self._renewal, None
+        if renewal is not None:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
         await self._revoke()  # aiokafka does not call the listener on stop
         await close_quietly(consumer, "group_consumer")
         self._kafka._forget(self)
@@ -178,6 +200,8 @@ class KafkaMember:
             except BaseException:  # cancelled, or a bug in the client: its state is unknown
                 self._drop(partition, producer, "commit_interrupted")
                 raise
+            pair.wrote(positions)
+            self._when_quiet(partition)
         self._kafka._committed(positions)
         return positions
 
@@ -189,7 +213,8 @@ class KafkaMember:
         consumed: int | None,
         phase: _Phase,
     ) -> list[Position]:
-        await producer.begin_transaction()
+        if not early.begun(producer):
+            await producer.begin_transaction()
         if consumed is not None:  # first, and awaited: see #1098 / #1004 above
             tp = TopicPartition(self._topic, partition)
             await producer.send_offsets_to_transaction({tp: consumed}, self._group)
@@ -202,6 +227,68 @@ class KafkaMember:
         await producer.commit_transaction()
         metadata = await asyncio.gather(*futures)
         return [Position(meta.topic, meta.partition, meta.offset) for meta in metadata]
+
+    def _when_quiet(self, partition: int) -> None:
+        """Begin the partition's next transactions ahead once no commit has followed this
+        one for a moment: registering while a commit runs would only compete with it for
+        the coordinator (a refund's second transaction follows its first within a
+        millisecond), and back to back there is nothing to gain."""
+        armed = self._quiet.pop(partition, None)
+        if armed is not None:
+            armed.cancel()
+        loop = asyncio.get_running_loop()
+        self._quiet[partition] = loop.call_later(_QUIET_S, self._begin_ahead, partition)
+
+    def _begin_ahead(self, partition: int) -> None:
+        """Each producer of the partition not in a transaction begins its next one, registered
+        with the partitions its commits wrote lately and the group (early.py says why)."""
+        self._quiet.pop(partition, None)
+        pair = self._producers.get(partition)
+        if pair is None or not pair.written or self._lock(partition).locked():
+            return  # revoked, or nothing committed yet, or a commit runs (it arms again)
+        for producer in pair.producers:
+            try:
+                if not early.begun(producer):
+                    early.begin(producer, pair.written, self._group)
+            except Exception as error:  # the next commit meets it (or begins as usual)
+                self._log.warning("begin_ahead_failed", partition=partition, error=repr(error))
+
+    async def _keep_renewed(self) -> None:
+        """Renew transactions begun ahead before the coordinator times them out (which would
+        fence their producer), for _KEPT_READY_S after their partition's last commit; after
+        that they are aborted and the next commit begins its own."""
+        while True:
+            await asyncio.sleep(self._renew_after_s / 2)
+            for partition in list(self._producers):
+                try:
+                    await self._renew(partition)
+                except Exception as error:  # a bug: logged, and the loop goes on
+                    self._log.error("renewal_failed", partition=partition, error=repr(error))
+
+    async def _renew(self, partition: int) -> None:
+        lock = self._lock(partition)
+        if lock.locked():  # a commit or a revocation has it: looked at again next time
+            return
+        async with lock:
+            pair = self._producers.get(partition)
+            if pair is None:
+                return
+            now = time.monotonic()
+            again = now - pair.committed_at < _KEPT_READY_S
+            for producer in pair.producers:
+                since = early.begun_at(producer)
+                if since is None or now - since < self._renew_after_s:
+                    continue
+                try:
+                    async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                        await early.renew(producer, again=again)
+                except FENCING_ERRORS:
+                    self._fence(partition, producer)
+                    return
+                except Exception as error:  # its state is unknown: a new one, by a rejoin
+                    self._log.warning("renewal_failed", partition=partition, error=repr(error))
+                    self._drop(partition, producer, "renewal_failed")
+                    return
 
     def _lock(self, partition: int) -> asyncio.Lock:
         return self._locks.setdefault(partition, asyncio.Lock())
@@ -348,7 +435,9 @@ class KafkaMember:
         config = self._kafka._config("transactional_producer")
         config["client_id"] = f"{config['client_id']}-{partition}{suffix}"
         transactional_id = f"{self._group}.{self._topic}.{partition}{suffix}"
-        return AIOKafkaProducer(**config, transactional_id=transactional_id)
+        producer = AIOKafkaProducer(**config, transactional_id=transactional_id)
+        early.install(producer)
+        return producer
 
     async def _seek_committed(self, consumer: Any, partitions: frozenset[int]) -> None:
         """Seek to the group position as read now, after our producers fenced any zombie:
@@ -358,9 +447,37 @@ class KafkaMember:
         committed = await asyncio.gather(
             *(consumer.committed(TopicPartition(self._topic, p)) for p in ordered)
         )
+        unread = []
         for partition, offset in zip(ordered, committed, strict=True):
-            if offset is not None:  # else auto_offset_reset: the earliest record
-                consumer.seek(TopicPartition(self._topic, partition), offset)
+            tp = TopicPartition(self._topic, partition)
+            if offset is not None:
+                consumer.seek(tp, offset)
+            else:
+                unread.append(tp)
+        if unread:
+            await self._seek_earliest(consumer, unread)
+
+    async def _seek_earliest(self, consumer: Any, unread: list[Any]) -> None:
+        """A partition the group never consumed starts at its earliest record, looked up here
+        and not left to aiokafka's position reset. That one asks the leader its metadata
+        names and, refused, asks the same node again without refreshing the metadata (its
+        error lines are retriable: DEBUG here): after a paused broker came back such a
+        partition stayed unread, silently, until the metadata's next refresh five minutes
+        later (tests/unit/test_kafka_member_seek.py). `beginning_offsets` refreshes the
+        metadata and asks again; if it cannot answer within the request timeout, the
+        member rejoins to try again."""
+        try:
+            earliest = await consumer.beginning_offsets(unread)
+        except KafkaError as error:
+            self._log.warning(
+                "earliest_offset_unknown",
+                partitions=[tp.partition for tp in unread],
+                error=repr(error),
+            )
+            self._rejoin()
+            return
+        for tp in unread:
+            consumer.seek(tp, earliest[tp])
 
 
 # The second id ends in a letter: "<group>.<topic>.<n>" ends in digits, so no other
@@ -375,6 +492,21 @@ class _Pair:
 
     producers: tuple[Any, Any]
     turn: int = 0
+    written: dict[Any, None] = field(default_factory=dict)
+    """The partitions its commits wrote, the latest last: a step's kinds write different
+    ones (a start, a decision, a tool's result), and each producer's next transaction
+    registers them all ahead."""
+    committed_at: float = 0.0
+
+    def wrote(self, positions: Sequence[Position]) -> None:
+        written = self.written
+        for position in positions:
+            tp = TopicPartition(position.topic, position.partition)
+            written.pop(tp, None)
+            written[tp] = None  # the latest last
+        while len(written) > early.MAX_PARTITIONS:
+            del written[next(iter(written))]
+        self.committed_at = time.monotonic()
 
     def take(self) -> Any:
         producer = self.producers[self.turn]
