@@ -5,13 +5,16 @@ go through the same renderer, so a JSON log stays JSON, with the library's logge
 INFO chatter is dropped (WARNING and above pass, or everything at `--log-level debug`), and a
 line that only reports a retriable error — one the client retries by itself, such as
 aiokafka's `GroupCoordinatorNotAvailableError` while a new broker creates its offsets topic
-— is DEBUG: it says nothing the reader must act on.
+— is DEBUG: it says nothing the reader must act on. Unless it keeps coming: the same line
+retried for a minute without a pause passes as a WARNING, once a minute, with how long and
+how often (a client retrying forever is something to act on).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import dataclass
 from typing import Literal
 
 import structlog
@@ -30,18 +33,49 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+PERSISTENT_S = 60.0
+"""A retried line repeated this long, with no gap of as long, passes as a WARNING (once per
+this long)."""
+_KEPT_LINES = 256
+
+
+@dataclass(slots=True)
+class _Retries:
+    first: float
+    last: float
+    count: int = 0
+    warned: float | None = None
+
+
 class _LibraryLevels(logging.Filter):
     """Gives library lines their level here (see the module doc), then applies `threshold`."""
 
     def __init__(self, threshold: int) -> None:
         super().__init__()
         self._threshold = threshold
+        self._retries: dict[tuple[str, str], _Retries] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args if isinstance(record.args, tuple) else ()
         if any(getattr(arg, "retriable", False) is True for arg in args):
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            self._level_retried(record)
         return record.levelno >= self._threshold
+
+    def _level_retried(self, record: logging.LogRecord) -> None:
+        key, now = (record.name, str(record.msg)), record.created
+        seen = self._retries.get(key)
+        if seen is None or now - seen.last >= PERSISTENT_S:  # a new episode
+            if len(self._retries) >= _KEPT_LINES:
+                self._retries.clear()
+            seen = self._retries[key] = _Retries(first=now, last=now)
+        seen.last, seen.count = now, seen.count + 1
+        lasting = now - seen.first
+        if lasting >= PERSISTENT_S and (seen.warned is None or now - seen.warned >= PERSISTENT_S):
+            seen.warned = now
+            record.msg = f"{record.msg} (retried {seen.count} times in {lasting:.0f} s)"
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        else:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
 
 
 def configure_logging(

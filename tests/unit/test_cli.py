@@ -142,6 +142,40 @@ def test_library_lines_are_rendered_like_ours_and_retried_errors_are_debug(
     ]
 
 
+def test_a_retried_line_that_keeps_coming_passes_as_a_warning_once_a_minute() -> None:
+    """aiokafka retries some requests forever (a position reset asking a stale leader): the
+    line is DEBUG while it may resolve itself, a WARNING once it has lasted a minute."""
+    from countersign.logging import PERSISTENT_S, _LibraryLevels
+
+    class Retried(Exception):
+        retriable = True
+
+    levels = _LibraryLevels(logging.WARNING)
+
+    def line(at: float, msg: str = "Failed fetch offsets from %s: %s") -> logging.LogRecord:
+        record = logging.LogRecord(
+            "aiokafka.consumer.fetcher", logging.ERROR, __file__, 1, msg,
+            (1, Retried("NotLeaderForPartition")), None,
+        )  # fmt: skip
+        record.created = at
+        return record
+
+    t0 = 1_000.0
+    every_5s = [line(t0 + s) for s in range(0, 185, 5)]
+    passed = [record for record in every_5s if levels.filter(record)]
+
+    assert [record.created - t0 for record in passed] == [60, 120, 180]
+    assert {record.levelname for record in passed} == {"WARNING"}
+    assert passed[0].getMessage() == (
+        "Failed fetch offsets from 1: NotLeaderForPartition (retried 13 times in 60 s)"
+    )
+    assert every_5s[0].levelname == "DEBUG"
+    # Another line, and the same one after a minute's pause, start again from DEBUG.
+    assert not levels.filter(line(t0 + 185, "Could not send %s: %r"))
+    assert not levels.filter(line(t0 + 180 + PERSISTENT_S + 1))
+    assert not levels.filter(line(t0 + 180 + 2 * PERSISTENT_S))
+
+
 def test_kafka_up_prints_no_export_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
