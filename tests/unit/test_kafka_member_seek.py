@@ -9,6 +9,7 @@ offset up itself, through the lookup that refreshes metadata, and seeks there.""
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -89,9 +90,12 @@ class _Consumer:
         self.seeks[tp.partition] = offset
 
 
-def _member(consumer: _Consumer) -> KafkaMember:
+def _member(consumer: _Consumer, session_timeout_ms: int = 10_000) -> KafkaMember:
     kafka: Any = SimpleNamespace(
-        _config=lambda role: {"transaction_timeout_ms": 60_000},
+        _config=lambda role: {
+            "transaction_timeout_ms": 60_000,
+            "session_timeout_ms": session_timeout_ms,
+        },
     )
     member = KafkaMember(kafka, "g", TOPIC, listener=SimpleNamespace())  # type: ignore[arg-type]
     member._consumer = consumer
@@ -124,6 +128,25 @@ async def test_an_earliest_offset_that_cannot_be_looked_up_rejoins() -> None:
     assert consumer.seeks == {}
     assert consumer.rejoins == 1
     assert member._rejoining
+
+
+async def test_an_earliest_offset_lookup_that_outlasts_half_the_session_rejoins() -> None:
+    """Heartbeats wait for the assignment callback: a lookup that hangs would get the member
+    evicted from the group, so it gives up at half the session timeout and rejoins."""
+
+    class _Hanging(_Consumer):
+        async def beginning_offsets(self, partitions: list[Any]) -> dict[Any, int]:
+            await asyncio.Event().wait()
+            raise AssertionError("unreachable")
+
+    consumer = _Hanging({2: None}, fetcher=None)
+    member = _member(consumer, session_timeout_ms=100)
+
+    async with asyncio.timeout(5):
+        await member._seek_committed(consumer, frozenset({2}))
+
+    assert consumer.seeks == {}
+    assert consumer.rejoins == 1
 
 
 async def test_aiokafka_own_reset_asks_the_stale_leader_again_without_refreshing() -> None:

@@ -87,6 +87,8 @@ class KafkaMember:
         self._quiet: dict[int, asyncio.TimerHandle] = {}
         timeout_ms = kafka._config("transactional_producer")["transaction_timeout_ms"]
         self._renew_after_s = timeout_ms / 4000  # well before the coordinator's own timeout
+        session_ms = kafka._config("group_consumer")["session_timeout_ms"]
+        self._lookup_s = session_ms / 2000  # heartbeats wait for the assignment callback
         self._log = log.bind(group=group, topic=topic)
 
     @property
@@ -464,11 +466,13 @@ class KafkaMember:
         error lines are retriable: DEBUG here): after a paused broker came back such a
         partition stayed unread, silently, until the metadata's next refresh five minutes
         later (tests/unit/test_kafka_member_seek.py). `beginning_offsets` refreshes the
-        metadata and asks again; if it cannot answer within the request timeout, the
-        member rejoins to try again."""
+        metadata and asks again. It runs in the assignment callback, before aiokafka
+        resumes heartbeats: if it cannot answer within half the session timeout, the member
+        rejoins to try again rather than be evicted from the group."""
         try:
-            earliest = await consumer.beginning_offsets(unread)
-        except KafkaError as error:
+            async with asyncio.timeout(self._lookup_s):
+                earliest = await consumer.beginning_offsets(unread)
+        except (KafkaError, TimeoutError) as error:
             self._log.warning(
                 "earliest_offset_unknown",
                 partitions=[tp.partition for tp in unread],
