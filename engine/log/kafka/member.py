@@ -463,8 +463,8 @@ class KafkaMember:
         """A partition the group never consumed starts at its earliest record, looked up here
         and not left to aiokafka's position reset. That one asks the leader its metadata
         names and, refused, asks the same node again without refreshing the metadata (its
-        error lines are retriable: DEBUG here): after a paused broker came back such a
-        partition stayed unread, silently, until the metadata's next refresh five minutes
+        error lines are retriable: DEBUG for their first minute): after a paused broker came
+        back such a partition stayed unread until the metadata's next refresh five minutes
         later (tests/unit/test_kafka_member_seek.py). `beginning_offsets` refreshes the
         metadata and asks again. It runs in the assignment callback, before aiokafka
         resumes heartbeats: if it cannot answer within half the session timeout, the member
