@@ -68,6 +68,9 @@ _ZIGZAG = tuple((byte >> 1) ^ -(byte & 1) for byte in range(0x80))  # one-byte v
 # A one-byte string length (0 to 63), or past any message: the other lengths' slow path.
 _LENGTHS = tuple(byte >> 1 if byte < 0x80 and not byte & 1 else 1 << 60 for byte in range(256))
 _FLOAT = struct.Struct("<f").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
+_CONTINUED = 0x8080808080808080  # each byte's continuation bit, as a little-endian u64
+_EIGHT_BYTES = 0x0080808080808080  # seven bytes continued, the eighth the last
 
 
 class _Source:
@@ -90,6 +93,9 @@ class _Source:
             "_ZIGZAG": _ZIGZAG,
             "_LENGTHS": _LENGTHS,
             "_FLOAT": _FLOAT,
+            "_U64": _U64,
+            "_CONTINUED": _CONTINUED,
+            "_EIGHT_BYTES": _EIGHT_BYTES,
             "_isfinite": math.isfinite,
             "_INT_MIN": _INT_MIN,
             "_INT_MAX": _INT_MAX,
@@ -162,7 +168,7 @@ class _Source:
         primitive = _PRIMITIVES.get(kind)
         if primitive is not None:
             if kind == "long" and _guarded(field):
-                primitive = _NONNEGATIVE_LONG
+                primitive = _TIME if field.endswith("_us") else _NONNEGATIVE_LONG
             out.extend(line.format(t=target) for line in primitive)
             return
         if kind in ("record", "error"):
@@ -263,6 +269,20 @@ _NONNEGATIVE_LONG = [
     *_LONG,
     "if {t} < 0:",
     "    _refuse(f'a position or time is negative ({{{t}}})')",
+]
+# A time in microseconds since the epoch is an 8-byte varint until the year 2540: its
+# eight 7-bit groups are taken from one 64-bit read and packed in three steps, where
+# `read_long` steps through them one by one (~190 ns a time, ~6 % of decoding a run event).
+_TIME = [
+    *_LONG[:-2],
+    "elif pos + 8 <= size and (q := _U64(data, pos)[0]) & _CONTINUED == _EIGHT_BYTES:",
+    "    q &= 0x7F7F7F7F7F7F7F7F",
+    "    q = (q & 0x007F007F007F007F) | ((q >> 1) & 0x3F803F803F803F80)",
+    "    q = (q & 0x00003FFF00003FFF) | ((q >> 2) & 0x0FFFC0000FFFC000)",
+    "    q = (q & 0x000000000FFFFFFF) | ((q >> 4) & 0x00FFFFFFF0000000)",
+    "    {t} = (q >> 1) ^ -(q & 1)",
+    "    pos += 8",
+    *_NONNEGATIVE_LONG[-4:],
 ]
 _INT = [
     *_LONG,

@@ -21,6 +21,7 @@ from events.errors import DecodeError
 from events.json import JsonRefused, canonical_json, loads
 from events.reading import compile_reader, read
 from tests.unit.test_codec_fuzz import mutated, valid_encodings
+from tests.unit.test_varint import _zigzag
 
 CODEC = Codec()
 CHECK = settings(
@@ -120,6 +121,50 @@ def test_every_avro_type_reads_as_fastavro_reads_it(
     assert _compiled(bytes(data), compile_reader(RICH.parsed)) == expected
     if not flips:
         assert expected is not None
+
+
+TIMED = [
+    avro.parse(
+        {
+            "type": "record",
+            "name": "t.Timed",
+            "fields": [
+                {"name": "at_us", "type": "long"},
+                {"name": "tail", "type": "string"},
+            ],
+        }
+    ),
+    avro.parse(  # the time last: its 8-byte read must not run past the end
+        {
+            "type": "record",
+            "name": "t.TimedLast",
+            "fields": [{"name": "n", "type": "int"}, {"name": "at_us", "type": "long"}],
+        }
+    ),
+]
+# Varint bytes as a hostile writer would choose them: mostly continued, some not.
+VARINT_BYTES = st.lists(
+    st.sampled_from([0x00, 0x01, 0x02, 0x7F, 0x80, 0x81, 0xFE, 0xFF]) | st.integers(0, 255),
+    max_size=12,
+).map(bytes)
+
+
+@settings(CHECK, max_examples=2000)
+@given(
+    schema=st.sampled_from(TIMED),
+    value=st.integers(-(2**63), 2**63 - 1) | st.integers(2**48, 2**55),
+    raw=st.none() | VARINT_BYTES,
+    rest=st.binary(max_size=10) | st.just(b"\x04ok"),
+)
+def test_a_time_reads_and_is_refused_as_fastavro_and_the_walk_do(
+    schema: avro.AvroSchema, value: int, raw: bytes | None, rest: bytes
+) -> None:
+    """A `_us` field's 8-byte fast path (one 64-bit read) against the reference, on valid
+    times, negative ones, and arbitrary bytes: 9- and 10-byte varints, ones cut short."""
+    lead = b"" if schema is TIMED[0] else b"\x02"
+    data = b"\0" * HEADER_LEN + lead + (_zigzag(value) if raw is None else raw) + rest
+    expected = _reference(data, schema, compile_walk(schema.parsed))
+    assert _compiled(data, compile_reader(schema.parsed)) == expected
 
 
 def _strict(text: str) -> Any:
