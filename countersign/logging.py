@@ -8,6 +8,12 @@ aiokafka's `GroupCoordinatorNotAvailableError` while a new broker creates its of
 — is DEBUG: it says nothing the reader must act on. Unless it keeps coming: the same line
 retried for a minute without a pause passes as a WARNING, once a minute, with how long and
 how often (a client retrying forever is something to act on).
+
+One asyncio line is DEBUG too: "Future exception was never retrieved" for a transactional
+producer's fencing. A fenced aiokafka producer fails every future it still holds (its
+batches', its sender's), and nothing reads most of them; the worker has already read the
+fencing where it matters (its commit) and logged what it did. Any other unread exception
+stays an ERROR.
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ class _LibraryLevels(logging.Filter):
         args = record.args if isinstance(record.args, tuple) else ()
         if any(getattr(arg, "retriable", False) is True for arg in args):
             self._level_retried(record)
+        elif record.name == "asyncio" and _unread_fencing(record):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
         return record.levelno >= self._threshold
 
     def _level_retried(self, record: logging.LogRecord) -> None:
@@ -76,6 +84,16 @@ class _LibraryLevels(logging.Filter):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         else:
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+
+
+def _unread_fencing(record: logging.LogRecord) -> bool:
+    error = record.exc_info[1] if record.exc_info else None
+    kind = type(error)
+    return (
+        str(record.msg).startswith("Future exception was never retrieved")
+        and kind.__name__ == "ProducerFenced"
+        and kind.__module__.startswith("aiokafka.")
+    )
 
 
 def configure_logging(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
 import json
 import logging
 from collections.abc import Iterator
@@ -174,6 +176,34 @@ def test_a_retried_line_that_keeps_coming_passes_as_a_warning_once_a_minute() ->
     assert not levels.filter(line(t0 + 185, "Could not send %s: %r"))
     assert not levels.filter(line(t0 + 180 + PERSISTENT_S + 1))
     assert not levels.filter(line(t0 + 180 + 2 * PERSISTENT_S))
+
+
+def test_an_unread_fencing_is_debug_and_any_other_unread_error_stays_an_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """asyncio's own line for a future whose exception nobody read, as a fenced aiokafka
+    producer leaves them (its batches' futures, failed all at once)."""
+    from aiokafka.errors import KafkaConnectionError, ProducerFenced  # noqa: TID251
+
+    async def drop_failed(error: Exception) -> None:
+        future = asyncio.get_running_loop().create_future()
+        future.set_exception(error)
+        del future  # never awaited: asyncio logs it when the future is collected
+        gc.collect()
+
+    for level in ("info", "debug"):
+        configure_logging("json", level)
+        asyncio.run(drop_failed(ProducerFenced()))
+        asyncio.run(drop_failed(KafkaConnectionError("broker gone")))
+
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    unread = [line for line in lines if line["event"].startswith("Future exception")]
+    shown = [(line["level"], line["event"].splitlines()[1][:50]) for line in unread]
+    assert shown == [
+        ("error", "future: <Future finished exception=KafkaConnection"),
+        ("debug", "future: <Future finished exception=ProducerFenced("),
+        ("error", "future: <Future finished exception=KafkaConnection"),
+    ]
 
 
 def test_kafka_up_prints_no_export_line(
