@@ -42,7 +42,7 @@ from engine.core.gating import (
     question_purpose,
     signals_before,
 )
-from engine.core.history import CallRecord, HistoryIndex
+from engine.core.history import HISTORY_ADDS, CallRecord, HistoryIndex
 from engine.core.ids import idempotency_key_for, interrupt_id_for
 from engine.errors import AgentProtocolError, ConfigurationError, NonDeterminismError
 from events.approval import ApprovalRequest
@@ -139,11 +139,13 @@ class Replayer:
 
     def feed(self, events: Iterable[RunEventPayload]) -> None:
         own = {id(event) for event in self._emitted}  # what advance emitted, fed back
-        add, in_flight = self._index.add, self._in_flight
+        index, in_flight, news = self._index, self._in_flight, self.news
+        # `HistoryIndex.add`'s dispatch by class, without its call per event.
+        adds, add_any = HISTORY_ADDS, HistoryIndex.add
         for event in events:
-            if not self.news and id(event) not in own:
-                self.news = True
-            add(event)
+            if not news and id(event) not in own:
+                news = self.news = True
+            adds.get(type(event), add_any)(index, event)
             if in_flight and isinstance(event, _ENDS_A_CALL):
                 in_flight.discard(event.call)
 
