@@ -67,6 +67,9 @@ _SORTED_PLAIN = (
 )
 
 
+_dumps, _marshal, _sha256 = orjson.dumps, marshal.dumps, hashlib.sha256  # no module lookups
+
+
 def _refuse(value: object) -> Json:
     raise TypeError
 
@@ -91,10 +94,10 @@ def has_digest(value: Json, expected: str) -> bool:
     too. Anything else (a mismatch, a refusal) goes to `digest` itself: the answer, and
     whatever it raises, are the same for every value."""
     try:
-        text = orjson.dumps(value, option=_SORTED_PLAIN, default=_refuse)
+        text = _dumps(value, option=_SORTED_PLAIN, default=_refuse)
         if text.find(b"null") < 0:
-            marshal.dumps(value, 2)  # version 2 writes no back-references: a type check
-            if hashlib.sha256(text).hexdigest() == expected:
+            _marshal(value, 2)  # version 2 writes no back-references: a type check
+            if _sha256(text).hexdigest() == expected:
                 return True
     except (TypeError, ValueError):  # orjson's refusals are TypeErrors, marshal's ValueErrors
         pass

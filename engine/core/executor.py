@@ -714,4 +714,4 @@ def _recorded_ungated(rec: CallRecord) -> ToolResult[Any] | None:
         or rec.failed is not None
     ):
         return None
-    return ToolResult(status="ok", value=completed.result, args=scheduled.args)
+    return ToolResult._ran(completed.result, scheduled.args)
