@@ -312,9 +312,19 @@ class Replayer:
             # The usual recorded call matches outright; anything else is judged by `_expect`.
             if rec.kind != "tool" or rec.name != call.tool or not has_digest(call.args, rec.digest):
                 self._expect(rec, call.position, "tool", call.tool, digest(call.args), call.args)
-            done = _recorded_ungated(rec)
-            if done is not None:
-                return True, done
+            # A call no policy gated, recorded as scheduled and completed: most calls of a
+            # rebuilt run. The result the gate walk and run phase reach for it (cleared with
+            # no decider, the scheduled arguments), without walking them.
+            completed, scheduled = rec.completed, rec.scheduled
+            if (
+                completed is not None
+                and scheduled is not None
+                and not rec.evaluations
+                and not rec.gates
+                and not rec.in_doubt
+                and rec.failed is None
+            ):
+                return True, ToolResult._ran(completed.result, scheduled.args)
         refused = self._refused_arguments(call, tool, rec)
         if refused is not None:
             return True, refused
@@ -698,20 +708,3 @@ def _decision_of(
         response=outcome.response,
         edited_args=outcome.edited_args,
     )
-
-
-def _recorded_ungated(rec: CallRecord) -> ToolResult[Any] | None:
-    """The result of a call no policy gated, recorded as scheduled and completed: most calls
-    of a rebuilt run. The same result the gate walk and run phase reach for it (cleared with
-    no decider, the scheduled arguments), without walking them."""
-    completed, scheduled = rec.completed, rec.scheduled
-    if (
-        completed is None
-        or scheduled is None
-        or rec.evaluations
-        or rec.gates
-        or rec.in_doubt
-        or rec.failed is not None
-    ):
-        return None
-    return ToolResult._ran(completed.result, scheduled.args)
