@@ -106,11 +106,10 @@ def has_digest(value: Json, expected: str) -> bool:
                 if type(item) not in _FLAT:
                     plain = False
                     break
-        if not plain:
-            if text.find(b"null") >= 0:
-                return digest(value) == expected
-            _marshal(value, 2)  # version 2 writes no back-references: a type check
-        if _sha256(text).hexdigest() == expected:
+        # marshal's version 2 writes no back-references: a type check (its bytes are never
+        # empty); it raises ValueError for what it refuses.
+        checked = plain or (text.find(b"null") < 0 and bool(_marshal(value, 2)))
+        if checked and _sha256(text).hexdigest() == expected:
             return True
     except (TypeError, ValueError):  # orjson's refusals are TypeErrors, marshal's ValueErrors
         pass
