@@ -42,11 +42,11 @@ from engine.core.gating import (
     question_purpose,
     signals_before,
 )
-from engine.core.history import CallRecord, HistoryIndex
+from engine.core.history import HISTORY_ADDS, CallRecord, HistoryIndex
 from engine.core.ids import idempotency_key_for, interrupt_id_for
 from engine.errors import AgentProtocolError, ConfigurationError, NonDeterminismError
 from events.approval import ApprovalRequest
-from events.json import Json, JsonObject, canonical_json, digest
+from events.json import Json, JsonObject, canonical_json, digest, has_digest
 from events.run_events import (
     DecisionAccepted,
     GateEvaluated,
@@ -139,11 +139,13 @@ class Replayer:
 
     def feed(self, events: Iterable[RunEventPayload]) -> None:
         own = {id(event) for event in self._emitted}  # what advance emitted, fed back
-        add, in_flight = self._index.add, self._in_flight
+        index, in_flight, news = self._index, self._in_flight, self.news
+        # `HistoryIndex.add`'s dispatch by class, without its call per event.
+        adds, add_any = HISTORY_ADDS, HistoryIndex.add
         for event in events:
-            if not self.news and id(event) not in own:
-                self.news = True
-            add(event)
+            if not news and id(event) not in own:
+                news = self.news = True
+            adds.get(type(event), add_any)(index, event)
             if in_flight and isinstance(event, _ENDS_A_CALL):
                 in_flight.discard(event.call)
 
@@ -307,13 +309,22 @@ class Replayer:
             raise ConfigurationError(message)
         rec = self._index.calls.get(call.position)
         if rec is not None:
-            call_digest = digest(call.args)
             # The usual recorded call matches outright; anything else is judged by `_expect`.
-            if rec.kind != "tool" or rec.name != call.tool or rec.digest != call_digest:
-                self._expect(rec, call.position, "tool", call.tool, call_digest, call.args)
-            done = _recorded_ungated(rec)
-            if done is not None:
-                return True, done
+            if rec.kind != "tool" or rec.name != call.tool or not has_digest(call.args, rec.digest):
+                self._expect(rec, call.position, "tool", call.tool, digest(call.args), call.args)
+            # A call no policy gated, recorded as scheduled and completed: most calls of a
+            # rebuilt run. The result the gate walk and run phase reach for it (cleared with
+            # no decider, the scheduled arguments), without walking them.
+            completed, scheduled = rec.completed, rec.scheduled
+            if (
+                completed is not None
+                and scheduled is not None
+                and not rec.evaluations
+                and not rec.gates
+                and not rec.in_doubt
+                and rec.failed is None
+            ):
+                return True, ToolResult._ran(completed.result, scheduled.args)
         refused = self._refused_arguments(call, tool, rec)
         if refused is not None:
             return True, refused
@@ -697,20 +708,3 @@ def _decision_of(
         response=outcome.response,
         edited_args=outcome.edited_args,
     )
-
-
-def _recorded_ungated(rec: CallRecord) -> ToolResult[Any] | None:
-    """The result of a call no policy gated, recorded as scheduled and completed: most calls
-    of a rebuilt run. The same result the gate walk and run phase reach for it (cleared with
-    no decider, the scheduled arguments), without walking them."""
-    completed, scheduled = rec.completed, rec.scheduled
-    if (
-        completed is None
-        or scheduled is None
-        or rec.evaluations
-        or rec.gates
-        or rec.in_doubt
-        or rec.failed is not None
-    ):
-        return None
-    return ToolResult(status="ok", value=completed.result, args=scheduled.args)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from engine.privacy.sealing import withheld_in
 from events.json import digest
@@ -91,6 +93,28 @@ class HistoryIndex:
         computed from `calls`: `replaying` reads it on every log line of the agent."""
 
     def add(self, event: RunEventPayload) -> None:
+        HISTORY_ADDS.get(type(event), HistoryIndex._add_any)(self, event)
+
+    def _add_scheduled(self, event: ToolCallScheduled) -> None:
+        # `_record` inline: a rebuild adds one schedule per recorded call.
+        call = event.call
+        rec = self.calls.get(call)
+        if rec is None:
+            rec = self.calls[call] = CallRecord("tool", event.tool, event.args_digest)
+            if call > self.max_position:
+                self.max_position = call
+        elif not rec.digest and event.args_digest:
+            rec.digest = event.args_digest
+        if rec.scheduled is not event:
+            rec.schedules += 1
+        rec.scheduled = event
+
+    def _add_completed(self, event: ToolCallCompleted) -> None:
+        # Nearly always after its schedule: the record exists, the lookup is enough.
+        call = event.call
+        (self.calls.get(call) or self._record(call, "tool", "", "")).completed = event
+
+    def _add_any(self, event: RunEventPayload) -> None:
         match event:  # the classes are unrelated: the most frequent come first
             case ToolCallScheduled(call=call):
                 rec = self._record(call, "tool", event.tool, event.args_digest)
@@ -141,3 +165,11 @@ class HistoryIndex:
         elif not rec.digest and call_digest:
             rec.digest = call_digest
         return rec
+
+
+# By exact class, the two events of every recorded tool call; the rest (and any subclass)
+# go through the `match`, which does the same for these two.
+HISTORY_ADDS: dict[type, Callable[[HistoryIndex, Any], None]] = {
+    ToolCallScheduled: HistoryIndex._add_scheduled,
+    ToolCallCompleted: HistoryIndex._add_completed,
+}
