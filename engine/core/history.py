@@ -30,14 +30,14 @@ class CallRecord:
     kind: str
     name: str
     digest: str
-    evaluations: list[GateEvaluated]
+    evaluations: tuple[GateEvaluated, ...]
     """The policy's verdicts on this call, by round (1: as called; then one per edit)."""
-    gates: list[InterruptRaised]
+    gates: tuple[InterruptRaised, ...]
     """Approval interrupts for this call, in order (levels, re-approvals, escalations)."""
-    in_doubt: list[InterruptRaised]
+    in_doubt: tuple[InterruptRaised, ...]
     """One per crash mid-call, in order: the k-th asks about the k-th schedule."""
     schedules: int
-    questions: list[InterruptRaised]
+    questions: tuple[InterruptRaised, ...]
     """A question, then one re-asked question per escalation."""
     scheduled: ToolCallScheduled | None
     completed: ToolCallCompleted | None
@@ -47,15 +47,14 @@ class CallRecord:
 
     def __init__(self, kind: str, name: str, digest: str) -> None:
         # Written by hand: a rebuild makes one record per call, and the generated __init__
-        # (keyword defaults, a sentinel test per list) cost ~45 % more instructions.
+        # (keyword defaults, a sentinel test per list) cost ~45 % more instructions. Tuples,
+        # the shared empty one until an event comes: most calls have no gate, doubt or
+        # question, and four new lists were a tenth of a rebuild.
         self.kind = kind
         self.name = name
         self.digest = digest
-        self.evaluations = []
-        self.gates = []
-        self.in_doubt = []
+        self.evaluations = self.gates = self.in_doubt = self.questions = ()
         self.schedules = 0
-        self.questions = []
         self.scheduled = self.completed = self.failed = self.value = self.model = None
 
     def matches(self, kind: str, name: str, call_digest: str) -> bool:
@@ -76,9 +75,12 @@ class CallRecord:
         return self.questions[0] if self.questions else None
 
 
-def _add_once(events: list[InterruptRaised], event: InterruptRaised) -> None:
+def _once(
+    events: tuple[InterruptRaised, ...], event: InterruptRaised
+) -> tuple[InterruptRaised, ...]:
     if all(known.interrupt_id != event.interrupt_id for known in events):
-        events.append(event)
+        return (*events, event)
+    return events
 
 
 class HistoryIndex:
@@ -129,17 +131,17 @@ class HistoryIndex:
                     # Arguments whose personal values were erased match by name alone.
                     known = "" if withheld_in(request.args) else digest(request.args)
                     rec = self._record(call, "tool", request.tool or "", known)
-                    _add_once(rec.gates, event)
+                    rec.gates = _once(rec.gates, event)
                 elif request.kind == "in_doubt":
                     rec = self._record(call, "tool", request.tool or "", "")
-                    _add_once(rec.in_doubt, event)
+                    rec.in_doubt = _once(rec.in_doubt, event)
                 else:
                     rec = self._record(call, "interrupt", "", digest(request.title))
-                    _add_once(rec.questions, event)
+                    rec.questions = _once(rec.questions, event)
             case GateEvaluated(call=call):
                 rec = self._record(call, "tool", event.tool, event.args_digest)
                 if all(known.round != event.round for known in rec.evaluations):
-                    rec.evaluations.append(event)
+                    rec.evaluations = (*rec.evaluations, event)
             case ToolCallFailed(call=call):
                 self._record(call, "tool", "", "").failed = event
             case ValueRecorded(call=call, kind=kind):
