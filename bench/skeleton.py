@@ -1,6 +1,7 @@
 """The walking skeleton on a real local broker: latency, throughput and log size.
 
     .venv/bin/python bench/skeleton.py [--runs 200] [--load 2000] [--brokers 3] [--agent credit]
+    .venv/bin/python bench/skeleton.py --warmup 150 --gap-ms 50   # warm broker; decided 50 ms after
     .venv/bin/python bench/skeleton.py --workers 4 --partitions 4 --runs 0   # 1 vs 4 workers
 
 Starts a broker of its own in a temporary directory (or uses COUNTERSIGN_KAFKA_BOOTSTRAP);
@@ -149,21 +150,29 @@ class Round:
         return found
 
 
-async def latency(stand: Round, runs: int) -> None:
+async def latency(stand: Round, runs: int, warmup: int = 0, gap_ms: float = 0) -> None:
+    """`warmup` decisions first, not counted (a broker just started compiles its request
+    paths meanwhile); each decision `gap_ms` after its request was seen (a person reads it
+    first; 0: at once, as the issue's figures were taken)."""
     follower, latencies = stand.follower, []
-    for i in range(runs):
+    for i in range(warmup + runs):
         run_id = await stand.publisher.start_run(
             stand.agent, {"order_id": f"L-{i}", "amount": 2400}, requested_by="bench"
         )
         await follower.wait(partial(contains, follower.interrupts, run_id))
+        if gap_ms:
+            await asyncio.sleep(gap_ms / 1000)
         sent = time.perf_counter()
         await stand.publisher.submit_decision(
             run_id, follower.interrupts[run_id], "approve", decided_by="alice"
         )
         await follower.wait(partial(contains, follower.completed, run_id))
-        latencies.append((follower.completed[run_id] - sent) * 1000)
+        if i >= warmup:
+            latencies.append((follower.completed[run_id] - sent) * 1000)
+    after = f" after {warmup} uncounted" if warmup else ""
+    wait = f", each {gap_ms:g} ms after its request was seen" if gap_ms else ""
     print(
-        f"decision -> completed over {runs} runs, one at a time: "
+        f"decision -> completed over {runs} runs, one at a time{after}{wait}: "
         f"p50 {statistics.median(latencies):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms,"
         f" max {max(latencies):.1f} ms"
     )
@@ -232,7 +241,7 @@ async def bench(machine: Machine, args: argparse.Namespace, state_dir: Path | No
         try:
             fleet = await stand.up()
             if workers == 1 and args.runs:
-                await latency(stand, args.runs)
+                await latency(stand, args.runs, args.warmup, args.gap_ms)
             rates.append(await throughput(stand, fleet, args.load))
             if workers == 1:
                 await log_bytes(stand, state_dir)
@@ -262,6 +271,15 @@ async def on_machine(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument(
+        "--warmup", type=int, default=0, help="latency round: decisions first, not counted"
+    )
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=0,
+        help="latency round: decide this long after the request is seen (default: at once)",
+    )
     parser.add_argument("--load", type=int, default=2000)
     parser.add_argument("--brokers", type=int, default=1, choices=(1, 3))
     parser.add_argument("--agent", default="refund", choices=sorted(APPS))
