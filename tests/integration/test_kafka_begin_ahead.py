@@ -32,6 +32,19 @@ def _pair(worker: Worker, partition: int = 0) -> Any:
     return worker.member._producers[partition]  # type: ignore[attr-defined]
 
 
+def _slow_end_txn(producer: Any, delay_s: float = 0.3) -> None:
+    """This producer's EndTxn requests wait `delay_s` before they are sent."""
+    client = producer.client
+    send = client.send
+
+    async def slow(node_id: int, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if type(request).__name__.startswith("EndTxnRequest"):
+            await asyncio.sleep(delay_s)
+        return await send(node_id, request, *args, **kwargs)
+
+    client.send = slow
+
+
 async def test_an_idle_members_transactions_are_renewed_before_the_coordinator_ends_them(
     kafka_bootstrap: str, fresh_prefix: str
 ) -> None:
@@ -110,11 +123,19 @@ async def test_a_partition_left_idle_lets_its_transaction_lapse(
         await settled(worker)
         await worker.member.commit(0, [event(topics, 0, b"first")], None)
         producer = _pair(worker).producers[0]
+        _slow_end_txn(producer)  # each abort's window wide open, as a slow coordinator has it
         await eventually(lambda: early.begun_at(producer) is not None, timeout=10)
 
-        await eventually(lambda: early.begun_at(producer) is None, timeout=10)
+        async def lapsed() -> bool:
+            """As a commit sees it: under the partition's lock, which a renewal or the lapse
+            holds until its abort is answered (mid-abort, begun_at is None already, and the
+            state ABORTING_TRANSACTION; a renewal then begins again)."""
+            if early.begun_at(producer) is not None:
+                return False
+            async with worker.member._lock(0):  # type: ignore[attr-defined]
+                return early.begun_at(producer) is None and early.begun(producer) is False
 
-        assert early.begun(producer) is False
+        await eventually(lapsed, timeout=10)
         for n in range(2):  # the other producer, then this one, which begins its own
             await worker.member.commit(0, [event(topics, 0, b"again%d" % n)], None)
         assert values(await read_all(log, topics.runs, 0)) == [b"first", b"again0", b"again1"]
