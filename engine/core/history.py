@@ -98,15 +98,7 @@ class HistoryIndex:
         HISTORY_ADDS.get(type(event), HistoryIndex._add_any)(self, event)
 
     def _add_scheduled(self, event: ToolCallScheduled) -> None:
-        # `_record` inline: a rebuild adds one schedule per recorded call.
-        call = event.call
-        rec = self.calls.get(call)
-        if rec is None:
-            rec = self.calls[call] = CallRecord("tool", event.tool, event.args_digest)
-            if call > self.max_position:
-                self.max_position = call
-        elif not rec.digest and event.args_digest:
-            rec.digest = event.args_digest
+        rec = self._record(event.call, "tool", event.tool, event.args_digest)
         if rec.scheduled is not event:
             rec.schedules += 1
         rec.scheduled = event
@@ -118,14 +110,10 @@ class HistoryIndex:
 
     def _add_any(self, event: RunEventPayload) -> None:
         match event:  # the classes are unrelated: the most frequent come first
-            case ToolCallScheduled(call=call):
-                rec = self._record(call, "tool", event.tool, event.args_digest)
-                if rec.scheduled is not event:
-                    rec.schedules += 1
-                rec.scheduled = event
-            case ToolCallCompleted(call=call):
-                # Nearly always after its schedule: the record exists, the lookup is enough.
-                (self.calls.get(call) or self._record(call, "tool", "", "")).completed = event
+            case ToolCallScheduled():  # a subclass: `add` picks these two by exact class
+                self._add_scheduled(event)
+            case ToolCallCompleted():
+                self._add_completed(event)
             case InterruptRaised(call=call, request=request):
                 if request.kind == "tool":
                     # Arguments whose personal values were erased match by name alone.
@@ -169,8 +157,8 @@ class HistoryIndex:
         return rec
 
 
-# By exact class, the two events of every recorded tool call; the rest (and any subclass)
-# go through the `match`, which does the same for these two.
+# By exact class, the two events of every recorded tool call; the rest go through the
+# `match` (which hands a subclass of these two to the same handlers).
 HISTORY_ADDS: dict[type, Callable[[HistoryIndex, Any], None]] = {
     ToolCallScheduled: HistoryIndex._add_scheduled,
     ToolCallCompleted: HistoryIndex._add_completed,
