@@ -10,6 +10,7 @@ new copy from the positions stored there.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 
@@ -93,8 +94,15 @@ class LiveStore:
     async def positions(self, projection: str, topic: str) -> dict[int, int]:
         return await self._live.positions(projection, topic)
 
-    async def apply(self, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
-        return await self._live.apply(projection, topic, items)
+    async def apply(
+        self,
+        projection: str,
+        topic: str,
+        items: Sequence[BatchItem],
+        *,
+        built: asyncio.Event | None = None,
+    ) -> Applied:
+        return await self._live.apply(projection, topic, items, built=built)
 
     async def log_binding(self, projection: str, topic: str) -> str | None:
         return await self._live.log_binding(projection, topic)

@@ -13,6 +13,7 @@ has none of them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -72,7 +73,16 @@ class MemoryStore:
     async def bind_log(self, projection: str, topic: str, log_id: str) -> str:
         return self._logs.setdefault((projection, topic), log_id)
 
-    async def apply(self, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
+    async def apply(
+        self,
+        projection: str,
+        topic: str,
+        items: Sequence[BatchItem],
+        *,
+        built: asyncio.Event | None = None,
+    ) -> Applied:
+        """`ProjectionWriter.apply`; all of it is this process's work, so `built` is not set
+        (the projector decodes once it is done)."""
         if not items:
             return Applied()
         held = self._positions.setdefault((projection, topic), {})

@@ -49,7 +49,17 @@ class ProjectionWriter(Protocol):
 
     async def positions(self, projection: str, topic: str) -> dict[int, int]: ...
 
-    async def apply(self, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied: ...
+    async def apply(
+        self,
+        projection: str,
+        topic: str,
+        items: Sequence[BatchItem],
+        *,
+        built: asyncio.Event | None = None,
+    ) -> Applied:
+        """Write `items`; set `built` once what is left is the database's work, not this
+        process's (the projector then decodes the next batch)."""
+        ...
 
 
 @runtime_checkable
@@ -108,15 +118,18 @@ class Projector:
     async def run(self, stop: asyncio.Event) -> None:
         """Project until `stop` is set (or the task is cancelled); leaves the group on exit.
 
-        Batches are applied one after the other, in order; the next one is polled and decoded
-        while the previous one is being written. Cancelling rolls back the batch in flight
-        (it is read again from the stored positions by whoever owns the partition next).
+        Batches are applied one after the other, in order. The next one is polled while the
+        previous one is being written, and decoded once that one is built and only waits
+        for PostgreSQL: decoded earlier, the two would take turns on the same core and leave
+        PostgreSQL idle at the end. Cancelling rolls back the batch in flight (it is read
+        again from the stored positions by whoever owns the partition next).
         """
         self._stop = stop
         if not await self._patiently(self._check_log):
             return  # stopped while PostgreSQL was away
         member = self._log.member(self._group, self._topic, self)
         writing: asyncio.Task[bool] | None = None
+        built = asyncio.Event()
         try:  # joining is inside: a projector stopped while it joins still leaves the group
             await member.start()
             self.watch.health.joined()
@@ -124,6 +137,8 @@ class Projector:
             while not stop.is_set():
                 records = await member.poll(self._poll_timeout_s, self._max_records)
                 self.watch.polled()
+                if writing is not None:
+                    await _first_of(writing, built)
                 items = await self._decoded(records)
                 if writing is not None and not await writing:
                     break  # stopped while PostgreSQL was away: read again from the positions
@@ -132,7 +147,8 @@ class Projector:
                     await self._patiently(self._check_log)  # the new copy knows its log too
                     await self._seek_stored(member)
                     continue  # what was just polled is read again from the new positions
-                writing = asyncio.create_task(self._apply(items)) if items else None
+                built = asyncio.Event()
+                writing = asyncio.create_task(self._apply(items, built)) if items else None
             if writing is not None:
                 await writing
         except NewerRelease as newer:
@@ -283,13 +299,13 @@ class Projector:
             raw=record.value,
         )
 
-    async def _apply(self, items: Sequence[BatchItem]) -> bool:
+    async def _apply(self, items: Sequence[BatchItem], built: asyncio.Event) -> bool:
         """Apply `items`, retrying while PostgreSQL is away; False if stopped before."""
         delay = self._backoff.first
         while True:
             started = time.perf_counter()
             try:
-                applied = await self._store.apply(self.name, self._topic, items)
+                applied = await self._store.apply(self.name, self._topic, items, built=built)
             except StoreUnavailable as error:
                 self._logger.warning(
                     "projection_store_unavailable",
@@ -302,7 +318,7 @@ class Projector:
                 delay = min(delay * 2, self._backoff.max)
                 continue
             except UnstorableBatch as error:
-                return await self._split(items, error)
+                return await self._split(items, error, built)
             self._metrics.projected(
                 applied.events, applied.unusable + applied.duplicates, time.perf_counter() - started
             )
@@ -316,11 +332,14 @@ class Projector:
             )
             return True
 
-    async def _split(self, items: Sequence[BatchItem], error: UnstorableBatch) -> bool:
+    async def _split(
+        self, items: Sequence[BatchItem], error: UnstorableBatch, built: asyncio.Event
+    ) -> bool:
         """Halve a refused batch until the refused item is alone; store that one as an error."""
         if len(items) > 1:
             middle = len(items) // 2
-            return await self._apply(items[:middle]) and await self._apply(items[middle:])
+            first, second = items[:middle], items[middle:]
+            return await self._apply(first, built) and await self._apply(second, built)
         item = items[0]
         self._logger.error(
             "projection_record_unstorable",
@@ -335,7 +354,7 @@ class Projector:
         raw = item.raw if isinstance(item, LoggedEvent) else b""
         reason = f"unstorable: {error}".encode("ascii", "replace").decode()[:_REASON_LIMIT]
         return await self._apply(
-            [Unusable(partition=item.partition, offset=item.offset, reason=reason, raw=raw)]
+            [Unusable(partition=item.partition, offset=item.offset, reason=reason, raw=raw)], built
         )
 
     async def _stopped_within(self, delay: float) -> bool:
@@ -344,6 +363,18 @@ class Projector:
         except TimeoutError:
             return False
         return True
+
+
+async def _first_of(writing: asyncio.Task[bool], built: asyncio.Event) -> None:
+    """Wait until the batch in flight is built or done (done includes failed: its own
+    awaiting says how)."""
+    if built.is_set():
+        return
+    waiting = asyncio.ensure_future(built.wait())
+    try:
+        await asyncio.wait((writing, waiting), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
 
 
 async def _end_offsets(log: EventLog, topic: str) -> dict[int, int]:

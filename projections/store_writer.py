@@ -15,7 +15,11 @@ unnest($1::type[], ...)` each (upserts where a row changes). About ten round tri
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import asyncio
+import contextlib
+from asyncio import Event
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -23,7 +27,7 @@ import asyncpg
 from projections import applying
 from projections.batch import Applied, BatchItem, LoggedEvent, Unusable
 from projections.event_record import event_record
-from projections.fold import RunView, fold
+from projections.fold import Folded, RunView, fold
 from projections.store_columns import Table, columns_of
 from projections.store_db import StorePart
 from projections.store_tables import AUDIT, ERRORS, EVENTS, INTERRUPTS, RUNS
@@ -66,23 +70,31 @@ class PostgresWriter(StorePart):
         assert bound is not None  # inserted above, never deleted
         return bound
 
-    async def apply(self, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
+    async def apply(
+        self,
+        projection: str,
+        topic: str,
+        items: Sequence[BatchItem],
+        *,
+        built: Event | None = None,
+    ) -> Applied:
         """Project `items` (in log order per partition) and move the positions, atomically.
 
         Items below the stored position of their partition are skipped, so applying the same
         batch twice, or an overlapping one, changes nothing the second time. Raises
         `StoreUnavailable` (nothing written; retry) or `UnstorableBatch` (nothing written;
-        some item's data is refused).
+        some item's data is refused). `built` is set once every row is built, when what is
+        left is PostgreSQL's work.
         """
         if not items:
             return Applied()
         try:
             async with self._db.writing("apply") as conn:
-                return await _apply(conn, projection, topic, items, copy=True)
+                return await _apply(conn, projection, topic, items, built or Event(), copy=True)
         except _AlreadyIndexed:
             pass  # that transaction was rolled back: write the batch again, knowing
         async with self._db.writing("apply") as conn:
-            return await _apply(conn, projection, topic, items, copy=False)
+            return await _apply(conn, projection, topic, items, built or Event(), copy=False)
 
 
 class _AlreadyIndexed(Exception):
@@ -90,29 +102,42 @@ class _AlreadyIndexed(Exception):
 
 
 async def _apply(
-    conn: Any, projection: str, topic: str, items: Sequence[BatchItem], *, copy: bool
+    conn: Any,
+    projection: str,
+    topic: str,
+    items: Sequence[BatchItem],
+    built: Event,
+    *,
+    copy: bool,
 ) -> Applied:
     stored = await _lock_positions(conn, projection, topic, sorted({i.partition for i in items}))
     fresh = applying.fresh(stored, items)
     logged = [i for i in fresh if isinstance(i, LoggedEvent)]
     events, unchained = applying.chained(logged, await _heads(conn, logged))
     unusable = [i for i in fresh if isinstance(i, Unusable)] + unchained
-    new, repeated = await _insert_events(conn, events, copy=copy)
-    duplicates = [applying.duplicate(e) for e in repeated]
-    folded = fold(await _load_views(conn, new), new)
-    await _execute(conn, _UPSERT_RUNS, RUNS.params(folded.runs))
-    await _execute(conn, _UPSERT_INTERRUPTS, INTERRUPTS.params(folded.interrupts))
-    if folded.audit:  # new events only, so their audit rows are new: COPY them
+    if copy:  # every event is new, or COPY fails: fold while PostgreSQL takes the index rows
+        new, repeated = list(events), list[LoggedEvent]()
+        views = await _load_views(conn, new)
+        async with _copying(conn, new):
+            writes = _writes(projection, topic, fold(views, new), unusable)
+            built.set()
+    else:
+        new, repeated = await _insert_events(conn, events)
+        refused = unusable + [applying.duplicate(e) for e in repeated]
+        writes = _writes(projection, topic, fold(await _load_views(conn, new), new), refused)
+        built.set()
+    await _execute(conn, _UPSERT_RUNS, writes.runs)
+    await _execute(conn, _UPSERT_INTERRUPTS, writes.interrupts)
+    if writes.audit:  # new events only, so their audit rows are new: COPY them
         await conn.copy_records_to_table(
-            AUDIT.name, records=AUDIT.records(folded.audit), columns=list(AUDIT.written)
+            AUDIT.name, records=writes.audit, columns=list(AUDIT.written)
         )
-    errors = [applying.error_row(projection, topic, i) for i in unusable + duplicates]
-    await _execute(conn, _INSERT_ERRORS, ERRORS.params(errors))
+    await _execute(conn, _INSERT_ERRORS, writes.errors)
     moved = applying.next_positions(stored, fresh)
     await _save_positions(conn, projection, topic, moved, applying.latest_times(events))
     return Applied(
         events=len(new),
-        duplicates=len(duplicates),
+        duplicates=len(repeated),
         unusable=len(unusable),
         skipped=len(items) - len(fresh),
         positions={**stored, **moved},
@@ -161,28 +186,73 @@ async def _save_positions(
     )
 
 
-async def _insert_events(
-    conn: Any, events: Sequence[LoggedEvent], *, copy: bool
-) -> tuple[list[LoggedEvent], list[LoggedEvent]]:
-    """Insert the events index rows; the events that were new, and those already indexed.
+@dataclass(frozen=True, slots=True)
+class _Writes:
+    """A batch's statement parameters, built before the first of them is sent."""
 
-    COPY (about twice as fast as INSERT ... SELECT FROM unnest) when `copy`: an event already
-    indexed fails it, and with it the transaction (`_AlreadyIndexed`), so the batch is
-    written again with INSERT ... ON CONFLICT DO NOTHING, which says which were new. COPY
-    ran in a savepoint before, for the same fallback in one transaction: two more round
-    trips every batch, and rows written under a subtransaction, for a case that is rare.
+    runs: tuple[list[Any], ...] | None
+    interrupts: tuple[list[Any], ...] | None
+    audit: list[tuple[Any, ...]]
+    errors: tuple[list[Any], ...] | None
+
+
+def _writes(projection: str, topic: str, folded: Folded, refused: Sequence[Unusable]) -> _Writes:
+    return _Writes(
+        runs=RUNS.params(folded.runs),
+        interrupts=INTERRUPTS.params(folded.interrupts),
+        audit=AUDIT.records(folded.audit),
+        errors=ERRORS.params([applying.error_row(projection, topic, i) for i in refused]),
+    )
+
+
+@contextlib.asynccontextmanager
+async def _copying(conn: Any, events: Sequence[LoggedEvent]) -> AsyncIterator[None]:
+    """COPY the events index rows while the body runs, so that the body's work (the fold:
+    this process's CPU) and PostgreSQL's (taking the rows) overlap instead of taking turns.
+
+    The body starts once asyncpg has handed every row to the connection: asyncpg encodes
+    them without yielding, so a body started earlier would hold back the rest. An event
+    already indexed fails the COPY (`_AlreadyIndexed`), and with it the transaction, so
+    whatever the body built is dropped. The connection is free again on every way out.
     """
+    if not events:
+        yield
+        return
+    handed = asyncio.Event()
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for event in events:
+            yield event_record(event)
+        handed.set()
+
+    copy = conn.copy_records_to_table(EVENTS.name, records=rows(), columns=list(EVENTS.written))
+    copying = asyncio.ensure_future(copy)
+    try:
+        waiting = asyncio.ensure_future(handed.wait())
+        try:
+            await asyncio.wait((copying, waiting), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiting.cancel()
+        if handed.is_set():
+            yield
+        await copying  # its refusal, when it failed before every row was handed
+    except asyncpg.UniqueViolationError as error:
+        raise _AlreadyIndexed(str(error)) from error
+    except BaseException:
+        copying.cancel()
+        with contextlib.suppress(BaseException):  # the body's exception is the one to raise
+            await copying
+        raise
+
+
+async def _insert_events(
+    conn: Any, events: Sequence[LoggedEvent]
+) -> tuple[list[LoggedEvent], list[LoggedEvent]]:
+    """Insert the events index rows with INSERT ... ON CONFLICT DO NOTHING: the events that
+    were new, and those already indexed (the same run and seq from another record)."""
     if not events:
         return [], []
     records = [event_record(e) for e in events]
-    if copy:
-        try:
-            await conn.copy_records_to_table(
-                EVENTS.name, records=records, columns=list(EVENTS.written)
-            )
-        except asyncpg.UniqueViolationError as error:
-            raise _AlreadyIndexed(str(error)) from error
-        return list(events), []
     rows = await conn.fetch(_INSERT_EVENTS, *(columns_of(records) or ()))
     inserted = {(int(r["partition"]), int(r["offset"])) for r in rows}
     new = [e for e in events if (e.partition, e.offset) in inserted]

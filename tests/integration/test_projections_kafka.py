@@ -51,8 +51,15 @@ class DiesAfterCommit:
     async def positions(self, projection: str, topic: str) -> dict[int, int]:
         return await self.store.positions(projection, topic)
 
-    async def apply(self, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
-        applied = await self.store.apply(projection, topic, items)
+    async def apply(
+        self,
+        projection: str,
+        topic: str,
+        items: Sequence[BatchItem],
+        *,
+        built: asyncio.Event | None = None,
+    ) -> Applied:
+        applied = await self.store.apply(projection, topic, items, built=built)
         self.good -= 1
         if self.good < 0:
             self.hung.set()

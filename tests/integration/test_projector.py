@@ -375,14 +375,21 @@ class HangingStore:
     async def positions(self, projection: str, topic: str) -> dict[int, int]:
         return await self.store.positions(projection, topic)
 
-    async def apply(self, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
+    async def apply(
+        self,
+        projection: str,
+        topic: str,
+        items: Sequence[BatchItem],
+        *,
+        built: asyncio.Event | None = None,
+    ) -> Applied:
         if self.applied >= self.good:
             if self.commit_first:
-                await self.store.apply(projection, topic, items)
+                await self.store.apply(projection, topic, items, built=built)
             self.hung.set()
             await asyncio.Event().wait()
         self.applied += 1
-        return await self.store.apply(projection, topic, items)
+        return await self.store.apply(projection, topic, items, built=built)
 
 
 @pytest.mark.parametrize("commit_first", [False, True], ids=["before-commit", "after-commit"])
@@ -573,11 +580,18 @@ class FlakyStore:
     async def positions(self, projection: str, topic: str) -> dict[int, int]:
         return await self.store.positions(projection, topic)
 
-    async def apply(self, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
+    async def apply(
+        self,
+        projection: str,
+        topic: str,
+        items: Sequence[BatchItem],
+        *,
+        built: asyncio.Event | None = None,
+    ) -> Applied:
         self.calls += 1
         if self.calls <= self.failures:
             raise StoreUnavailable("connection refused (simulated)")
-        return await self.store.apply(projection, topic, items)
+        return await self.store.apply(projection, topic, items, built=built)
 
 
 async def test_an_unavailable_store_is_retried_without_losing_the_batch(

@@ -112,7 +112,7 @@ def test_the_main_signatures_are_pinned() -> None:
         "metrics",
     ]
     assert params(ProjectionStore.connect) == ["url", "schema", "min_size", "max_size"]
-    assert params(ProjectionStore.apply) == ["self", "projection", "topic", "items"]
+    assert params(ProjectionStore.apply) == ["self", "projection", "topic", "items", "built"]
     assert params(Queries.audit) == [
         "self",
         "run_id",

@@ -166,8 +166,15 @@ class Switching:
     async def positions(self, projection: str, topic: str) -> dict[int, int]:
         return await self.current.positions(projection, topic)
 
-    async def apply(self, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
-        return await self.current.apply(projection, topic, items)
+    async def apply(
+        self,
+        projection: str,
+        topic: str,
+        items: Sequence[BatchItem],
+        *,
+        built: asyncio.Event | None = None,
+    ) -> Applied:
+        return await self.current.apply(projection, topic, items, built=built)
 
     async def log_binding(self, projection: str, topic: str) -> str | None:
         return await self.current.log_binding(projection, topic)

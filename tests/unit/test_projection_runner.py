@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -43,7 +44,14 @@ class FakeStore:
     async def positions(self, projection: str, topic: str) -> dict[int, int]:
         return dict(self.stored)
 
-    async def apply(self, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
+    async def apply(
+        self,
+        projection: str,
+        topic: str,
+        items: Sequence[BatchItem],
+        *,
+        built: asyncio.Event | None = None,
+    ) -> Applied:
         self.calls += 1
         if self.unavailable:
             self.unavailable -= 1
@@ -207,8 +215,15 @@ class MovingStore:
     async def positions(self, projection: str, topic: str) -> dict[int, int]:
         return await self.live.positions(projection, topic)
 
-    async def apply(self, projection: str, topic: str, items: Sequence[BatchItem]) -> Applied:
-        return await self.live.apply(projection, topic, items)
+    async def apply(
+        self,
+        projection: str,
+        topic: str,
+        items: Sequence[BatchItem],
+        *,
+        built: asyncio.Event | None = None,
+    ) -> Applied:
+        return await self.live.apply(projection, topic, items, built=built)
 
     async def relocated(self) -> bool:
         if not self.move:
@@ -235,3 +250,63 @@ async def test_after_a_switch_it_carries_on_from_the_new_copys_positions(second_
 
     assert [i.offset for i in second.items] == list(range(second_at, 12))  # no gap, no double
     assert first.stored[0] == 8  # nothing written to the old copy after the switch
+
+
+class CountingCodec(Codec):
+    def __init__(self) -> None:
+        super().__init__()
+        self.decoded = 0
+
+    def decode_event(self, *args: Any, **kwargs: Any) -> EventEnvelope:
+        self.decoded += 1
+        return super().decode_event(*args, **kwargs)
+
+
+class SteppedStore(FakeStore):
+    """Each apply waits to be told it is built, then to be told it is done."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.build = asyncio.Event()
+        self.finish = asyncio.Event()
+        self.started = 0
+
+    async def apply(
+        self,
+        projection: str,
+        topic: str,
+        items: Sequence[BatchItem],
+        *,
+        built: asyncio.Event | None = None,
+    ) -> Applied:
+        self.started += 1
+        await self.build.wait()
+        assert built is not None
+        built.set()
+        await self.finish.wait()
+        return await super().apply(projection, topic, items)
+
+
+async def test_the_next_batch_is_decoded_once_the_one_in_flight_is_built() -> None:
+    log = await one_partition_log(encoded("run", 6))
+    codec, store = CountingCodec(), SteppedStore()
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        Projector(log, store, TOPIC, "g", codec, max_records=3, poll_timeout_s=0.05).run(stop)
+    )
+    try:
+        await eventually(lambda: store.started == 1, timeout=5)
+        await asyncio.sleep(0.1)  # the second batch is polled, and must wait
+        assert codec.decoded == 3
+
+        store.build.set()  # the first batch now only waits for the database
+        await eventually(lambda: codec.decoded == 6, timeout=5)
+        assert store.stored == {}  # decoded while the first batch was still being written
+
+        store.finish.set()
+        await eventually(lambda: store.stored.get(0) == 6, timeout=5)
+    finally:
+        stop.set()
+        store.build.set()
+        store.finish.set()
+        await asyncio.wait_for(task, 5)
