@@ -78,6 +78,7 @@ if TYPE_CHECKING:
     )
     from projections.runner import (
         Backoff,
+        IndexesAhead,
         ProjectionWriter,
         Projector,
         Relocatable,
@@ -144,7 +145,13 @@ _EXPORTS = {
         "StoredPosition",
         "TimelineEntry",
     ),
-    "projections.runner": ("Backoff", "ProjectionWriter", "Projector", "Relocatable"),
+    "projections.runner": (
+        "Backoff",
+        "IndexesAhead",
+        "ProjectionWriter",
+        "Projector",
+        "Relocatable",
+    ),
     "projections.stats": (
         "DIMENSIONS",
         "DecisionFact",
@@ -183,6 +190,7 @@ __all__ = [
     "InboxItem",
     "InboxPage",
     "InboxQuery",
+    "IndexesAhead",
     "Insights",
     "InterruptRow",
     "InterruptStatus",

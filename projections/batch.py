@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from events.envelope import EventEnvelope
 
@@ -18,6 +18,9 @@ class LoggedEvent:
     offset: int
     hash: str
     raw: bytes
+    index_record: tuple[Any, ...] | None = None
+    """Its events index record (`projections.event_record`) when the projector built it as
+    it decoded, for a store that takes it (`IndexesAhead`); else built where it is written."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

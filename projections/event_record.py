@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from events.approval import ApprovalRequest
+from events.envelope import EventEnvelope
 from events.run_events import RunEventPayload
 from projections.batch import LoggedEvent
 from projections.describe import field_plan, payload_json
@@ -27,8 +28,17 @@ from projections.store_columns import jsonb
 
 
 def event_record(event: LoggedEvent) -> tuple[Any, ...]:
-    """The `cs_events` values of `event`, in `EVENTS.written` order."""
-    env = event.envelope
+    """The `cs_events` values of `event`, in `EVENTS.written` order (built ahead or now)."""
+    if event.index_record is not None:
+        return event.index_record
+    return index_record(event.envelope, event.partition, event.offset, event.hash, event.raw)
+
+
+def index_record(
+    env: EventEnvelope, partition: int, offset: int, hash_: str, raw: bytes
+) -> tuple[Any, ...]:
+    """The `cs_events` values of the event `env` read at `partition` and `offset`. Raises
+    what the columns refuse (ValueError, OverflowError for a time out of range, ...)."""
     return (
         env.run_id,
         env.seq,
@@ -40,11 +50,11 @@ def event_record(event: LoggedEvent) -> tuple[Any, ...]:
         env.causation_id,
         env.correlation_id,
         payload_jsonb(env.payload),
-        event.partition,
-        event.offset,
-        event.hash,
+        partition,
+        offset,
+        hash_,
         env.prev_hash,
-        event.raw,
+        raw,
     )
 
 

@@ -33,8 +33,11 @@ async def connect_live(
 
 
 class LiveStore:
-    """A `ProjectionWriter` (and `LogBound`) that follows the home schema's pointer (see the
-    module doc): positions and their log are those of the copy written to now."""
+    """A `ProjectionWriter` (and `LogBound`, `IndexesAhead`) that follows the home schema's
+    pointer (see the module doc): positions and their log are those of the copy written to
+    now."""
+
+    indexes_ahead = True
 
     def __init__(
         self,

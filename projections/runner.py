@@ -19,14 +19,14 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import structlog
 
 from engine.log.port import EventLog, GroupMember, Record
 from engine.telemetry import NO_METRICS, Metrics
 from events.codec import Codec
-from events.envelope import hash_encoded
+from events.envelope import EventEnvelope, hash_encoded
 from events.errors import DecodeError, NewerSchema
 from projections.batch import Applied, BatchItem, LoggedEvent, Unusable
 from projections.errors import (
@@ -36,6 +36,7 @@ from projections.errors import (
     StoreUnavailable,
     UnstorableBatch,
 )
+from projections.event_record import index_record
 from projections.log_identity import LogBound, refusal
 from projections.watch import ProjectorWatch
 
@@ -68,6 +69,15 @@ class Relocatable(Protocol):
     `LiveStore`. The projector then re-reads from the positions stored in the new copy."""
 
     async def relocated(self) -> bool: ...
+
+
+@runtime_checkable
+class IndexesAhead(Protocol):
+    """A writer that takes each event's events index record built ahead
+    (`LoggedEvent.index_record`): the projector builds it as it decodes, while the batch
+    before is still being written, instead of on the batch's own way to PostgreSQL."""
+
+    indexes_ahead: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +121,7 @@ class Projector:
         self._backoff = backoff
         self._stop = asyncio.Event()
         self._follows = store if isinstance(store, Relocatable) else None
+        self._index_ahead = isinstance(store, IndexesAhead) and store.indexes_ahead
         self._logger = structlog.get_logger(__name__).bind(
             projection=name, topic=topics_runs, group=group
         )
@@ -291,12 +302,14 @@ class Projector:
                 reason=f"undecodable: {error}"[:_REASON_LIMIT],
                 raw=record.value,
             )
+        hash_ = hash_encoded(record.value)
         return LoggedEvent(
             envelope=envelope,
             partition=record.partition,
             offset=record.offset,
-            hash=hash_encoded(record.value),
+            hash=hash_,
             raw=record.value,
+            index_record=_indexed(envelope, record, hash_) if self._index_ahead else None,
         )
 
     async def _apply(self, items: Sequence[BatchItem], built: asyncio.Event) -> bool:
@@ -363,6 +376,15 @@ class Projector:
         except TimeoutError:
             return False
         return True
+
+
+def _indexed(envelope: EventEnvelope, record: Record, hash_: str) -> tuple[Any, ...] | None:
+    """The event's index record, or None for one the columns refuse: the store builds that
+    one again where it writes it, and refuses it there in its own words."""
+    try:
+        return index_record(envelope, record.partition, record.offset, hash_, record.value)
+    except (ValueError, OverflowError, TypeError, RecursionError):
+        return None
 
 
 async def _first_of(writing: asyncio.Task[bool], built: asyncio.Event) -> None:

@@ -34,7 +34,9 @@ from projections.store_tables import AUDIT, ERRORS, EVENTS, INTERRUPTS, RUNS
 
 
 class PostgresWriter(StorePart):
-    """`ProjectionWriter` and `LogBound` on PostgreSQL."""
+    """`ProjectionWriter`, `LogBound` and `IndexesAhead` on PostgreSQL."""
+
+    indexes_ahead = True
 
     async def positions(self, projection: str, topic: str) -> dict[int, int]:
         """The next offset to read per partition, for the partitions the projection has seen."""

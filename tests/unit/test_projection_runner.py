@@ -24,6 +24,7 @@ from projections import (
     UnstorableBatch,
     Unusable,
 )
+from projections.event_record import index_record
 from tests.helpers import eventually
 
 TOPIC = "u.runs"
@@ -310,3 +311,24 @@ async def test_the_next_batch_is_decoded_once_the_one_in_flight_is_built() -> No
         store.build.set()
         store.finish.set()
         await asyncio.wait_for(task, 5)
+
+
+class AheadStore(FakeStore):
+    indexes_ahead = True
+
+
+@pytest.mark.parametrize("store", [FakeStore(), AheadStore()], ids=["plain", "indexes ahead"])
+async def test_events_carry_their_index_record_only_for_a_store_that_takes_it(
+    store: FakeStore,
+) -> None:
+    log = await one_partition_log(encoded("run", 3))
+
+    await run_until(projector(log, store), lambda: store.stored.get(0) == 3)
+
+    events = [i for i in store.items if isinstance(i, LoggedEvent)]
+    if isinstance(store, AheadStore):
+        assert [e.index_record for e in events] == [
+            index_record(e.envelope, e.partition, e.offset, e.hash, e.raw) for e in events
+        ]
+    else:
+        assert [e.index_record for e in events] == [None, None, None]
