@@ -42,7 +42,7 @@ from projections.watch import ProjectorWatch
 
 T = TypeVar("T")
 _REASON_LIMIT = 2000
-_DECODE_SLICE = 100
+_DECODE_SLICE = 40
 
 
 class ProjectionWriter(Protocol):
