@@ -43,6 +43,10 @@ from projections.watch import ProjectorWatch
 T = TypeVar("T")
 _REASON_LIMIT = 2000
 _DECODE_SLICE = 40
+MAX_RECORDS = 2000
+"""The most records a poll takes, and so a batch written in one transaction. A batch pays
+about ten round trips and a commit whatever its size: at 1,000 records they cost a quarter
+of the throughput that 2,000 reach (docs/performance.md, "The projector, third round")."""
 
 
 class ProjectionWriter(Protocol):
@@ -100,7 +104,7 @@ class Projector:
         codec: Codec,
         name: str = "core",
         *,
-        max_records: int = 1000,
+        max_records: int = MAX_RECORDS,
         poll_timeout_s: float = 0.5,
         backoff: Backoff = Backoff(),
         metrics: Metrics = NO_METRICS,
