@@ -598,8 +598,8 @@ async def projector_cpu(url: str, events: int, max_records: int) -> None:
     try:
         for start in range(0, len(data), max_records):
             before = time.thread_time()
-            items = [decoded_as_the_projector_does(value, offset) for offset, (_, value) in
-                     enumerate(data[start : start + max_records], start)]  # fmt: skip
+            chunk = enumerate(data[start : start + max_records], start)
+            items = [decoded_as_the_projector_does(value, offset) for offset, (_, value) in chunk]
             decoded = time.thread_time()
             await store.apply("core", "bench.runs", items)
             decode, apply = decode + decoded - before, apply + time.thread_time() - decoded
