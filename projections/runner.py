@@ -38,6 +38,7 @@ from projections.errors import (
 )
 from projections.event_record import index_record
 from projections.log_identity import LogBound, refusal
+from projections.waiting import until_set_or_done
 from projections.watch import ProjectorWatch
 
 T = TypeVar("T")
@@ -152,8 +153,8 @@ class Projector:
             while not stop.is_set():
                 records = await member.poll(self._poll_timeout_s, self._max_records)
                 self.watch.polled()
-                if writing is not None:
-                    await _first_of(writing, built)
+                if writing is not None:  # the batch in flight built (or over, or failed)
+                    await until_set_or_done(built, writing)
                 items = await self._decoded(records)
                 if writing is not None and not await writing:
                     break  # stopped while PostgreSQL was away: read again from the positions
@@ -389,18 +390,6 @@ def _indexed(envelope: EventEnvelope, record: Record, hash_: str) -> tuple[Any, 
         return index_record(envelope, record.partition, record.offset, hash_, record.value)
     except (ValueError, OverflowError, TypeError, RecursionError):
         return None
-
-
-async def _first_of(writing: asyncio.Task[bool], built: asyncio.Event) -> None:
-    """Wait until the batch in flight is built or done (done includes failed: its own
-    awaiting says how)."""
-    if built.is_set():
-        return
-    waiting = asyncio.ensure_future(built.wait())
-    try:
-        await asyncio.wait((writing, waiting), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiting.cancel()
 
 
 async def _end_offsets(log: EventLog, topic: str) -> dict[int, int]:

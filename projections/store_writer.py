@@ -31,6 +31,7 @@ from projections.fold import Folded, RunView, fold
 from projections.store_columns import Table, columns_of
 from projections.store_db import StorePart
 from projections.store_tables import AUDIT, ERRORS, EVENTS, INTERRUPTS, RUNS
+from projections.waiting import until_set_or_done
 
 
 class PostgresWriter(StorePart):
@@ -230,11 +231,7 @@ async def _copying(conn: Any, events: Sequence[LoggedEvent]) -> AsyncIterator[No
     copy = conn.copy_records_to_table(EVENTS.name, records=rows(), columns=list(EVENTS.written))
     copying = asyncio.ensure_future(copy)
     try:
-        waiting = asyncio.ensure_future(handed.wait())
-        try:
-            await asyncio.wait((copying, waiting), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiting.cancel()
+        await until_set_or_done(handed, copying)
         if handed.is_set():
             yield
         await copying  # its refusal, when it failed before every row was handed
